@@ -288,7 +288,14 @@ func invertICMPType(proto, typ uint8) uint8 {
 // original source is translated to, read from the reply tuple.
 func (f *Flow) SNAT() (addr netip.Addr, port uint16, ok bool) {
 	inv := f.Orig.Invert()
-	if f.Reply.Dst == inv.Dst && (!f.Orig.HasPorts() || f.Reply.DstPort == inv.DstPort) {
+	switch {
+	case IsICMP(f.Orig.Proto):
+		// Source NAT of ICMP may remap the query id, the "port" of ICMP.
+		if f.Reply.Dst == inv.Dst && f.Reply.ICMPID == inv.ICMPID {
+			return netip.Addr{}, 0, false
+		}
+		return f.Reply.Dst, f.Reply.ICMPID, true
+	case f.Reply.Dst == inv.Dst && (!f.Orig.HasPorts() || f.Reply.DstPort == inv.DstPort):
 		return netip.Addr{}, 0, false
 	}
 	return f.Reply.Dst, f.Reply.DstPort, true

@@ -1,0 +1,222 @@
+package kernel
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	stdsync "sync"
+
+	"github.com/ctsync/ctsync/flow"
+	"golang.org/x/sys/unix"
+)
+
+// Op is what Bulk does with each flow.
+type Op uint8
+
+// Bulk operations.
+const (
+	OpCreate Op = iota // create; ErrExist per entry when it exists
+	OpUpdate           // update timeout, status, mark, labels and TCP state in place
+	OpDelete           // delete by original tuple and zone
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpCreate:
+		return "create"
+	case OpUpdate:
+		return "update"
+	case OpDelete:
+		return "delete"
+	}
+	return "unknown"
+}
+
+// batchSize is how many requests go into one sendmsg. The kernel handles
+// them one by one, synchronously inside sendmsg, and answers only failures
+// (requests go without NLM_F_ACK) plus an ACK for the batch's last request,
+// which tells that every answer of the batch has been read. Even a batch
+// that fails whole fits the request socket's receive buffer.
+const batchSize = 256
+
+// BulkOptions tune Bulk.
+type BulkOptions struct {
+	Create CreateOptions // for OpCreate
+	Update UpdateFields  // for OpUpdate
+}
+
+// Bulk applies op to every flow, pipelining requests over Config.Parallel
+// sockets. errs, when not nil, must have len(flows) entries and receives
+// each entry's result (nil, or an error that errors.Is ErrExist/ErrNotFound
+// where those fit). It returns the number of entries that failed, and an
+// error only when a socket failed and entries were left with unknown results
+// (their errs are set to that error too). Flows are not modified.
+//
+// Within one call there is no ordering between flows: callers that need
+// masters before RELATED flows make two calls.
+func (c *Conn) Bulk(ctx context.Context, op Op, flows []flow.Flow, o BulkOptions, errs []error) (failed int, err error) {
+	if errs != nil && len(errs) != len(flows) {
+		return 0, fmt.Errorf("bulk %s: %d results for %d flows", op, len(errs), len(flows))
+	}
+	if len(flows) == 0 {
+		return 0, nil
+	}
+	if errs == nil {
+		errs = make([]error, len(flows))
+	}
+	workers := c.cfg.Parallel
+	if min := len(flows)/batchSize + 1; workers > min {
+		workers = min
+	}
+	per := (len(flows) + workers - 1) / workers
+	var wg stdsync.WaitGroup
+	failedBy := make([]int, workers)
+	errBy := make([]error, workers)
+	for w := 0; w < workers; w++ {
+		lo, hi := w*per, min((w+1)*per, len(flows))
+		if lo >= hi {
+			continue
+		}
+		werrs := errs[lo:hi]
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			failedBy[w], errBy[w] = c.bulkWorker(ctx, op, flows[lo:hi], o, werrs)
+		}(w)
+	}
+	wg.Wait()
+	for w := range failedBy {
+		failed += failedBy[w]
+		if err == nil && errBy[w] != nil {
+			err = errBy[w]
+		}
+	}
+	if err != nil {
+		return failed, fmt.Errorf("bulk %s: %w", op, err)
+	}
+	return failed, nil
+}
+
+func (c *Conn) bulkWorker(ctx context.Context, op Op, flows []flow.Flow, o BulkOptions, errs []error) (failed int, err error) {
+	s, err := c.get()
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return len(flows), err
+	}
+	defer c.put(s)
+	stop := s.deadline(ctx, c.cfg.RequestTimeout)
+	defer stop()
+	for lo := 0; lo < len(flows); lo += batchSize {
+		hi := min(lo+batchSize, len(flows))
+		n, err := s.batch(op, flows[lo:hi], o, errs[lo:hi])
+		failed += n
+		if err != nil {
+			s.dirty = true
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			for i := hi; i < len(flows); i++ {
+				errs[i] = err
+			}
+			return failed + len(flows) - hi, err
+		}
+	}
+	return failed, nil
+}
+
+// batch sends one batch and collects one ACK or error per request.
+func (s *sock) batch(op Op, flows []flow.Flow, o BulkOptions, errs []error) (failed int, err error) {
+	s.enc.reset()
+	base := s.seq + 1
+	for i := range flows {
+		f := &flows[i]
+		seq := s.nextSeq()
+		start := len(s.enc.b)
+		switch op {
+		case OpCreate:
+			if verr := f.Validate(); verr != nil {
+				// Keep the sequence dense: send a harmless request that
+				// fails, so the error lands on this entry.
+				off := s.enc.begin(nfnlSubsysCT<<8|ctNew, nlmFRequest|nlmFAck, seq, 0, nfnetlinkV0)
+				s.enc.end(off)
+				continue
+			}
+			s.enc.appendCreate(f, seq, nlmFCreate|nlmFExcl, o.Create)
+		case OpUpdate:
+			s.enc.appendUpdate(f, seq, o.Update)
+		case OpDelete:
+			s.enc.appendTupleRequest(ctDelete, f, false, seq)
+		}
+		if i != len(flows)-1 {
+			clearAck(s.enc.b[start:])
+		}
+	}
+	if err := s.send(s.enc.b); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return len(flows), err
+	}
+	last := len(flows) - 1
+	for done := false; !done; {
+		b, err := s.recv()
+		if err != nil {
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+			return failed + countNil(errs), err
+		}
+		it := msgIter{b: b}
+		for it.next() {
+			m := &it.m
+			idx := int(m.seq - base)
+			if m.typ != nlmsgError || idx < 0 || idx >= len(flows) {
+				continue
+			}
+			if idx == last {
+				done = true
+			}
+			e, perr := errnoOf(m.data)
+			var rerr error
+			switch {
+			case perr != nil:
+				rerr = perr
+			case e != 0:
+				rerr = mapErrno(e)
+				if op == OpCreate && e == unix.EINVAL {
+					if verr := flows[idx].Validate(); verr != nil {
+						rerr = verr
+					}
+				}
+			}
+			if rerr != nil {
+				failed++
+			}
+			errs[idx] = rerr
+		}
+		if it.err != nil {
+			return failed + countNil(errs), it.err
+		}
+	}
+	return failed, nil
+}
+
+// clearAck removes NLM_F_ACK from an encoded request.
+func clearAck(m []byte) {
+	fl := binary.NativeEndian.Uint16(m[6:])
+	binary.NativeEndian.PutUint16(m[6:], fl&^nlmFAck)
+}
+
+func countNil(errs []error) int {
+	n := 0
+	for _, e := range errs {
+		if e == nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,126 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ctsync/ctsync/flow"
+)
+
+// Multicast groups (NFNLGRP_CONNTRACK_*) as a bind bitmask.
+const (
+	groupNew     = 1 << 0
+	groupUpdate  = 1 << 1
+	groupDestroy = 1 << 2
+)
+
+// WatchOptions tune Watch.
+type WatchOptions struct {
+	// New, Update and Destroy select event types; all false means all.
+	New, Update, Destroy bool
+	// ReadBuffer is the socket receive buffer in bytes (SO_RCVBUFFORCE);
+	// 0 means 64 MiB. A larger buffer absorbs longer bursts.
+	ReadBuffer int
+	// OnOverrun, if set, is called when the kernel reports that events were
+	// lost (ENOBUFS); the watch then goes on. If it returns an error, Watch
+	// returns that error. Without OnOverrun, Watch returns ErrOverrun.
+	OnOverrun func() error
+	// Ready, if set, is called once the socket is subscribed: events from
+	// then on are delivered.
+	Ready func()
+}
+
+// Watch delivers the table's events to fn in the kernel's order, from one
+// socket read by one goroutine, until ctx is cancelled (then it returns nil)
+// or fn returns an error. The *flow.Event is reused between calls.
+//
+// Lost events are never silent: see WatchOptions.OnOverrun.
+func (c *Conn) Watch(ctx context.Context, o WatchOptions, fn func(*flow.Event) error) error {
+	groups := uint32(0)
+	if o.New {
+		groups |= groupNew
+	}
+	if o.Update {
+		groups |= groupUpdate
+	}
+	if o.Destroy {
+		groups |= groupDestroy
+	}
+	if groups == 0 {
+		groups = groupNew | groupUpdate | groupDestroy
+	}
+	rb := o.ReadBuffer
+	if rb <= 0 {
+		rb = eventBufSize
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	nsfd := c.nsfd
+	c.mu.Unlock()
+	s, err := openSock(nsfd, groups, rb)
+	if err != nil {
+		return fmt.Errorf("watch conntrack events: %w", err)
+	}
+	defer s.close()
+	stop := s.deadline(ctx, 0)
+	defer stop()
+	if o.Ready != nil {
+		o.Ready()
+	}
+	var ev flow.Event
+	for {
+		b, err := s.recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrOverrun) {
+				if o.OnOverrun == nil {
+					return fmt.Errorf("watch conntrack events: %w", ErrOverrun)
+				}
+				if err := o.OnOverrun(); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("watch conntrack events: %w", err)
+		}
+		it := msgIter{b: b}
+		for it.next() {
+			m := &it.m
+			if m.typ>>8 != nfnlSubsysCT || len(m.data) < nfgenHdrLen {
+				continue
+			}
+			switch m.typ & 0xff {
+			case ctNew:
+				if m.flags&(nlmFCreate|nlmFExcl) != 0 {
+					ev.Type = flow.EventNew
+				} else {
+					ev.Type = flow.EventUpdate
+				}
+			case ctDelete:
+				ev.Type = flow.EventDestroy
+			default:
+				continue
+			}
+			ev.PortID = m.pid
+			if err := decodeFlow(m.data[nfgenHdrLen:], &ev.Flow); err != nil {
+				// A message we cannot parse is a lost event: say so.
+				if o.OnOverrun == nil {
+					return fmt.Errorf("watch conntrack events: %w", err)
+				}
+				if err := o.OnOverrun(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := fn(&ev); err != nil {
+				return err
+			}
+		}
+	}
+}
