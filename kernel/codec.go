@@ -746,7 +746,19 @@ func decodeTuple(b []byte, t *flow.Tuple) (zone uint16, hasZone bool, err error)
 	if err == nil {
 		err = it.err
 	}
+	normalizeTuple(t)
 	return zone, hasZone, err
+}
+
+// normalizeTuple clears layer-4 fields that the tuple's protocol does not
+// use, so that a decoded tuple equals the one the kernel keys the entry by.
+func normalizeTuple(t *flow.Tuple) {
+	if !flow.IsICMP(t.Proto) {
+		t.ICMPID, t.ICMPType, t.ICMPCode = 0, 0, 0
+	}
+	if !flow.HasPorts(t.Proto) && t.Proto != flow.ProtoGRE {
+		t.SrcPort, t.DstPort = 0, 0
+	}
 }
 
 func decodeProtoinfo(b []byte, f *flow.Flow) error {

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// defaultConfigPath is where every command looks for its configuration
+// unless --config says otherwise (CONTRACT §2).
+const defaultConfigPath = "/etc/ctsync/ctsync.yaml"
+
+// streams are the standard streams a command reads and writes. Commands use
+// these, never os.Stdin/os.Stdout/os.Stderr, so tests can run them in-process.
+type streams struct {
+	in  io.Reader
+	out io.Writer
+	err io.Writer
+}
+
+// usageError marks an error in the command line itself (unknown command or
+// flag, bad flag value, wrong positional arguments). run prints it with a
+// hint to --help and exits 2. Everything else is an operational failure
+// (exit 1).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usageErrorf returns a usage error (exit status 2). Commands return it for
+// command lines that are wrong on their face, before doing any work.
+func usageErrorf(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// newRootCmd builds the whole command tree. It holds no state outside the
+// returned tree, so every call (every test) gets a fresh one.
+func newRootCmd(s *streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ctsync",
+		Short: "Replicate the conntrack table across a firewall cluster",
+		Long: `ctsync keeps the connection-tracking state of a firewall cluster in sync, so that
+established connections (NAT included) survive a keepalived failover, and
+manages the local kernel conntrack table with conntrack(8) semantics.`,
+		SilenceUsage:  true, // a failure prints one line, not the usage text
+		SilenceErrors: true, // run prints errors and picks the exit code
+		// Without a subcommand, print the help (exit 0).
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &usageError{err: err}
+	})
+
+	// --config/-c is on every command, as the contract asks. Cobra panics
+	// when a subcommand defines a shorthand that a persistent flag of an
+	// ancestor already uses, so no subcommand may use -c for anything else.
+	// conntrack(8)'s filter flags (CONTRACT §3.3) do not use -c, and the
+	// conntrackd letters listed in §3.2 name the matching conntrackd
+	// commands, not ctsync flags. TestFlagShorthands keeps it so.
+	var configPath string
+	root.PersistentFlags().StringVarP(&configPath, "config", "c", defaultConfigPath, "configuration file")
+
+	root.AddCommand(newVersionCmd(s))
+	root.AddCommand(newGenDocsCmd())
+	addTableCommands(root, s)
+
+	// Cobra adds these lazily inside Execute; add them now so that the
+	// pass below covers them too.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	enforceUsageErrors(root)
+	return root
+}
+
+// enforceUsageErrors makes every command in the tree report a bad command
+// line as a usageError: argument validators are wrapped, and a command with
+// subcommands rejects an unknown one (cobra would otherwise print the help
+// and exit 0, or pass the word on as an argument).
+func enforceUsageErrors(cmd *cobra.Command) {
+	switch {
+	case cmd.Args != nil:
+		validate := cmd.Args
+		cmd.Args = func(cmd *cobra.Command, args []string) error {
+			if err := validate(cmd, args); err != nil {
+				return &usageError{err: err}
+			}
+			return nil
+		}
+	case cmd.HasSubCommands():
+		cmd.Args = unknownSubcommand
+	}
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which SuggestionsFor does not apply
+	}
+	if cmd.HasSubCommands() && !cmd.Runnable() {
+		// A group such as `ctsync table`: alone it prints its help.
+		cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	for _, sub := range cmd.Commands() {
+		enforceUsageErrors(sub)
+	}
+}
+
+// unknownSubcommand is the argument validator of commands that only group
+// subcommands: any positional argument left is a subcommand that does not
+// exist.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if suggestions := cmd.SuggestionsFor(args[0]); len(suggestions) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(suggestions, " or "))
+	}
+	return &usageError{err: fmt.Errorf("%s", msg)}
+}
