@@ -1,0 +1,456 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/ctsync/ctsync/flow"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct{ ns int64 }
+
+func (c *fakeClock) now() int64              { return c.ns }
+func (c *fakeClock) advance(d time.Duration) { c.ns += int64(d) }
+
+func mkFlow(i int) flow.Flow {
+	f := flow.Flow{
+		Orig: flow.Tuple{
+			Src: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Dst: netip.MustParseAddr("192.0.2.1"),
+			Proto: flow.ProtoTCP, SrcPort: uint16(1000 + i%60000), DstPort: 80,
+		},
+		Status: flow.StatusSeenReply | flow.StatusAssured | flow.StatusConfirmed, Timeout: 300,
+		Attrs: flow.AttrTCP | flow.AttrStatus | flow.AttrTimeout | flow.AttrMark,
+		TCP:   flow.TCPInfo{State: flow.TCPEstablished},
+	}
+	f.Reply = f.Orig.Invert()
+	return f
+}
+
+func richFlows() []flow.Flow {
+	a := netip.MustParseAddr
+	tcp := mkFlow(1)
+	tcp.Reply.Dst, tcp.Reply.DstPort = a("203.0.113.1"), 40000
+	tcp.Mark, tcp.Zone = 7, 3
+	tcp.Attrs |= flow.AttrZone | flow.AttrHelper | flow.AttrLabels | flow.AttrSeqAdjOrig
+	tcp.Helper = "ftp"
+	tcp.Labels = flow.Labels{1: 2}
+	tcp.SeqAdjOrig = flow.SeqAdj{CorrectionPos: 1, OffsetBefore: 2, OffsetAfter: 3}
+	tcp.TCP = flow.TCPInfo{State: 3, WScaleOrig: 7, WScaleReply: 8, FlagsOrig: 3, FlagsReply: 1}
+	icmp := flow.Flow{Orig: flow.Tuple{Src: a("2001:db8::1"), Dst: a("2001:db8::2"), Proto: flow.ProtoICMPv6, ICMPType: 128, ICMPID: 9},
+		Timeout: 30, Attrs: flow.AttrTimeout | flow.AttrStatus | flow.AttrMark, Zone: 4, ZoneDir: flow.ZoneOrig}
+	icmp.Reply = icmp.Orig.Invert()
+	sctp := flow.Flow{Orig: flow.Tuple{Src: a("1.1.1.1"), Dst: a("2.2.2.2"), Proto: flow.ProtoSCTP, SrcPort: 5, DstPort: 6},
+		Timeout: 30, Attrs: flow.AttrTimeout | flow.AttrSCTP | flow.AttrStatus | flow.AttrMark, SCTP: flow.SCTPInfo{State: 4, VTagOrig: 10, VTagReply: 11}}
+	sctp.Reply = sctp.Orig.Invert()
+	dccp := flow.Flow{Orig: flow.Tuple{Src: a("1.1.1.1"), Dst: a("2.2.2.2"), Proto: flow.ProtoDCCP, SrcPort: 5, DstPort: 6},
+		Timeout: 30, Attrs: flow.AttrTimeout | flow.AttrDCCP | flow.AttrStatus | flow.AttrMark, DCCP: flow.DCCPInfo{State: 4, Role: 1, HandshakeSeq: 1<<40 + 5}}
+	dccp.Reply = dccp.Orig.Invert()
+	related := mkFlow(2)
+	m := tcp.Orig
+	related.Master = &m
+	related.Attrs |= flow.AttrMaster
+	return []flow.Flow{tcp, icmp, sctp, dccp, related}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	for _, f := range richFlows() {
+		k, r, x := encode(&f)
+		var got flow.Flow
+		decode(k, &r, x, &got)
+		if fmt.Sprintf("%+v", got.Master) != fmt.Sprintf("%+v", f.Master) {
+			t.Fatalf("master %+v, want %+v", got.Master, f.Master)
+		}
+		got.Master, f.Master = nil, nil
+		if got != f {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, f)
+		}
+	}
+}
+
+func newInternal(max int) (*Internal, *fakeClock) {
+	clk := &fakeClock{ns: 1}
+	return NewInternal(InternalOptions{MaxFlows: max, Clock: clk.now}), clk
+}
+
+func TestInternalVersions(t *testing.T) {
+	c, _ := newInternal(0)
+	f := mkFlow(1)
+	if changed, err := c.Upsert(&f); !changed || err != nil {
+		t.Fatalf("first upsert: %v %v", changed, err)
+	}
+	f.Timeout = 100 // a ticking timeout is not a change
+	if changed, _ := c.Upsert(&f); changed {
+		t.Fatalf("timeout-only upsert was a change")
+	}
+	f.Mark = 9
+	if changed, _ := c.Upsert(&f); !changed {
+		t.Fatalf("mark change was not a change")
+	}
+	if st := c.Stats(); st.Version != 2 || st.Flows != 1 || st.Unchanged != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if !c.Delete(&f) || c.Delete(&f) {
+		t.Fatalf("delete twice should succeed once")
+	}
+	if c.Len() != 0 {
+		t.Fatalf("len %d after delete", c.Len())
+	}
+}
+
+func TestInternalFull(t *testing.T) {
+	c, _ := newInternal(2)
+	for i := 0; i < 2; i++ {
+		f := mkFlow(i)
+		if _, err := c.Upsert(&f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := mkFlow(3)
+	if _, err := c.Upsert(&f); !errors.Is(err, ErrFull) {
+		t.Fatalf("upsert into full cache: %v, want ErrFull", err)
+	}
+	f = mkFlow(0)
+	f.Mark = 5
+	if _, err := c.Upsert(&f); err != nil {
+		t.Fatalf("update in full cache: %v", err)
+	}
+	if c.Stats().Full != 1 {
+		t.Fatalf("full counter %d", c.Stats().Full)
+	}
+}
+
+// replicate drives a reader into an external cache as the sync layer does.
+func replicate(t *testing.T, r *Reader, ext *External, origin string, epoch uint64) {
+	t.Helper()
+	if r.Lost() {
+		snap := r.Snapshot()
+		ext.BeginSnapshot(origin, epoch)
+		for snap.Next(100, func(e *Entry) { ext.Apply(origin, epoch, e) }) {
+		}
+		ext.EndSnapshot(origin, epoch)
+	}
+	for {
+		n, err := r.Next(100, func(e *Entry) { ext.Apply(origin, epoch, e) })
+		if err != nil {
+			t.Fatalf("next: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+func TestReplicationConverges(t *testing.T) {
+	in, _ := newInternal(0)
+	ext := NewExternal(ExternalOptions{Clock: func() int64 { return 1 }})
+	for i := 0; i < 1000; i++ {
+		f := mkFlow(i)
+		in.Upsert(&f)
+	}
+	r := in.NewReader()
+	defer r.Close()
+	replicate(t, r, ext, "a", 1)
+	checkSame(t, in, ext, "a", 1)
+	// Churn: updates, deletes, re-creates; reading coalesces.
+	for i := 0; i < 1000; i += 3 {
+		f := mkFlow(i)
+		f.Mark = uint32(i)
+		in.Upsert(&f)
+		f.Mark++
+		in.Upsert(&f)
+		if i%2 == 0 {
+			in.Delete(&f)
+		}
+	}
+	sent := 0
+	for {
+		n, _ := r.Next(50, func(e *Entry) { ext.Apply("a", 1, e); sent++ })
+		if n == 0 {
+			break
+		}
+	}
+	if sent != 334 {
+		t.Fatalf("sent %d entries for 334 changed flows (coalescing failed)", sent)
+	}
+	checkSame(t, in, ext, "a", 1)
+	if _, _, ok := r.CaughtUp(); !ok {
+		t.Fatalf("reader not caught up")
+	}
+}
+
+func checkSame(t *testing.T, in *Internal, ext *External, origin string, epoch uint64) {
+	t.Helper()
+	d, synced := ext.Digest(origin, epoch)
+	if !synced || d != in.Digest() {
+		t.Fatalf("digests differ: internal %+v, external %+v (synced %v)", in.Digest(), d, synced)
+	}
+	want := map[flow.Key]flow.Flow{}
+	in.Range(func(f *flow.Flow) bool { want[f.Key()] = *f; return true })
+	n := 0
+	ext.Range(origin, func(_ string, f *flow.Flow) bool {
+		w, ok := want[f.Key()]
+		f.Timeout = w.Timeout
+		if !ok || *f != w {
+			t.Fatalf("external flow %+v, internal %+v", *f, w)
+		}
+		n++
+		return true
+	})
+	if n != len(want) {
+		t.Fatalf("external holds %d, internal %d", n, len(want))
+	}
+}
+
+func TestSnapshotDuringChurn(t *testing.T) {
+	in, _ := newInternal(0)
+	ext := NewExternal(ExternalOptions{Clock: func() int64 { return 1 }})
+	for i := 0; i < 5000; i++ {
+		f := mkFlow(i)
+		in.Upsert(&f)
+	}
+	// The receiver holds junk from an earlier session of the same epoch.
+	ext.BeginSnapshot("a", 1)
+	junk := mkFlow(99999)
+	ext.Apply("a", 1, &Entry{Key: KeyOf(&junk), Version: 1, Flow: junk})
+	ext.EndSnapshot("a", 1)
+
+	r := in.NewReader()
+	snap := r.Snapshot()
+	ext.BeginSnapshot("a", 1)
+	i := 0
+	for snap.Next(64, func(e *Entry) { ext.Apply("a", 1, e) }) {
+		// Changes interleaved with the snapshot.
+		f := mkFlow(i * 7 % 5000)
+		if i%3 == 0 {
+			in.Delete(&f)
+		} else {
+			f.Mark = uint32(i)
+			in.Upsert(&f)
+		}
+		g := mkFlow(10000 + i)
+		in.Upsert(&g)
+		i++
+	}
+	ext.EndSnapshot("a", 1)
+	replicate(t, r, ext, "a", 1)
+	checkSame(t, in, ext, "a", 1)
+}
+
+func TestReaderLostOnOverflowAndFlush(t *testing.T) {
+	clk := &fakeClock{}
+	in := NewInternal(InternalOptions{LogLimit: 100, Clock: clk.now})
+	r := in.NewReader()
+	r.Snapshot()
+	for i := 0; i < 500; i++ {
+		f := mkFlow(i)
+		in.Upsert(&f)
+	}
+	if _, err := r.Next(10, func(*Entry) {}); !errors.Is(err, ErrLost) {
+		t.Fatalf("lagging reader: %v, want ErrLost", err)
+	}
+	ext := NewExternal(ExternalOptions{Clock: clk.now})
+	replicate(t, r, ext, "a", 1)
+	checkSame(t, in, ext, "a", 1)
+	in.Flush()
+	if !r.Lost() {
+		t.Fatalf("reader not lost after flush")
+	}
+	replicate(t, r, ext, "a", 1)
+	if ext.Len("a") != 0 {
+		t.Fatalf("external holds %d after owner flush", ext.Len("a"))
+	}
+}
+
+func TestResyncSweep(t *testing.T) {
+	in, _ := newInternal(0)
+	for i := 0; i < 10; i++ {
+		f := mkFlow(i)
+		in.Upsert(&f)
+	}
+	in.BeginResync()
+	for i := 0; i < 10; i += 2 { // the dump sees only even flows
+		f := mkFlow(i)
+		in.Upsert(&f)
+	}
+	if n := in.EndResync(); n != 5 {
+		t.Fatalf("resync removed %d, want 5", n)
+	}
+	if in.Len() != 5 {
+		t.Fatalf("len %d, want 5", in.Len())
+	}
+}
+
+func TestExternalStaleAndEpochs(t *testing.T) {
+	clk := &fakeClock{ns: 1}
+	ext := NewExternal(ExternalOptions{Clock: clk.now})
+	f := mkFlow(1)
+	k := KeyOf(&f)
+	ext.BeginSnapshot("a", 1)
+	ext.EndSnapshot("a", 1)
+	if !ext.Apply("a", 1, &Entry{Key: k, Version: 5, Flow: f}) {
+		t.Fatalf("apply v5 rejected")
+	}
+	f.Mark = 1
+	if ext.Apply("a", 1, &Entry{Key: k, Version: 4, Flow: f}) {
+		t.Fatalf("older v4 accepted")
+	}
+	if ext.Apply("a", 1, &Entry{Key: k, Version: 3, Deleted: true}) {
+		t.Fatalf("older delete accepted")
+	}
+	if ext.Apply("a", 2, &Entry{Key: k, Version: 9, Flow: f}) {
+		t.Fatalf("entry of another epoch accepted")
+	}
+	if ext.Len("a") != 1 {
+		t.Fatalf("len %d", ext.Len("a"))
+	}
+	// A new epoch (owner restart) starts from its snapshot alone.
+	ext.BeginSnapshot("a", 2)
+	if ext.Len("a") != 0 {
+		t.Fatalf("new epoch kept %d flows", ext.Len("a"))
+	}
+	st := ext.Stats()
+	if len(st) != 1 || st[0].Stale != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestExternalExpiry(t *testing.T) {
+	clk := &fakeClock{ns: 1}
+	ext := NewExternal(ExternalOptions{Clock: clk.now})
+	ext.BeginSnapshot("a", 1)
+	for i, timeout := range []uint32{10, 100} {
+		f := mkFlow(i)
+		f.Timeout = timeout
+		ext.Apply("a", 1, &Entry{Key: KeyOf(&f), Version: uint64(i + 1), Flow: f})
+	}
+	ext.EndSnapshot("a", 1)
+	clk.advance(8 * time.Second)
+	ext.Vouch("a") // the owner is alive: ageing restarts
+	clk.advance(8 * time.Second)
+	if n := ext.Expire(); n != 0 {
+		t.Fatalf("expired %d while vouched recently", n)
+	}
+	remaining := map[uint32]bool{}
+	ext.Range("a", func(_ string, f *flow.Flow) bool { remaining[f.Timeout] = true; return true })
+	if !remaining[2] || !remaining[92] {
+		t.Fatalf("remaining timeouts %v, want 2 and 92", remaining)
+	}
+	clk.advance(3 * time.Second) // the owner fell silent
+	if n := ext.Expire(); n != 1 {
+		t.Fatalf("expired %d, want 1", n)
+	}
+	clk.advance(100 * time.Second)
+	if n := ext.Expire(); n != 1 || ext.Len("") != 0 {
+		t.Fatalf("expired %d (left %d), want all gone", n, ext.Len(""))
+	}
+}
+
+func TestExternalFullAndPerOrigin(t *testing.T) {
+	ext := NewExternal(ExternalOptions{MaxFlows: 3, Clock: func() int64 { return 1 }})
+	for _, o := range []string{"a", "b"} {
+		ext.BeginSnapshot(o, 1)
+		for i := 0; i < 5; i++ {
+			f := mkFlow(i)
+			ext.Apply(o, 1, &Entry{Key: KeyOf(&f), Version: uint64(i + 1), Flow: f})
+		}
+		ext.EndSnapshot(o, 1)
+	}
+	if ext.Len("a") != 3 || ext.Len("b") != 3 || ext.Len("") != 6 {
+		t.Fatalf("lens a=%d b=%d all=%d", ext.Len("a"), ext.Len("b"), ext.Len(""))
+	}
+	if st := ext.Stats(); st[0].Full != 2 || st[1].Full != 2 {
+		t.Fatalf("full counters %+v", st)
+	}
+	ext.Flush("a")
+	if ext.Len("a") != 0 || ext.Len("b") != 3 {
+		t.Fatalf("flush a: lens a=%d b=%d", ext.Len("a"), ext.Len("b"))
+	}
+}
+
+// BenchmarkMemoryPerFlow measures heap bytes per cached flow (internal
+// cache; ctsync's budget is 300 B of daemon RSS, conntrackd uses ~500).
+func BenchmarkMemoryPerFlow(b *testing.B) {
+	const n = 200_000
+	flows := make([]flow.Flow, n)
+	for i := range flows {
+		flows[i] = mkFlow(i)
+	}
+	var perFlow float64
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := NewInternal(InternalOptions{Clock: func() int64 { return 1 }})
+		r := c.NewReader()
+		r.Snapshot()
+		for j := range flows {
+			c.Upsert(&flows[j])
+		}
+		r.Next(n, func(*Entry) {}) // a caught-up reader lets the log go
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perFlow = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(c)
+		r.Close()
+	}
+	b.ReportMetric(perFlow, "B/flow")
+}
+
+func BenchmarkUpsert(b *testing.B) {
+	c, _ := newInternal(0)
+	flows := make([]flow.Flow, 1<<16)
+	for i := range flows {
+		flows[i] = mkFlow(i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		f := &flows[i&(len(flows)-1)]
+		f.Mark++
+		c.Upsert(f)
+		i++
+	}
+}
+
+// TestIndexAgainstMap drives the open-addressing index and a Go map with the
+// same random inserts and deletes.
+func TestIndexAgainstMap(t *testing.T) {
+	tb := newTable()
+	ref := map[Key]uint64{}
+	for i := 0; i < 200000; i++ {
+		j := (i * 7919) % 5000
+		f := mkFlow(j)
+		k, r, x := encode(&f)
+		if i%3 == 2 {
+			if tb.del(&k) != (ref[k] != 0) {
+				t.Fatalf("step %d: del disagrees", i)
+			}
+			delete(ref, k)
+			continue
+		}
+		r.version = uint64(i + 1)
+		tb.put(&k, &r, x)
+		ref[k] = r.version
+	}
+	if tb.len() != len(ref) {
+		t.Fatalf("len %d, map %d", tb.len(), len(ref))
+	}
+	for k, v := range ref {
+		s := tb.get(&k)
+		if s == nil || s.r.version != v {
+			t.Fatalf("key lost or wrong version")
+		}
+	}
+	var xor uint64
+	for k, v := range ref {
+		xor ^= k.hash(v)
+	}
+	if tb.digest().Hash != xor {
+		t.Fatalf("digest hash drifted")
+	}
+}

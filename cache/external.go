@@ -1,0 +1,284 @@
+package cache
+
+import (
+	"sort"
+	stdsync "sync"
+	"time"
+
+	"github.com/ctsync/ctsync/flow"
+)
+
+// ExternalOptions configure an External cache.
+type ExternalOptions struct {
+	MaxFlows int   // per origin; 0 = unlimited
+	Clock    Clock // required
+}
+
+// External holds other nodes' flows, per origin node. Safe for concurrent use.
+type External struct {
+	mu      stdsync.RWMutex
+	origins map[string]*origin
+	opts    ExternalOptions
+}
+
+type origin struct {
+	t       *table
+	epoch   uint64
+	vouched int64 // when the owner last vouched for its flows (clock ns)
+	gen     uint8
+	inSnap  bool
+	synced  bool // a snapshot completed in this epoch
+	stats   OriginStats
+}
+
+// OriginStats describe one origin's part of the external cache.
+type OriginStats struct {
+	Origin    string
+	Flows     int
+	Epoch     uint64
+	Synced    bool
+	Applied   uint64 // updates and deletes applied
+	Stale     uint64 // updates rejected as older than what is held
+	Full      uint64 // flows dropped because the origin's share was full
+	Expired   uint64 // flows aged out
+	Snapshots uint64
+	Vouched   time.Duration // age of the owner's last word
+}
+
+// NewExternal returns an empty external cache.
+func NewExternal(o ExternalOptions) *External {
+	return &External{origins: make(map[string]*origin), opts: o}
+}
+
+func (e *External) originLocked(name string) *origin {
+	o := e.origins[name]
+	if o == nil {
+		o = &origin{t: newTable()}
+		e.origins[name] = o
+	}
+	return o
+}
+
+// BeginSnapshot starts a full copy of origin's flows in the given epoch
+// (the owner's incarnation). A new epoch discards what was held: versions
+// restart with the owner.
+func (e *External) BeginSnapshot(name string, epoch uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.originLocked(name)
+	if o.epoch != epoch {
+		o.t.reset()
+		o.epoch = epoch
+		o.synced = false
+	}
+	o.gen++
+	o.inSnap = true
+	o.vouched = e.opts.Clock()
+	o.stats.Snapshots++
+}
+
+// EndSnapshot removes origin's flows the snapshot did not carry and returns
+// how many.
+func (e *External) EndSnapshot(name string, epoch uint64) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.origins[name]
+	if o == nil || o.epoch != epoch || !o.inSnap {
+		return 0
+	}
+	o.inSnap = false
+	o.synced = true
+	var stale []Key
+	o.t.each(func(s *slot) {
+		if s.r.gen != o.gen {
+			stale = append(stale, s.k)
+		}
+	})
+	for i := range stale {
+		o.t.del(&stale[i])
+	}
+	return len(stale)
+}
+
+// Apply stores one entry from origin. Entries from another epoch, or older
+// than what is held, are rejected (false).
+func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.originLocked(name)
+	if o.epoch != epoch {
+		o.stats.Stale++
+		return false
+	}
+	k := en.Key
+	if en.Deleted {
+		if s := o.t.get(&k); s != nil {
+			if s.r.version > en.Version {
+				o.stats.Stale++
+				return false
+			}
+			o.t.del(&k)
+		}
+		o.stats.Applied++
+		return true
+	}
+	if s := o.t.get(&k); s != nil {
+		if s.r.version > en.Version || s.r.version == en.Version && !o.inSnap {
+			o.stats.Stale++
+			return false
+		}
+	} else if e.opts.MaxFlows > 0 && o.t.len() >= e.opts.MaxFlows {
+		o.stats.Full++
+		return false
+	}
+	k2, r, x := encode(&en.Flow)
+	if k2 != k {
+		k = k2 // the flow is the truth; a sender's key is only a hint
+	}
+	r.version = en.Version
+	r.updated = e.opts.Clock()
+	r.gen = o.gen
+	o.t.put(&k, &r, x)
+	o.stats.Applied++
+	return true
+}
+
+// Vouch records that origin's owner confirmed its flows (for example with a
+// matching digest): their ageing restarts from now.
+func (e *External) Vouch(name string) {
+	e.mu.Lock()
+	if o := e.origins[name]; o != nil {
+		o.vouched = e.opts.Clock()
+	}
+	e.mu.Unlock()
+}
+
+// Digest returns origin's digest and whether its snapshot completed.
+func (e *External) Digest(name string, epoch uint64) (Digest, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	o := e.origins[name]
+	if o == nil || o.epoch != epoch {
+		return Digest{}, false
+	}
+	return o.t.digest(), o.synced && !o.inSnap
+}
+
+// deadline is when a record expires: its timeout after the later of its
+// last update and its owner's last word.
+func deadline(r *rec, vouched int64) int64 {
+	from := r.updated
+	if vouched > from {
+		from = vouched
+	}
+	return from + int64(r.timeout)*int64(time.Second)
+}
+
+// Expire removes flows whose time is up and returns how many.
+func (e *External) Expire() int {
+	now := e.opts.Clock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	var dead []Key
+	for _, o := range e.origins {
+		dead = dead[:0]
+		o.t.each(func(s *slot) {
+			if s.r.attrs&rTimeout != 0 && deadline(&s.r, o.vouched) <= now {
+				dead = append(dead, s.k)
+			}
+		})
+		for i := range dead {
+			o.t.del(&dead[i])
+		}
+		o.stats.Expired += uint64(len(dead))
+		n += len(dead)
+	}
+	return n
+}
+
+// Flush empties origin's flows, or every origin's when name is "".
+func (e *External) Flush(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for n, o := range e.origins {
+		if name == "" || n == name {
+			o.t.reset()
+			o.synced = false
+		}
+	}
+}
+
+// Forget drops an origin entirely (for example a node that left for good).
+func (e *External) Forget(name string) {
+	e.mu.Lock()
+	delete(e.origins, name)
+	e.mu.Unlock()
+}
+
+// Len returns the number of flows held (of one origin, or all for "").
+func (e *External) Len(name string) int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	n := 0
+	for on, o := range e.origins {
+		if name == "" || on == name {
+			n += o.t.len()
+		}
+	}
+	return n
+}
+
+// Stats returns per-origin statistics, sorted by origin.
+func (e *External) Stats() []OriginStats {
+	now := e.opts.Clock()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]OriginStats, 0, len(e.origins))
+	for name, o := range e.origins {
+		s := o.stats
+		s.Origin, s.Flows, s.Epoch, s.Synced = name, o.t.len(), o.epoch, o.synced && !o.inSnap
+		s.Vouched = time.Duration(now - o.vouched)
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })
+	return out
+}
+
+// Range calls fn for each held flow of origin (all origins for ""), with
+// the origin's name and the flow's remaining lifetime; the flow's Timeout
+// is set to that remaining time in seconds (at least 1). The *flow.Flow is
+// reused. fn must not call back into the cache; returning false stops.
+func (e *External) Range(name string, fn func(origin string, f *flow.Flow) bool) {
+	now := e.opts.Clock()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	names := make([]string, 0, len(e.origins))
+	for n := range e.origins {
+		if name == "" || n == name {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var f flow.Flow
+	for _, n := range names {
+		o := e.origins[n]
+		for i := uint32(0); i < o.t.next; i++ {
+			s := o.t.slot(i)
+			if !s.used {
+				continue
+			}
+			decode(s.k, &s.r, o.t.extras[s.k], &f)
+			if s.r.attrs&rTimeout != 0 {
+				left := (deadline(&s.r, o.vouched) - now) / int64(time.Second)
+				if left < 1 {
+					left = 1
+				}
+				f.Timeout = uint32(left)
+			}
+			if !fn(n, &f) {
+				return
+			}
+		}
+	}
+}
