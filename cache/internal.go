@@ -405,3 +405,25 @@ func compact(log []change, n int) []change {
 	}
 	return append([]change(nil), log[n:]...)
 }
+
+// Pending returns how many logged changes the reader has not read yet (-1
+// when it must snapshot): its replication lag in changes.
+func (r *Reader) Pending() int {
+	c := r.c
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if r.lost {
+		return -1
+	}
+	return int(c.logStart + uint64(len(c.log)) - r.cursor)
+}
+
+// ForceSnapshot makes the reader lost, so that its next step is a snapshot
+// (a peer asked for one).
+func (r *Reader) ForceSnapshot() {
+	c := r.c
+	c.mu.Lock()
+	r.lost = true
+	c.mu.Unlock()
+	r.signal()
+}

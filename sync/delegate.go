@@ -1,0 +1,118 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"log"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// delegate answers memberlist. Flows never travel through it: user
+// messages are not expected (counted and dropped), and there is no
+// push/pull state (the 20 MiB cap and whole-state copies make it unfit).
+type delegate struct{ n *Node }
+
+func (d delegate) NodeMeta(limit int) []byte                  { return []byte{wireVersion} }
+func (d delegate) NotifyMsg(b []byte)                         { d.n.stats.unexpectedMsgs.Add(1) }
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d delegate) LocalState(join bool) []byte                { return nil }
+func (d delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events nudges the reconcile loop; memberlist calls it synchronously, so
+// it never blocks.
+type events struct{ n *Node }
+
+func (e events) nudge() {
+	select {
+	case e.n.kick <- struct{}{}:
+	default:
+	}
+}
+func (e events) NotifyJoin(*memberlist.Node)   { e.nudge() }
+func (e events) NotifyLeave(*memberlist.Node)  { e.nudge() }
+func (e events) NotifyUpdate(*memberlist.Node) { e.nudge() }
+
+// logBridge turns memberlist's "[LEVEL] memberlist: ..." lines into slog.
+type logBridge struct{ log *slog.Logger }
+
+func newLogBridge(l *slog.Logger) *log.Logger {
+	return log.New(logBridge{l.With("lib", "memberlist")}, "", 0)
+}
+
+func (b logBridge) Write(p []byte) (int, error) {
+	line := bytes.TrimSpace(p)
+	level := slog.LevelInfo
+	for _, lv := range []struct {
+		tag string
+		l   slog.Level
+	}{{"[DEBUG]", slog.LevelDebug}, {"[INFO]", slog.LevelInfo}, {"[WARN]", slog.LevelWarn}, {"[ERR]", slog.LevelError}, {"[ERROR]", slog.LevelError}} {
+		if i := bytes.Index(line, []byte(lv.tag)); i >= 0 {
+			level = lv.l
+			line = bytes.TrimSpace(line[i+len(lv.tag):])
+			break
+		}
+	}
+	line = bytes.TrimPrefix(line, []byte("memberlist: "))
+	b.log.Log(context.Background(), level, string(line))
+	return len(p), nil
+}
+
+// Member is one cluster member as an operator sees it.
+type Member struct {
+	Name      string `json:"name"`
+	Addr      string `json:"addr"`
+	State     string `json:"state"` // alive, suspect, dead, left
+	Self      bool   `json:"self"`
+	Connected bool   `json:"connected"` // our stream to it is up
+	InSync    bool   `json:"in_sync"`   // both directions caught up
+}
+
+// Members lists the cluster members, this node first.
+func (n *Node) Members() []Member {
+	var out []Member
+	for _, m := range n.ml.Members() {
+		mb := Member{Name: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), State: stateName(m.State), Self: m.Name == n.cfg.Node}
+		if !mb.Self {
+			n.mu.Lock()
+			p := n.peers[m.Name]
+			n.mu.Unlock()
+			if p != nil {
+				mb.Connected = p.connected.Load()
+				mb.InSync = p.caughtUp.Load() && n.recentDigest(p)
+			}
+		}
+		out = append(out, mb)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Self != out[j].Self {
+			return out[i].Self
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+func stateName(s memberlist.NodeStateType) string {
+	switch s {
+	case memberlist.StateAlive:
+		return "alive"
+	case memberlist.StateSuspect:
+		return "suspect"
+	case memberlist.StateDead:
+		return "dead"
+	case memberlist.StateLeft:
+		return "left"
+	}
+	return "unknown"
+}
+
+func (n *Node) recentDigest(p *peer) bool {
+	t := p.digestOK.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < 3*n.cfg.DigestEvery+time.Second
+}

@@ -1,0 +1,26 @@
+// Package sync replicates flows between ctsync nodes.
+//
+// Membership, failure detection and the cluster port are hashicorp/memberlist's:
+// every node runs one memberlist with the cluster key in its keyring, so
+// gossip is encrypted and authenticated. Flow replication rides on the same
+// TCP port but not on memberlist's broadcast or push/pull paths, which are
+// too slow and size-capped for flow tables (see research/libraries.md §2):
+// a transport wrapper hands connections that start with ctsync's marker byte
+// to this package, everything else to memberlist.
+//
+// Each node keeps one stream to every peer, carrying its own flows only: a
+// snapshot of its internal cache when the stream starts (or when the peer
+// asks), then every change in order, coalesced per flow, then periodic
+// digests. The receiver applies them to its external cache under the
+// sender's name; a digest that does not match its copy makes it ask for a
+// snapshot, so a peer that missed anything converges by itself. Streams are
+// authenticated and encrypted with AES-GCM keys derived from the cluster key
+// (handshake.go) unless the cluster is configured insecure.
+//
+// Wire messages (wire.go) are a version byte, a type byte and a msgpack body
+// that only ever gains trailing fields. Nothing received is trusted: a
+// message that fails to authenticate or decode is dropped and counted and
+// its stream closed; the daemon never blocks on a peer.
+//
+// Imported by the agent; imports cache and flow, never kernel.
+package sync

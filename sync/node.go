@@ -1,0 +1,698 @@
+package sync
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctsync/ctsync/cache"
+	"github.com/hashicorp/memberlist"
+)
+
+// Config configures a Node.
+type Config struct {
+	Node         string   // this node's unique name
+	Bind         string   // host:port for memberlist and streams (TCP and UDP)
+	Advertise    string   // host:port peers should use; "" = derived from Bind
+	Join         []string // peers to contact; retried in the background
+	Keys         [][]byte // cluster keys, the first is primary; nil = insecure
+	Label        string   // cluster name
+	Internal     *cache.Internal
+	External     *cache.External
+	Logger       *slog.Logger
+	Epoch        uint64        // this incarnation; 0 = random
+	DigestEvery  time.Duration // 0 = 1s
+	JoinEvery    time.Duration // 0 = 2s
+	BatchEntries int           // entries per message; 0 = 2048
+	LocalTimings bool          // memberlist's fast loopback timings (tests)
+}
+
+// Node is one member of the replication cluster. Create it with New (its
+// port listens from then on), run it with Run, stop it by cancelling Run's
+// context or with Close. Its methods are safe for concurrent use.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	sec   Security
+	ml    *memberlist.Memberlist
+	trans *muxTransport
+	epoch uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     stdsync.WaitGroup
+	kick   chan struct{} // membership changed
+
+	mu      stdsync.Mutex
+	peers   map[string]*peer // by node name
+	closed  bool
+	session atomic.Uint64
+
+	stats counters
+}
+
+// counters are the node-wide counters.
+type counters struct {
+	authFailures   atomic.Uint64
+	decodeErrors   atomic.Uint64
+	badHello       atomic.Uint64
+	unexpectedMsgs atomic.Uint64
+	joinFailures   atomic.Uint64
+}
+
+// peer is the state kept for one other node.
+type peer struct {
+	name   string
+	addr   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	reader atomic.Pointer[cache.Reader] // the outgoing stream's change reader
+
+	// outgoing stream (our flows to it)
+	connected   atomic.Bool
+	caughtUp    atomic.Bool
+	pending     atomic.Int64
+	sentBytes   atomic.Uint64
+	sentEntries atomic.Uint64
+	sentMsgs    atomic.Uint64
+	snapshots   atomic.Uint64
+	sendErrors  atomic.Uint64
+	lastErr     atomic.Value // string
+
+	// incoming stream (its flows to us)
+	inMu        stdsync.Mutex
+	inConn      *conn
+	inSession   uint64
+	inEpoch     uint64
+	recvBytes   atomic.Uint64
+	recvEntries atomic.Uint64
+	recvMsgs    atomic.Uint64
+	stale       atomic.Uint64
+	digestOK    atomic.Int64 // unix ns of the last matching digest
+	mismatches  atomic.Uint64
+	resyncAsked atomic.Uint64
+	lastVersion atomic.Uint64
+}
+
+// New creates the node's memberlist and starts listening on cfg.Bind.
+func New(cfg Config) (*Node, error) {
+	if cfg.Node == "" {
+		return nil, errors.New("sync: node name required")
+	}
+	if cfg.Internal == nil || cfg.External == nil {
+		return nil, errors.New("sync: caches required")
+	}
+	if cfg.DigestEvery <= 0 {
+		cfg.DigestEvery = time.Second
+	}
+	if cfg.JoinEvery <= 0 {
+		cfg.JoinEvery = 2 * time.Second
+	}
+	if cfg.BatchEntries <= 0 {
+		cfg.BatchEntries = 2048
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1)}
+	n.epoch = cfg.Epoch
+	if n.epoch == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		n.epoch = binary.BigEndian.Uint64(b[:]) | 1
+	}
+	n.sec.Label = cfg.Label
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("sync: cluster key: %w", err)
+		}
+		n.sec.Keyring = kr
+	}
+	host, port, err := splitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("sync: bind address: %w", err)
+	}
+	mlog := newLogBridge(n.log)
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlog})
+	if err != nil {
+		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
+	}
+	n.trans = newMuxTransport(nt, n.accept)
+
+	mc := memberlist.DefaultLANConfig()
+	if cfg.LocalTimings {
+		mc = memberlist.DefaultLocalConfig()
+	}
+	mc.Name = cfg.Node
+	mc.Transport = n.trans
+	mc.BindAddr, mc.BindPort = host, nt.GetAutoBindPort()
+	if cfg.Advertise != "" {
+		ah, ap, err := splitHostPort(cfg.Advertise)
+		if err != nil {
+			n.trans.Shutdown()
+			return nil, fmt.Errorf("sync: advertise address: %w", err)
+		}
+		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
+	} else if host == "0.0.0.0" || host == "::" {
+		mc.AdvertiseAddr, mc.AdvertisePort = "", mc.BindPort
+	} else {
+		mc.AdvertiseAddr, mc.AdvertisePort = host, mc.BindPort
+	}
+	mc.Keyring = n.sec.Keyring
+	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	mc.Label = cfg.Label
+	mc.EnableCompression = false
+	mc.Delegate = delegate{n}
+	mc.Events = events{n}
+	mc.Logger = mlog
+	mc.LogOutput = nil
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		n.trans.Shutdown()
+		return nil, fmt.Errorf("sync: start memberlist: %w", err)
+	}
+	n.ml = ml
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if h == "" {
+		h = "0.0.0.0"
+	}
+	return h, port, nil
+}
+
+// Addr returns the address peers reach this node at.
+func (n *Node) Addr() string {
+	ln := n.ml.LocalNode()
+	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+}
+
+// Epoch returns this node's incarnation number.
+func (n *Node) Epoch() uint64 { return n.epoch }
+
+// Run joins the cluster (retrying in the background), keeps one stream to
+// every alive peer, and returns when ctx is cancelled, after leaving the
+// cluster gracefully.
+func (n *Node) Run(ctx context.Context) error {
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-n.ctx.Done():
+		}
+		n.cancel()
+	}()
+	joinT := time.NewTicker(n.cfg.JoinEvery)
+	defer joinT.Stop()
+	recon := time.NewTicker(500 * time.Millisecond)
+	defer recon.Stop()
+	n.join()
+	for {
+		n.reconcile()
+		select {
+		case <-n.ctx.Done():
+			return n.Close()
+		case <-joinT.C:
+			n.join()
+		case <-recon.C:
+		case <-n.kick:
+		}
+	}
+}
+
+// join contacts configured peers that are not members yet.
+func (n *Node) join() {
+	if len(n.cfg.Join) == 0 {
+		return
+	}
+	known := map[string]bool{}
+	for _, m := range n.ml.Members() {
+		known[net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))] = true
+	}
+	var todo []string
+	for _, j := range n.cfg.Join {
+		if !known[j] {
+			todo = append(todo, j)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	if _, err := n.ml.Join(todo); err != nil {
+		n.stats.joinFailures.Add(1)
+		n.log.Debug("join failed, will retry", "peers", strings.Join(todo, ","), "err", err)
+	}
+}
+
+// reconcile starts a stream to every alive member and stops streams to
+// members that are gone.
+func (n *Node) reconcile() {
+	alive := map[string]string{}
+	for _, m := range n.ml.Members() {
+		if m.Name == n.cfg.Node {
+			continue
+		}
+		alive[m.Name] = net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	for name, addr := range alive {
+		p := n.peers[name]
+		if p != nil && p.cancel != nil && p.addr == addr {
+			continue
+		}
+		if p == nil {
+			p = &peer{name: name}
+			n.peers[name] = p
+		}
+		if p.cancel != nil {
+			p.cancel()
+		}
+		p.addr = addr
+		ctx, cancel := context.WithCancel(n.ctx)
+		p.cancel = cancel
+		p.done = make(chan struct{})
+		n.wg.Add(1)
+		go n.sendLoop(ctx, p, addr, p.done)
+	}
+	for name, p := range n.peers {
+		if _, ok := alive[name]; !ok && p.cancel != nil {
+			p.cancel()
+			p.cancel = nil
+			p.connected.Store(false)
+			p.caughtUp.Store(false)
+		}
+	}
+}
+
+func (n *Node) peerLocked(name string) *peer {
+	p := n.peers[name]
+	if p == nil {
+		p = &peer{name: name}
+		n.peers[name] = p
+	}
+	return p
+}
+
+// Close leaves the cluster and stops every stream. It is idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.cancel()
+	for _, p := range n.peers {
+		p.inMu.Lock()
+		if p.inConn != nil {
+			p.inConn.Close()
+		}
+		p.inMu.Unlock()
+	}
+	n.mu.Unlock()
+	err := n.ml.Leave(time.Second)
+	n.wg.Wait()
+	if serr := n.ml.Shutdown(); err == nil {
+		err = serr
+	}
+	if terr := n.trans.Shutdown(); err == nil {
+		err = terr
+	}
+	return err
+}
+
+// ---------------------------------------------------------------- sending
+
+// sendLoop keeps a stream to one peer up, reconnecting with backoff.
+func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan struct{}) {
+	defer n.wg.Done()
+	defer close(done)
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := n.stream(ctx, p, addr)
+		p.connected.Store(false)
+		p.caughtUp.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		p.sendErrors.Add(1)
+		p.lastErr.Store(err.Error())
+		n.log.Debug("stream to peer ended", "peer", p.name, "err", err)
+		if time.Since(start) > 10*time.Second {
+			backoff = 50 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// stream runs one connection to a peer: hello, snapshot, then changes and
+// digests until an error or ctx ends.
+func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	s, err := n.sec.clientHandshake(c, n.cfg.Node)
+	if err != nil {
+		c.Close()
+		if errors.Is(err, errAuth) {
+			n.stats.authFailures.Add(1)
+		}
+		return err
+	}
+	if s.peer != p.name {
+		c.Close()
+		return fmt.Errorf("peer at %s says it is %q, want %q", addr, s.peer, p.name)
+	}
+	defer s.Close()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+
+	w := newWriter()
+	if err := s.writeFrame(w.hello(n.cfg.Node, n.epoch, n.session.Add(1))); err != nil {
+		return err
+	}
+	// The peer talks back on the same connection (resync requests).
+	rerr := make(chan error, 1)
+	r := n.cfg.Internal.NewReader()
+	defer r.Close()
+	p.reader.Store(r)
+	defer p.reader.CompareAndSwap(r, nil)
+	go func() { rerr <- n.readControl(s, p, r) }()
+
+	p.connected.Store(true)
+	tick := time.NewTicker(n.cfg.DigestEvery)
+	defer tick.Stop()
+	var lastDigest cache.Digest
+	var lastDigestAt time.Time
+	for {
+		if r.Lost() {
+			p.caughtUp.Store(false)
+			if err := n.sendSnapshot(s, w, r, p); err != nil {
+				return err
+			}
+		}
+		for {
+			sent, err := n.sendChanges(s, w, r, p)
+			if err != nil {
+				return err
+			}
+			if sent == 0 {
+				break
+			}
+		}
+		if dg, ver, ok := r.CaughtUp(); ok {
+			p.caughtUp.Store(true)
+			p.pending.Store(0)
+			if dg != lastDigest || time.Since(lastDigestAt) >= n.cfg.DigestEvery {
+				if err := n.send(s, p, w.u64s(msgDigest, n.epoch, dg.Count, dg.Hash, ver)); err != nil {
+					return err
+				}
+				lastDigest, lastDigestAt = dg, time.Now()
+			}
+		} else {
+			p.caughtUp.Store(false)
+			p.pending.Store(int64(r.Pending()))
+		}
+		if err := s.flush(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-rerr:
+			return fmt.Errorf("peer closed the stream: %w", err)
+		case <-r.Wake():
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *Node) send(s *conn, p *peer, b []byte) error {
+	p.sentBytes.Add(uint64(len(b)))
+	p.sentMsgs.Add(1)
+	return s.writeFrame(b)
+}
+
+// sendChanges sends up to one batch of changes and returns how many.
+func (n *Node) sendChanges(s *conn, w *writer, r *cache.Reader, p *peer) (int, error) {
+	w.startEntries(n.epoch)
+	cnt, err := r.Next(n.cfg.BatchEntries, func(e *cache.Entry) { w.entry(e) })
+	if err != nil || cnt == 0 {
+		return 0, nil // lost: the loop takes a snapshot
+	}
+	p.sentEntries.Add(uint64(cnt))
+	return cnt, n.send(s, p, w.endEntries(cnt))
+}
+
+// sendSnapshot sends every flow of the internal cache, bracketed.
+func (n *Node) sendSnapshot(s *conn, w *writer, r *cache.Reader, p *peer) error {
+	p.snapshots.Add(1)
+	snap := r.Snapshot()
+	if err := n.send(s, p, w.u64s(msgSnapBegin, n.epoch)); err != nil {
+		return err
+	}
+	for more := true; more; {
+		w.startEntries(n.epoch)
+		cnt := 0
+		more = snap.Next(n.cfg.BatchEntries, func(e *cache.Entry) { w.entry(e); cnt++ })
+		if cnt > 0 {
+			p.sentEntries.Add(uint64(cnt))
+			if err := n.send(s, p, w.endEntries(cnt)); err != nil {
+				return err
+			}
+		}
+	}
+	return n.send(s, p, w.u64s(msgSnapEnd, n.epoch))
+}
+
+// readControl reads what the receiving peer sends back: resync requests.
+func (n *Node) readControl(s *conn, p *peer, r *cache.Reader) error {
+	rd := newReader()
+	for {
+		b, err := s.readFrame()
+		if err != nil {
+			return err
+		}
+		t, err := rd.open(b)
+		if err != nil {
+			n.stats.decodeErrors.Add(1)
+			return err
+		}
+		switch t {
+		case msgResync:
+			r.ForceSnapshot()
+		default:
+			n.stats.unexpectedMsgs.Add(1)
+		}
+	}
+}
+
+// ---------------------------------------------------------------- receiving
+
+// accept takes a replication stream from the transport.
+func (n *Node) accept(c net.Conn, br *bufio.Reader) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		c.Close()
+		return
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		n.receive(c, br)
+	}()
+}
+
+func (n *Node) receive(c net.Conn, br *bufio.Reader) {
+	defer c.Close()
+	s, err := n.sec.serverHandshake(c, br, n.cfg.Node)
+	if err != nil {
+		if errors.Is(err, errAuth) {
+			n.stats.authFailures.Add(1)
+			n.log.Warn("refused a replication stream", "remote", c.RemoteAddr().String(), "err", err)
+		} else {
+			n.stats.decodeErrors.Add(1)
+		}
+		return
+	}
+	stop := context.AfterFunc(n.ctx, func() { s.Close() })
+	defer stop()
+	rd := newReader()
+	b, err := s.readFrame()
+	if err != nil {
+		return
+	}
+	t, err := rd.open(b)
+	if err != nil || t != msgHello {
+		n.stats.badHello.Add(1)
+		return
+	}
+	origin, epoch, session, err := rd.hello()
+	if err != nil || origin != s.peer || origin == n.cfg.Node {
+		n.stats.badHello.Add(1)
+		return
+	}
+	n.mu.Lock()
+	p := n.peerLocked(origin)
+	n.mu.Unlock()
+	p.inMu.Lock()
+	if p.inEpoch == epoch && session < p.inSession {
+		p.inMu.Unlock()
+		return // an older session of the same incarnation
+	}
+	if p.inConn != nil {
+		p.inConn.Close()
+	}
+	p.inConn, p.inSession, p.inEpoch = s, session, epoch
+	p.inMu.Unlock()
+	defer func() {
+		p.inMu.Lock()
+		if p.inConn == s {
+			p.inConn = nil
+		}
+		p.inMu.Unlock()
+	}()
+	ext := n.cfg.External
+	w := newWriter()
+	var lastAsk time.Time
+	apply := func(ep uint64, e *cache.Entry) error {
+		if ep != epoch {
+			return fmt.Errorf("%w: entries of epoch %d on a stream of epoch %d", errWire, ep, epoch)
+		}
+		if !ext.Apply(origin, epoch, e) {
+			p.stale.Add(1)
+		}
+		return nil
+	}
+	for {
+		b, err := s.readFrame()
+		if err != nil {
+			if errors.Is(err, errAuth) {
+				n.stats.authFailures.Add(1)
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				n.stats.decodeErrors.Add(1)
+			}
+			return
+		}
+		p.recvBytes.Add(uint64(len(b)))
+		p.recvMsgs.Add(1)
+		t, err := rd.open(b)
+		if err == nil {
+			switch t {
+			case msgSnapBegin:
+				var ep uint64
+				if err = rd.u64s(&ep); err == nil && ep == epoch {
+					ext.BeginSnapshot(origin, epoch)
+				}
+			case msgEntries:
+				before := p.recvEntries.Load()
+				cnt := uint64(0)
+				err = rd.entries(func(ep uint64, e *cache.Entry) error { cnt++; return apply(ep, e) })
+				p.recvEntries.Store(before + cnt)
+			case msgSnapEnd:
+				var ep uint64
+				if err = rd.u64s(&ep); err == nil && ep == epoch {
+					ext.EndSnapshot(origin, epoch)
+				}
+			case msgDigest:
+				var ep, count, hash, ver uint64
+				if err = rd.u64s(&ep, &count, &hash, &ver); err == nil && ep == epoch {
+					p.lastVersion.Store(ver)
+					got, synced := ext.Digest(origin, epoch)
+					switch {
+					case synced && got.Count == count && got.Hash == hash:
+						ext.Vouch(origin)
+						p.digestOK.Store(time.Now().UnixNano())
+					case time.Since(lastAsk) > 2*n.cfg.DigestEvery:
+						// Missed something (or no snapshot yet): ask for one.
+						p.mismatches.Add(1)
+						p.resyncAsked.Add(1)
+						lastAsk = time.Now()
+						err = s.sendLocked(w.u64s(msgResync, 1))
+					}
+				}
+			default:
+				n.stats.unexpectedMsgs.Add(1)
+			}
+		}
+		if err != nil {
+			n.stats.decodeErrors.Add(1)
+			n.log.Warn("dropping a replication stream", "peer", origin, "err", err)
+			return
+		}
+		p.inMu.Lock()
+		active := p.inConn == s
+		p.inMu.Unlock()
+		if !active {
+			return
+		}
+	}
+}
+
+// RequestResync asks every connected peer for a snapshot of its flows.
+func (n *Node) RequestResync() int {
+	w := newWriter()
+	msg := w.u64s(msgResync, 2)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	asked := 0
+	for _, p := range n.peers {
+		p.inMu.Lock()
+		if p.inConn != nil && p.inConn.sendLocked(msg) == nil {
+			asked++
+			p.resyncAsked.Add(1)
+		}
+		p.inMu.Unlock()
+	}
+	return asked
+}
+
+// SendBulk makes every outgoing stream resend a full snapshot of this
+// node's flows, and returns how many streams will.
+func (n *Node) SendBulk() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cnt := 0
+	for _, p := range n.peers {
+		if r := p.reader.Load(); r != nil {
+			r.ForceSnapshot()
+			cnt++
+		}
+	}
+	return cnt
+}

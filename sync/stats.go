@@ -1,0 +1,111 @@
+package sync
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// PeerStats describe the replication with one peer.
+type PeerStats struct {
+	Peer      string `json:"peer"`
+	Addr      string `json:"addr"`
+	Connected bool   `json:"connected"`
+	// Outgoing: this node's flows to the peer.
+	CaughtUp    bool   `json:"caught_up"`
+	Pending     int64  `json:"pending"` // changes not yet sent (replication lag)
+	SentBytes   uint64 `json:"sent_bytes"`
+	SentMsgs    uint64 `json:"sent_msgs"`
+	SentEntries uint64 `json:"sent_entries"`
+	Snapshots   uint64 `json:"snapshots_sent"`
+	SendErrors  uint64 `json:"send_errors"`
+	LastError   string `json:"last_error,omitempty"`
+	// Incoming: the peer's flows to this node.
+	RecvBytes     uint64  `json:"recv_bytes"`
+	RecvMsgs      uint64  `json:"recv_msgs"`
+	RecvEntries   uint64  `json:"recv_entries"`
+	Stale         uint64  `json:"stale_rejected"`
+	Mismatches    uint64  `json:"digest_mismatches"`
+	ResyncAsked   uint64  `json:"resyncs_requested"`
+	LastDigestAge float64 `json:"last_digest_match_seconds"` // -1: never
+	InSync        bool    `json:"in_sync"`
+}
+
+// Stats are the replication counters of this node.
+type Stats struct {
+	Node           string      `json:"node"`
+	Epoch          uint64      `json:"epoch"`
+	Members        int         `json:"members_alive"`
+	Health         int         `json:"memberlist_health"` // 0 is best
+	AuthFailures   uint64      `json:"auth_failures"`
+	DecodeErrors   uint64      `json:"decode_errors"`
+	BadHellos      uint64      `json:"bad_hellos"`
+	UnexpectedMsgs uint64      `json:"unexpected_messages"`
+	JoinFailures   uint64      `json:"join_failures"`
+	Peers          []PeerStats `json:"peers"`
+}
+
+// Stats returns a snapshot of the counters.
+func (n *Node) Stats() Stats {
+	st := Stats{
+		Node: n.cfg.Node, Epoch: n.epoch, Members: n.ml.NumMembers(), Health: n.ml.GetHealthScore(),
+		AuthFailures: n.stats.authFailures.Load(), DecodeErrors: n.stats.decodeErrors.Load(),
+		BadHellos: n.stats.badHello.Load(), UnexpectedMsgs: n.stats.unexpectedMsgs.Load(),
+		JoinFailures: n.stats.joinFailures.Load(),
+	}
+	n.mu.Lock()
+	peers := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		peers = append(peers, p)
+	}
+	n.mu.Unlock()
+	for _, p := range peers {
+		ps := PeerStats{
+			Peer: p.name, Addr: p.addr, Connected: p.connected.Load(), CaughtUp: p.caughtUp.Load(),
+			Pending: p.pending.Load(), SentBytes: p.sentBytes.Load(), SentMsgs: p.sentMsgs.Load(),
+			SentEntries: p.sentEntries.Load(), Snapshots: p.snapshots.Load(), SendErrors: p.sendErrors.Load(),
+			RecvBytes: p.recvBytes.Load(), RecvMsgs: p.recvMsgs.Load(), RecvEntries: p.recvEntries.Load(),
+			Stale: p.stale.Load(), Mismatches: p.mismatches.Load(), ResyncAsked: p.resyncAsked.Load(),
+			LastDigestAge: -1,
+		}
+		if e, ok := p.lastErr.Load().(string); ok {
+			ps.LastError = e
+		}
+		if t := p.digestOK.Load(); t != 0 {
+			ps.LastDigestAge = time.Since(time.Unix(0, t)).Seconds()
+		}
+		ps.InSync = ps.CaughtUp && n.recentDigest(p)
+		st.Peers = append(st.Peers, ps)
+	}
+	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Peer < st.Peers[j].Peer })
+	return st
+}
+
+// Healthy reports whether this node is ready to take over: it has joined
+// (at least one other member is alive), and with every alive peer both
+// directions are in sync. The reason says what is missing.
+func (n *Node) Healthy() (bool, string) {
+	alive := map[string]bool{}
+	for _, m := range n.Members() {
+		if !m.Self && m.State == "alive" {
+			alive[m.Name] = true
+		}
+	}
+	if len(alive) == 0 {
+		return false, "no peer is alive: not joined to a cluster"
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for name := range alive {
+		p := n.peers[name]
+		switch {
+		case p == nil || !p.connected.Load():
+			return false, fmt.Sprintf("no stream to peer %s yet", name)
+		case !p.caughtUp.Load():
+			return false, fmt.Sprintf("peer %s has not received all of this node's flows yet", name)
+		case !n.recentDigest(p):
+			return false, fmt.Sprintf("this node's copy of peer %s's flows is not confirmed in sync", name)
+		}
+	}
+	return true, "in sync with every alive peer"
+}
