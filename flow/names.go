@@ -126,20 +126,10 @@ func ParseStatus(s string) (Status, error) {
 	return st, nil
 }
 
-// SaveNames returns the status as conntrack -o save writes it ("UNSET" when
-// none of the user-settable bits is set).
-func (s Status) SaveNames() string {
-	var parts []string
-	for _, n := range statusNames {
-		if s&n.bit != 0 {
-			parts = append(parts, n.name)
-		}
-	}
-	if len(parts) == 0 {
-		return "UNSET"
-	}
-	return strings.Join(parts, ",")
-}
+// SaveNames returns the status as conntrack -o save writes it: the set bits
+// among EXPECTED, SEEN_REPLY, ASSURED and FIXED_TIMEOUT, or "UNSET" when
+// none is set (conntrack 1.4.7 does not write OFFLOAD or HW_OFFLOAD).
+func (s Status) SaveNames() string { return string(appendSaveStatus(nil, s)) }
 
 // Names returns the names of every set bit, lowest first.
 func (s Status) Names() []string {
@@ -153,9 +143,11 @@ func (s Status) Names() []string {
 }
 
 // TCP states as the kernel numbers them (TCP_CONNTRACK_*), named as conntrack(8) names them.
+// State 9 is the kernel's SYN_SENT2 (simultaneous open); conntrack prints it
+// so and still accepts the old name LISTEN for it.
 var tcpStates = []string{
 	"NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
-	"LAST_ACK", "TIME_WAIT", "CLOSE", "LISTEN", "MAX", "IGNORE",
+	"LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2", "MAX", "IGNORE",
 }
 
 // TCP state numbers used by the code.
@@ -199,7 +191,7 @@ func parseState(names []string, what, s string) (uint8, error) {
 			return uint8(i), nil
 		}
 	}
-	if what == "TCP" && u == "SYN_SENT2" {
+	if what == "TCP" && u == "LISTEN" {
 		return TCPSynSent2, nil
 	}
 	return 0, fmt.Errorf("unknown %s state %q", what, s)
