@@ -1,0 +1,144 @@
+package main
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeFile writes content to name in dir with the given mode.
+func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // despite the umask
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestConfigDefaultCheckRoundTrip(t *testing.T) {
+	code, def, errOut := ctsync(t, "config", "default")
+	if code != exitOK || errOut != "" {
+		t.Fatalf("config default: exit %d, stderr %q", code, errOut)
+	}
+	dir := t.TempDir()
+
+	// As installed: a key from keygen, private, and key_file pointing at it.
+	code, key, errOut := ctsync(t, "keygen")
+	if code != exitOK {
+		t.Fatalf("keygen: exit %d, stderr %q", code, errOut)
+	}
+	keyFile := writeFile(t, dir, "cluster.key", key, 0o600)
+	withKey := strings.Replace(def, "#key_file: /etc/ctsync/cluster.key", "key_file: "+keyFile, 1)
+	if withKey == def {
+		t.Fatal("config default has no commented-out key_file line to replace")
+	}
+
+	// Or without encryption.
+	insecure := strings.Replace(def, "insecure: false", "insecure: true", 1)
+	if insecure == def {
+		t.Fatal("config default has no insecure: false line to replace")
+	}
+
+	for name, content := range map[string]string{"with-key.yaml": withKey, "insecure.yaml": insecure} {
+		path := writeFile(t, dir, name, content, 0o644)
+		code, out, errOut := ctsync(t, "config", "check", "--config", path)
+		if code != exitOK || errOut != "" {
+			t.Fatalf("config check %s: exit %d, stderr:\n%s", name, code, errOut)
+		}
+		if want := "config OK: " + path + "\n"; out != want {
+			t.Fatalf("config check %s: stdout %q, want %q", name, out, want)
+		}
+	}
+}
+
+func TestConfigCheckListsAllProblems(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := writeFile(t, dir, "cluster.key", "AAAA\n", 0o644)
+	path := writeFile(t, dir, "ctsync.yaml", `node: fw-a
+cluster:
+  bind: 10.0.3.1
+  bnd: 10.0.3.1:7946
+  key_file: `+keyFile+`
+filter:
+  protocols: [tcp, ipx]
+log:
+  level: loud
+`, 0o644)
+	code, out, errOut := ctsync(t, "config", "check", "-c", path)
+	if code != exitFailure || out != "" {
+		t.Fatalf("config check: exit %d, stdout %q; want %d and nothing", code, out, exitFailure)
+	}
+	want := []string{
+		"cluster.bnd: unknown key (line 4)",
+		`cluster.bind: want host:port such as 10.0.3.1:7946 ([::1]:7946 for IPv6), got "10.0.3.1"`,
+		"cluster.key_file: " + keyFile + " is accessible by group or others (mode 0644); run `chmod 600 " + keyFile + "`",
+		"cluster.key_file: " + keyFile + ": key is 3 bytes long, want 16, 24 or 32; run `ctsync keygen > " + keyFile + "`",
+		`filter.protocols[1]: unknown name "ipx"; want one of tcp udp icmp icmpv6 sctp dccp gre udplite`,
+		`log.level: want debug, info, warn or error, got "loud"`,
+		"ctsync: config " + path + ": 6 problems",
+	}
+	if got := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("config check stderr:\n%s\nwant:\n%s", errOut, strings.Join(want, "\n"))
+	}
+}
+
+func TestConfigCheckErrors(t *testing.T) {
+	dir := t.TempDir()
+	syntax := writeFile(t, dir, "syntax.yaml", "cluster: [\n", 0o644)
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{"missing file", []string{"config", "check", "-c", filepath.Join(dir, "none.yaml")}, exitFailure,
+			"ctsync: read config: open " + filepath.Join(dir, "none.yaml") + ": no such file or directory\n"},
+		{"not YAML", []string{"config", "check", "-c", syntax}, exitFailure,
+			"ctsync: config " + syntax + ": yaml: line 1: did not find expected node content\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := ctsync(t, tt.args...)
+			if code != tt.wantCode || errOut != tt.wantStderr {
+				t.Fatalf("ctsync %q: exit %d, stderr %q; want %d, %q", tt.args, code, errOut, tt.wantCode, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestConfigUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"config", "check", "extra"},
+		{"config", "default", "extra"},
+		{"config", "chek"},
+		{"keygen", "extra"},
+	} {
+		if code, _, errOut := ctsync(t, args...); code != exitUsage {
+			t.Errorf("ctsync %q: exit %d, want %d (stderr %q)", args, code, exitUsage, errOut)
+		}
+	}
+}
+
+func TestKeygen(t *testing.T) {
+	code, out, errOut := ctsync(t, "keygen")
+	if code != exitOK || errOut != "" {
+		t.Fatalf("keygen: exit %d, stderr %q", code, errOut)
+	}
+	line, ok := strings.CutSuffix(out, "\n")
+	if !ok || strings.Contains(line, "\n") {
+		t.Fatalf("keygen output %q, want one line", out)
+	}
+	key, err := base64.StdEncoding.DecodeString(line)
+	if err != nil || len(key) != 32 {
+		t.Fatalf("keygen output %q decodes to %d bytes (%v), want 32", line, len(key), err)
+	}
+	if _, again, _ := ctsync(t, "keygen"); again == out {
+		t.Fatal("two keygen runs printed the same key")
+	}
+}

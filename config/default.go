@@ -1,0 +1,94 @@
+package config
+
+// DefaultYAML returns a fully commented configuration file that sets every
+// key to its default (`ctsync config default` prints it). Parse of it gives
+// Default. The two keys whose default is implicit, node (the hostname) and
+// cluster.key_file, are written commented out.
+func DefaultYAML() string { return defaultYAML }
+
+const defaultYAML = `# ctsync configuration (YAML). Every key is shown with its default; a key left
+# out keeps its default, an unknown key is an error. Check a file with
+# ` + "`ctsync config check -c FILE`" + `.
+
+# Unique name of this node in the cluster: letters, digits, '.', '-', '_', at
+# most 64. Default: the hostname.
+#node: fw-a
+
+cluster:
+  # address:port for cluster traffic (memberlist: TCP and UDP). 0.0.0.0 or
+  # [::] listens on every address.
+  bind: 0.0.0.0:7946
+  # address:port peers should use to reach this node, if different from bind
+  # (NAT, or bind on 0.0.0.0). "" = derived from bind.
+  advertise: ""
+  # Peers to contact at start (host:port; host names allowed), e.g.
+  # ["10.0.3.2:7946"]. Retried in the background until one answers.
+  join: []
+  # File holding the cluster key: base64 of a 16, 24 or 32-byte AES key,
+  # readable by its owner only. Create it with
+  #   ctsync keygen > /etc/ctsync/cluster.key && chmod 600 /etc/ctsync/cluster.key
+  # and copy it to every node. Default: /etc/ctsync/cluster.key.
+  #key_file: /etc/ctsync/cluster.key
+  # true = no encryption and no authentication of cluster traffic. Must be
+  # explicit, and cannot be combined with a key_file.
+  insecure: false
+  # Cluster label: nodes with another name ignore each other, which keeps
+  # several HA pairs on one link apart.
+  name: ctsync
+
+control:
+  # Root-only (0600) UNIX socket the CLI uses to talk to the daemon.
+  socket: /run/ctsync/ctsync.sock
+
+# What is replicated; a flow failing any rule stays local.
+filter:
+  # Protocols to replicate, any of: tcp udp icmp icmpv6 sctp dccp gre udplite.
+  # Default: all.
+  protocols: [tcp, udp, icmp, icmpv6, sctp, dccp, gre, udplite]
+  # CIDRs or plain addresses. A flow whose original source or reply source
+  # (its two real endpoints, as in conntrackd) is in one of them is not
+  # replicated: list the firewall's own addresses here, so traffic to and
+  # from the box stays local while NAT'd flows via VIPs sync.
+  ignore_addresses: [127.0.0.0/8, "::1/128"]
+  # TCP states to replicate, e.g. [ESTABLISHED], from: NONE SYN_SENT SYN_RECV
+  # ESTABLISHED FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE LISTEN SYN_SENT2.
+  # [] = all.
+  tcp_states: []
+
+commit:
+  # Timeout given to flows written to the kernel on commit (Go duration, e.g.
+  # 180s). 0s = each flow keeps its remaining timeout.
+  timeout: 0s
+  # commit: peers' flows wait in the external cache and are written to the
+  #   kernel on ` + "`notify master`" + ` (conntrackd's behaviour).
+  # hot: hot standby; peers' flows are kept in this node's kernel table ahead
+  #   of time, so a takeover has nothing left to write.
+  mode: commit
+
+# Delay before flows this node no longer owns are deleted from the kernel
+# after ` + "`notify backup`" + ` or ` + "`notify fault`" + ` (conntrackd -t); a commit before then
+# cancels it. 0s = at once.
+purge_timeout: 60s
+
+metrics:
+  # address:port serving Prometheus /metrics, e.g. 127.0.0.1:9469. "" = off.
+  listen: ""
+
+log:
+  level: info    # debug|info|warn|error
+  format: text   # text|json
+
+kernel:
+  # Network namespace whose conntrack table the daemon serves: a name under
+  # /run/netns or an absolute path. "" = the daemon's own namespace.
+  netns: ""
+  # Receive buffer of the netlink event socket: 64KiB to 2GiB, as plain bytes
+  # or with KiB, MiB, GiB. Too small a buffer overruns under load (counted
+  # and repaired by a resync).
+  event_buffer: 64MiB
+
+cache:
+  # Upper bound on flows per cache (the internal one, and each origin of the
+  # external one); beyond it new flows are dropped and counted. At least 1000.
+  max_flows: 2097152
+`
