@@ -1,0 +1,384 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctsync/ctsync/cache"
+	"github.com/ctsync/ctsync/config"
+	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/kernel"
+	ctsync "github.com/ctsync/ctsync/sync"
+)
+
+// Kernel is the part of kernel.Conn the agent uses; cluster tests pass an
+// in-memory table (kernel/kerneltest.MemTable).
+type Kernel interface {
+	Dump(ctx context.Context, f kernel.DumpFilter, fn func(*flow.Flow) error) error
+	Watch(ctx context.Context, o kernel.WatchOptions, fn func(*flow.Event) error) error
+	Bulk(ctx context.Context, op kernel.Op, flows []flow.Flow, o kernel.BulkOptions, errs []error) (int, error)
+	Close() error
+}
+
+// Options build an Agent.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// Kernel is the table to serve; nil dials Config.Kernel.Netns's.
+	Kernel Kernel
+	// Keys are the cluster keys (primary first); nil reads Config's key
+	// file unless the cluster is insecure.
+	Keys [][]byte
+	// SyncTimings makes replication use fast loopback timings (tests).
+	SyncTimings bool
+	// DigestEvery overrides the digest interval (tests); 0 = 1s.
+	DigestEvery time.Duration
+}
+
+// Agent is a running ctsync node. Create it with New and run it with Run;
+// its methods (control.Backend) are safe for concurrent use.
+type Agent struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	kern   Kernel
+	in     *cache.Internal
+	ext    *cache.External
+	node   *ctsync.Node
+	start  time.Time
+	filter atomic.Pointer[replFilter]
+
+	events  chan []flow.Event // batches from the watcher
+	overrun chan struct{}     // the watcher lost events
+	ops     chan func()       // work for the loop goroutine
+	ready   atomic.Bool       // initial dump done, watcher running
+	stopped chan struct{}
+	stop    func() // ends Run (Shutdown)
+
+	transition stdsync.Mutex // serialises commit, purge, notify
+
+	purgeMu    stdsync.Mutex
+	purgeTimer *time.Timer
+	purgeAt    time.Time
+
+	st stats
+}
+
+// monotonic is the agent's clock for the caches.
+var epoch0 = time.Now()
+
+func monotonic() int64 { return int64(time.Since(epoch0)) }
+
+// New builds an agent: opens the kernel table, creates the caches and
+// starts listening on the cluster port. Nothing runs until Run.
+func New(o Options) (*Agent, error) {
+	cfg := o.Config
+	if cfg == nil {
+		return nil, errors.New("agent: no configuration")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f, err := newReplFilter(&cfg.Filter)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg: cfg, log: log, start: time.Now(),
+		events:  make(chan []flow.Event, 64),
+		overrun: make(chan struct{}, 1),
+		ops:     make(chan func()),
+		stopped: make(chan struct{}),
+	}
+	a.filter.Store(f)
+	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
+	a.ext = cache.NewExternal(cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
+
+	keys := o.Keys
+	if keys == nil && !cfg.Cluster.Insecure {
+		k, err := cfg.Key()
+		if err != nil {
+			return nil, fmt.Errorf("cluster key: %w", err)
+		}
+		keys = [][]byte{k}
+	}
+	if cfg.Cluster.Insecure {
+		keys = nil
+	}
+	a.kern = o.Kernel
+	if a.kern == nil {
+		c, err := kernel.Dial(kernel.Config{NetNS: cfg.Kernel.Netns})
+		if err != nil {
+			return nil, fmt.Errorf("open the kernel's conntrack table: %w", err)
+		}
+		a.kern = c
+	}
+	a.node, err = ctsync.New(ctsync.Config{
+		Node: cfg.Node, Bind: cfg.Cluster.Bind, Advertise: cfg.Cluster.Advertise, Join: cfg.Cluster.Join,
+		Keys: keys, Label: cfg.Cluster.Name, Internal: a.in, External: a.ext, Logger: log,
+		LocalTimings: o.SyncTimings, DigestEvery: o.DigestEvery,
+	})
+	if err != nil {
+		a.kern.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Addr is the cluster address peers reach this node at.
+func (a *Agent) Addr() string { return a.node.Addr() }
+
+// Run serves until ctx is cancelled or Shutdown is called, then leaves the
+// cluster and releases everything. It returns nil on a clean stop.
+func (a *Agent) Run(ctx context.Context) error {
+	defer close(a.stopped)
+	ctx, cancel := context.WithCancel(ctx)
+	a.stop = cancel
+	defer cancel()
+	var wg stdsync.WaitGroup
+	defer wg.Wait()
+
+	// Watch first, then dump: no change can fall between the two.
+	watchReady := make(chan struct{})
+	watchErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchErr <- a.watch(ctx, watchReady)
+	}()
+	select {
+	case <-watchReady:
+	case err := <-watchErr:
+		a.shutdownSync()
+		a.kern.Close()
+		return fmt.Errorf("watch kernel events: %w", err)
+	}
+	if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
+		a.log.Error("initial kernel dump failed; will retry", "err", err)
+		a.signalOverrun()
+	}
+	a.ready.Store(true)
+
+	wg.Add(1)
+	syncErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		syncErr <- a.node.Run(ctx)
+	}()
+
+	expire := time.NewTicker(time.Second)
+	defer expire.Stop()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			a.cancelPurge()
+			err := <-syncErr
+			a.kern.Close()
+			return err
+		case err := <-watchErr:
+			// The watcher died (not an overrun: those are handled). Restart it.
+			a.log.Error("kernel event watch failed; restarting", "err", err)
+			a.st.watchRestarts.Add(1)
+			watchReady = make(chan struct{})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				watchErr <- a.watch(ctx, watchReady)
+			}()
+			a.signalOverrun()
+		case batch := <-a.events:
+			a.apply(batch)
+		case <-a.overrun:
+			if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("kernel resync failed; retrying", "err", err)
+				retry = time.After(time.Second)
+			}
+		case <-retry:
+			retry = nil
+			a.signalOverrun()
+		case op := <-a.ops:
+			op()
+		case <-expire.C:
+			if n := a.ext.Expire(); n > 0 {
+				a.log.Debug("expired external flows", "count", n)
+			}
+		}
+	}
+}
+
+func (a *Agent) shutdownSync() { _ = a.node.Close() }
+
+func (a *Agent) signalOverrun() {
+	select {
+	case a.overrun <- struct{}{}:
+	default:
+	}
+}
+
+// do runs fn on the loop goroutine and waits for it.
+func (a *Agent) do(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case a.ops <- func() { fn(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-a.stopped:
+		return errors.New("daemon is stopping")
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+const batchMax = 512
+
+// watch reads kernel events into batches for the loop.
+func (a *Agent) watch(ctx context.Context, ready chan struct{}) error {
+	var batch []flow.Event
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		select {
+		case a.events <- batch:
+			batch = make([]flow.Event, 0, batchMax)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	// Events arrive one by one; hand them over in batches, but never keep
+	// one waiting: a batch goes as soon as the socket has nothing more.
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	evs := make(chan flow.Event, 4096)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- a.kern.Watch(ctx, kernel.WatchOptions{
+			ReadBuffer: int(a.cfg.Kernel.EventBuffer),
+			Ready:      func() { close(ready) },
+			OnOverrun: func() error {
+				a.st.overruns.Add(1)
+				a.log.Warn("kernel event overrun: events were lost; resyncing from a dump")
+				a.signalOverrun()
+				return nil
+			},
+		}, func(ev *flow.Event) error {
+			select {
+			case evs <- *ev:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		close(evs)
+	}()
+	for {
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				flush()
+				err := <-errc
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err == nil {
+					err = errors.New("watch ended")
+				}
+				return err
+			}
+			if batch == nil {
+				batch = make([]flow.Event, 0, batchMax)
+			}
+			batch = append(batch, ev)
+			if len(batch) >= batchMax || len(evs) == 0 {
+				if !flush() {
+					return nil
+				}
+			}
+		case <-tick.C:
+			if !flush() {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// apply updates the internal cache from kernel events, in order.
+func (a *Agent) apply(batch []flow.Event) {
+	f := a.filter.Load()
+	for i := range batch {
+		ev := &batch[i]
+		a.st.events[ev.Type%4].Add(1)
+		switch ev.Type {
+		case flow.EventDestroy:
+			a.in.Delete(&ev.Flow)
+		default:
+			normalize(&ev.Flow)
+			if !f.pass(&ev.Flow) {
+				a.st.filtered.Add(1)
+				continue
+			}
+			if _, err := a.in.Upsert(&ev.Flow); err != nil {
+				a.st.cacheFull.Add(1)
+			}
+		}
+	}
+}
+
+// normalize fills attributes the kernel leaves out when they are zero
+// (events omit a zero mark), so that the cache sees a stable value.
+func normalize(f *flow.Flow) {
+	f.Attrs |= flow.AttrMark | flow.AttrStatus
+}
+
+// resync rebuilds the internal cache from a kernel dump (on the loop).
+func (a *Agent) resync(ctx context.Context) (int, error) {
+	start := time.Now()
+	f := a.filter.Load()
+	a.in.BeginResync()
+	n := 0
+	err := a.kern.Dump(ctx, kernel.DumpFilter{}, func(fl *flow.Flow) error {
+		normalize(fl)
+		if !f.pass(fl) {
+			return nil
+		}
+		n++
+		if _, err := a.in.Upsert(fl); err != nil {
+			a.st.cacheFull.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		a.st.resyncFailures.Add(1)
+		return 0, err
+	}
+	removed := a.in.EndResync()
+	a.st.resyncs.Add(1)
+	a.st.lastResync.Store(int64(time.Since(start)))
+	a.log.Info("internal cache rebuilt from the kernel", "flows", n, "removed", removed, "took", time.Since(start).Round(time.Millisecond))
+	return removed, nil
+}
+
+// Reload applies a new configuration's filter and log level (SIGHUP).
+func (a *Agent) Reload(cfg *config.Config) error {
+	f, err := newReplFilter(&cfg.Filter)
+	if err != nil {
+		return err
+	}
+	a.filter.Store(f)
+	a.log.Info("configuration reloaded: filter replaced; resyncing the internal cache")
+	a.signalOverrun() // a resync applies the new filter to every cached flow
+	return nil
+}

@@ -1,0 +1,210 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ctsync/ctsync/control"
+	"github.com/ctsync/ctsync/flow"
+)
+
+var _ control.Backend = (*Agent)(nil)
+
+// Commit implements control.Backend.
+func (a *Agent) Commit(ctx context.Context) (control.CommitResult, error) {
+	a.transition.Lock()
+	defer a.transition.Unlock()
+	return a.commit(ctx)
+}
+
+// Flush implements control.Backend.
+func (a *Agent) Flush(ctx context.Context, which string) error {
+	switch which {
+	case "", "internal", "external":
+	default:
+		return fmt.Errorf("unknown cache %q (want internal or external)", which)
+	}
+	if which != "external" {
+		// On the loop, so that no event is applied half-way.
+		if err := a.do(ctx, a.in.Flush); err != nil {
+			return err
+		}
+	}
+	if which != "internal" {
+		a.ext.Flush("")
+	}
+	a.log.Info("cache flushed", "cache", orBoth(which))
+	return nil
+}
+
+func orBoth(s string) string {
+	if s == "" {
+		return "both"
+	}
+	return s
+}
+
+// ResyncKernel implements control.Backend.
+func (a *Agent) ResyncKernel(ctx context.Context) (control.ResyncResult, error) {
+	start := time.Now()
+	var removed int
+	var err error
+	if derr := a.do(ctx, func() { removed, err = a.resync(ctx) }); derr != nil {
+		return control.ResyncResult{}, derr
+	}
+	if err != nil {
+		return control.ResyncResult{}, err
+	}
+	return control.ResyncResult{Flows: a.in.Len(), Removed: removed, Seconds: time.Since(start).Seconds()}, nil
+}
+
+// ResyncPeers implements control.Backend.
+func (a *Agent) ResyncPeers(ctx context.Context) (int, error) { return a.node.RequestResync(), nil }
+
+// SendBulk implements control.Backend.
+func (a *Agent) SendBulk(ctx context.Context) (int, error) { return a.node.SendBulk(), nil }
+
+// Purge implements control.Backend.
+func (a *Agent) Purge(ctx context.Context, after time.Duration) (control.PurgeResult, error) {
+	if after < 0 {
+		return control.PurgeResult{}, errors.New("purge delay must not be negative")
+	}
+	if after == 0 {
+		after = a.cfg.PurgeTimeout.Duration()
+	}
+	return a.schedulePurge(after), nil
+}
+
+// Cache implements control.Backend.
+func (a *Agent) Cache(ctx context.Context, q control.CacheQuery, fn func(origin string, f *flow.Flow) error) error {
+	var err error
+	match := func(f *flow.Flow) bool { return q.Filter.Match(f) }
+	switch q.Cache {
+	case "internal":
+		a.in.Range(func(f *flow.Flow) bool {
+			if match(f) {
+				err = fn(a.cfg.Node, f)
+			}
+			return err == nil && ctx.Err() == nil
+		})
+	case "external":
+		a.ext.Range(q.Origin, func(origin string, f *flow.Flow) bool {
+			if match(f) {
+				err = fn(origin, f)
+			}
+			return err == nil && ctx.Err() == nil
+		})
+	default:
+		return fmt.Errorf("unknown cache %q (want internal or external)", q.Cache)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// Stats implements control.Backend.
+func (a *Agent) Stats(ctx context.Context) (any, error) { return a.stats(), nil }
+
+// Members implements control.Backend.
+func (a *Agent) Members(ctx context.Context) ([]control.Member, error) {
+	var out []control.Member
+	for _, m := range a.node.Members() {
+		out = append(out, control.Member(m))
+	}
+	return out, nil
+}
+
+// Health implements control.Backend: ready when the kernel side runs and
+// replication is in sync with every alive peer.
+func (a *Agent) Health(ctx context.Context) (control.HealthResult, error) {
+	if !a.ready.Load() {
+		return control.HealthResult{Reason: "the internal cache is not loaded from the kernel yet"}, nil
+	}
+	ok, why := a.node.Healthy()
+	return control.HealthResult{Ready: ok, Reason: why}, nil
+}
+
+// Shutdown implements control.Backend.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	if a.stop != nil {
+		a.log.Info("shutdown requested over the control socket")
+		go a.stop()
+	}
+	return nil
+}
+
+// Notify implements control.Backend: one keepalived transition, ordered
+// and atomic with respect to other transitions, commits and purges.
+func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult, error) {
+	a.transition.Lock()
+	defer a.transition.Unlock()
+	state = strings.ToLower(state)
+	res := control.NotifyResult{State: state}
+	step := func(name string, fn func() (string, error)) error {
+		start := time.Now()
+		detail, err := fn()
+		res.Steps = append(res.Steps, control.NotifyStep{Name: name, Seconds: time.Since(start).Seconds(), Detail: detail})
+		return err
+	}
+	var err error
+	switch state {
+	case "master":
+		a.cancelPurge()
+		err = step("commit", func() (string, error) {
+			c, err := a.commit(ctx)
+			res.Commit = &c
+			if err == nil && c.Failed > 0 {
+				return fmt.Sprintf("%d flows failed", c.Failed), nil
+			}
+			return fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced), err
+		})
+		if err == nil {
+			// The committed flows are this node's own now.
+			err = step("flush external cache", func() (string, error) { a.ext.Flush(""); return "", nil })
+		}
+		if err == nil {
+			err = step("resync internal cache from kernel", func() (string, error) {
+				var removed int
+				var rerr error
+				if derr := a.do(ctx, func() { removed, rerr = a.resync(ctx) }); derr != nil {
+					return "", derr
+				}
+				return fmt.Sprintf("%d flows, %d removed", a.in.Len(), removed), rerr
+			})
+		}
+		if err == nil {
+			err = step("send bulk to peers", func() (string, error) {
+				return fmt.Sprintf("%d peers", a.node.SendBulk()), nil
+			})
+		}
+	case "backup":
+		err = step("request resync from peers", func() (string, error) {
+			return fmt.Sprintf("%d peers", a.node.RequestResync()), nil
+		})
+		if err == nil {
+			err = step("schedule purge", func() (string, error) {
+				p := a.schedulePurge(a.cfg.PurgeTimeout.Duration())
+				return "at " + p.At.Format(time.RFC3339), nil
+			})
+		}
+	case "fault":
+		err = step("schedule purge", func() (string, error) {
+			p := a.schedulePurge(a.cfg.PurgeTimeout.Duration())
+			return "at " + p.At.Format(time.RFC3339), nil
+		})
+	case "stop":
+		// keepalived is stopping: this node holds no VIP any more, but its
+		// state stays as it is until it is told more.
+		err = step("note", func() (string, error) { return "keepalived stopped; nothing to do", nil })
+	default:
+		return res, fmt.Errorf("unknown state %q (want master, backup, fault or stop)", state)
+	}
+	a.st.transitions.Add(1)
+	a.st.lastTransition.Store(&res)
+	a.log.Info("keepalived transition", "state", state, "steps", len(res.Steps), "err", err)
+	return res, err
+}

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/ctsync/ctsync/cache"
+	"github.com/ctsync/ctsync/control"
+	ctsync "github.com/ctsync/ctsync/sync"
+)
+
+// stats are the agent's own counters.
+type stats struct {
+	events          [4]atomic.Uint64 // by flow.EventType
+	filtered        atomic.Uint64
+	cacheFull       atomic.Uint64
+	overruns        atomic.Uint64
+	watchRestarts   atomic.Uint64
+	resyncs         atomic.Uint64
+	resyncFailures  atomic.Uint64
+	lastResync      atomic.Int64 // ns
+	commits         atomic.Uint64
+	committed       atomic.Uint64
+	commitFailed    atomic.Uint64
+	lastCommit      atomic.Pointer[control.CommitResult]
+	purgesScheduled atomic.Uint64
+	purges          atomic.Uint64
+	purged          atomic.Uint64
+	transitions     atomic.Uint64
+	lastTransition  atomic.Pointer[control.NotifyResult]
+}
+
+// Stats is everything `ctsync stats` shows; it is JSON-encoded as is.
+type Stats struct {
+	Node          string                `json:"node"`
+	UptimeSeconds float64               `json:"uptime_seconds"`
+	Ready         bool                  `json:"ready"`
+	Kernel        KernelStats           `json:"kernel"`
+	Internal      InternalStats         `json:"internal_cache"`
+	External      []cache.OriginStats   `json:"external_cache"`
+	Commit        CommitStats           `json:"commit"`
+	Purge         PurgeStats            `json:"purge"`
+	Sync          ctsync.Stats          `json:"sync"`
+	Transitions   uint64                `json:"transitions"`
+	LastNotify    *control.NotifyResult `json:"last_notify,omitempty"`
+}
+
+// KernelStats count what came from the kernel.
+type KernelStats struct {
+	EventsNew      uint64  `json:"events_new"`
+	EventsUpdate   uint64  `json:"events_update"`
+	EventsDestroy  uint64  `json:"events_destroy"`
+	Filtered       uint64  `json:"events_filtered"`
+	Overruns       uint64  `json:"overruns"`
+	WatchRestarts  uint64  `json:"watch_restarts"`
+	Resyncs        uint64  `json:"resyncs"`
+	ResyncFailures uint64  `json:"resync_failures"`
+	LastResyncSecs float64 `json:"last_resync_seconds"`
+}
+
+// InternalStats describe the internal cache.
+type InternalStats struct {
+	Flows     int    `json:"flows"`
+	Version   uint64 `json:"version"`
+	Upserts   uint64 `json:"changes"`
+	Deletes   uint64 `json:"deletes"`
+	Unchanged uint64 `json:"unchanged_updates"`
+	Full      uint64 `json:"dropped_full"`
+	LogLen    int    `json:"change_log"`
+	Lost      uint64 `json:"readers_lost"`
+}
+
+// CommitStats describe commits.
+type CommitStats struct {
+	Commits   uint64                `json:"commits"`
+	Committed uint64                `json:"flows_committed"`
+	Failed    uint64                `json:"flows_failed"`
+	Last      *control.CommitResult `json:"last,omitempty"`
+}
+
+// PurgeStats describe purges.
+type PurgeStats struct {
+	Scheduled uint64     `json:"scheduled"`
+	Runs      uint64     `json:"runs"`
+	Deleted   uint64     `json:"flows_deleted"`
+	Pending   *time.Time `json:"pending_at,omitempty"`
+}
+
+func (a *Agent) stats() Stats {
+	is := a.in.Stats()
+	s := Stats{
+		Node: a.cfg.Node, UptimeSeconds: time.Since(a.start).Seconds(), Ready: a.ready.Load(),
+		Kernel: KernelStats{
+			EventsNew: a.st.events[1].Load(), EventsUpdate: a.st.events[2].Load(), EventsDestroy: a.st.events[3].Load(),
+			Filtered: a.st.filtered.Load(), Overruns: a.st.overruns.Load(), WatchRestarts: a.st.watchRestarts.Load(),
+			Resyncs: a.st.resyncs.Load(), ResyncFailures: a.st.resyncFailures.Load(),
+			LastResyncSecs: time.Duration(a.st.lastResync.Load()).Seconds(),
+		},
+		Internal: InternalStats{Flows: is.Flows, Version: is.Version, Upserts: is.Upserts, Deletes: is.Deletes,
+			Unchanged: is.Unchanged, Full: is.Full + a.st.cacheFull.Load(), LogLen: is.LogLen, Lost: is.Lost},
+		External: a.ext.Stats(),
+		Commit: CommitStats{Commits: a.st.commits.Load(), Committed: a.st.committed.Load(), Failed: a.st.commitFailed.Load(),
+			Last: a.st.lastCommit.Load()},
+		Purge:       PurgeStats{Scheduled: a.st.purgesScheduled.Load(), Runs: a.st.purges.Load(), Deleted: a.st.purged.Load()},
+		Sync:        a.node.Stats(),
+		Transitions: a.st.transitions.Load(),
+		LastNotify:  a.st.lastTransition.Load(),
+	}
+	a.purgeMu.Lock()
+	if a.purgeTimer != nil {
+		at := a.purgeAt
+		s.Purge.Pending = &at
+	}
+	a.purgeMu.Unlock()
+	return s
+}

@@ -1,0 +1,114 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ctsync/ctsync/flow"
+)
+
+// Backend is what the daemon exposes to the control socket. The agent
+// implements it. Every method may block until its work is done (or ctx
+// ends) and must be safe for concurrent use.
+type Backend interface {
+	// Commit writes the external cache into the kernel table.
+	Commit(ctx context.Context) (CommitResult, error)
+	// Flush empties the internal cache, the external cache, or both ("").
+	Flush(ctx context.Context, which string) error
+	// ResyncKernel rebuilds the internal cache from a kernel dump.
+	ResyncKernel(ctx context.Context) (ResyncResult, error)
+	// ResyncPeers asks every peer to send its flows again.
+	ResyncPeers(ctx context.Context) (int, error)
+	// SendBulk sends every internal flow to every peer again.
+	SendBulk(ctx context.Context) (int, error)
+	// Purge schedules the deletion from the kernel of every flow the
+	// replication filter would replicate, after the given delay (0 means
+	// the configured purge_timeout); a commit before then cancels it.
+	Purge(ctx context.Context, after time.Duration) (PurgeResult, error)
+	// Cache streams the flows of one cache that match q to fn.
+	Cache(ctx context.Context, q CacheQuery, fn func(origin string, f *flow.Flow) error) error
+	// Stats returns the daemon's statistics as a JSON-encodable value.
+	Stats(ctx context.Context) (any, error)
+	// Members lists the cluster members.
+	Members(ctx context.Context) ([]Member, error)
+	// Notify performs a keepalived transition: master, backup, fault or stop.
+	Notify(ctx context.Context, state string) (NotifyResult, error)
+	// Health says whether this node is ready to take over.
+	Health(ctx context.Context) (HealthResult, error)
+	// Shutdown stops the daemon (asynchronously, after answering).
+	Shutdown(ctx context.Context) error
+}
+
+// ErrInvalid marks a Backend error caused by the request itself (an unknown
+// origin node, a transition the node cannot make now): the server answers
+// it with 400 instead of 500. Wrap it: fmt.Errorf("origin %q: %w", o, ErrInvalid).
+var ErrInvalid = errors.New("invalid request")
+
+// CommitResult is the outcome of a commit.
+type CommitResult struct {
+	Created  int      `json:"created"`
+	Replaced int      `json:"replaced"` // existed already: replaced by the replica
+	Failed   int      `json:"failed"`
+	Seconds  float64  `json:"seconds"`
+	Errors   []string `json:"errors,omitempty"` // the first few failures, one line each
+}
+
+// ResyncResult is the outcome of a kernel resync.
+type ResyncResult struct {
+	Flows   int     `json:"flows"`   // flows in the internal cache afterwards
+	Removed int     `json:"removed"` // cached flows the kernel no longer had
+	Seconds float64 `json:"seconds"`
+}
+
+// PurgeResult says when a scheduled purge will run.
+type PurgeResult struct {
+	At      time.Time `json:"at"`
+	Seconds float64   `json:"after_seconds"`
+}
+
+// NotifyStep is one step of a transition.
+type NotifyStep struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+	Detail  string  `json:"detail,omitempty"`
+}
+
+// NotifyResult is the outcome of a keepalived transition.
+type NotifyResult struct {
+	State  string        `json:"state"`
+	Steps  []NotifyStep  `json:"steps"`
+	Commit *CommitResult `json:"commit,omitempty"`
+}
+
+// HealthResult says whether the node can take over, and if not, why.
+type HealthResult struct {
+	Ready  bool   `json:"ready"`
+	Reason string `json:"reason"`
+}
+
+// Member is a cluster member.
+type Member struct {
+	Name      string `json:"name"`
+	Addr      string `json:"addr"`
+	State     string `json:"state"`
+	Self      bool   `json:"self"`
+	Connected bool   `json:"connected"`
+	InSync    bool   `json:"in_sync"`
+}
+
+// CacheQuery selects flows of a cache and how to print them.
+type CacheQuery struct {
+	Cache  string      `json:"cache"`  // "internal" or "external"
+	Origin string      `json:"origin"` // external only: one origin node ("" = all)
+	Filter flow.Filter `json:"filter"`
+	// Extra holds table list's criteria that Filter does not cover (GRE
+	// keys, DCCP role, exact timeout). The server applies it to what
+	// Backend.Cache yields, so a Backend may ignore it.
+	Extra flow.ExtraFilter `json:"extra"`
+	Count bool             `json:"count"` // only count
+	// Output: the same formats as `ctsync table list`.
+	Format   string `json:"format"` // text (default), save, json
+	Extended bool   `json:"extended"`
+	ID       bool   `json:"id"`
+}

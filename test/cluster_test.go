@@ -1,0 +1,261 @@
+package test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ctsync/ctsync/agent"
+	"github.com/ctsync/ctsync/config"
+	"github.com/ctsync/ctsync/control"
+	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/kernel/kerneltest"
+)
+
+// clusterNode is an agent on an in-memory kernel table.
+type clusterNode struct {
+	name   string
+	agent  *agent.Agent
+	kern   *kerneltest.MemTable
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func clusterKey(t *testing.T) []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func startAgent(t *testing.T, name string, key []byte, kern *kerneltest.MemTable, join ...string) *clusterNode {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Node = name
+	cfg.Cluster.Bind = "127.0.0.1:0"
+	cfg.Cluster.Join = join
+	cfg.Cluster.Name = "cluster-test"
+	if kern == nil {
+		kern = kerneltest.NewMemTable()
+	}
+	a, err := agent.New(agent.Options{Config: cfg, Kernel: kern, Keys: [][]byte{key}, SyncTimings: true, DigestEvery: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	n := &clusterNode{name: name, agent: a, kern: kern, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- a.Run(ctx) }()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *clusterNode) stop() {
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	<-n.done
+	n.cancel = nil
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// natFlow is a SNATed TCP flow, as a firewall's table holds it.
+func natFlow(i int) flow.Flow {
+	f := flow.Flow{
+		Orig: flow.Tuple{Src: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Dst: netip.MustParseAddr("198.51.100.10"),
+			Proto: flow.ProtoTCP, SrcPort: uint16(20000 + i%40000), DstPort: 443},
+		Status: flow.StatusSeenReply | flow.StatusAssured, Timeout: 432000, Mark: uint32(i % 7),
+		Attrs: flow.AttrTCP, TCP: flow.TCPInfo{State: flow.TCPEstablished},
+	}
+	f.Reply = f.Orig.Invert()
+	f.Reply.Dst, f.Reply.DstPort = netip.MustParseAddr("203.0.113.1"), uint16(30000+i%30000)
+	return f
+}
+
+func cacheLen(t *testing.T, n *clusterNode, which, origin string) int {
+	c := 0
+	if err := n.agent.Cache(context.Background(), control.CacheQuery{Cache: which, Origin: origin}, func(string, *flow.Flow) error { c++; return nil }); err != nil {
+		t.Fatalf("cache %s: %v", which, err)
+	}
+	return c
+}
+
+func TestClusterReplicateCommitTakeover(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgent(t, "fw-a", key, nil)
+	b := startAgent(t, "fw-b", key, nil, a.agent.Addr())
+	c := startAgent(t, "fw-c", key, nil, a.agent.Addr())
+	const n = 2000
+	for i := 0; i < n; i++ {
+		a.kern.Insert(natFlow(i))
+	}
+	// Traffic to the firewall itself stays local (ignore_addresses).
+	local := natFlow(99999)
+	local.Orig.Src = netip.MustParseAddr("127.0.0.1")
+	a.kern.Insert(local)
+
+	waitFor(t, "a's flows on b and c", 15*time.Second, func() bool {
+		return cacheLen(t, b, "external", "fw-a") == n && cacheLen(t, c, "external", "fw-a") == n
+	})
+	if got := cacheLen(t, a, "internal", ""); got != n {
+		t.Fatalf("a's internal cache holds %d, want %d (the local flow must stay out)", got, n)
+	}
+	// Updates and expiry on the owner propagate.
+	for i := 0; i < 100; i++ {
+		f := natFlow(i)
+		f.Mark = 4242
+		a.kern.Update(f)
+	}
+	for i := 100; i < 200; i++ {
+		f := natFlow(i)
+		a.kern.Remove(f.Key())
+	}
+	waitFor(t, "updates and deletes on c", 15*time.Second, func() bool {
+		marked := 0
+		c.agent.Cache(context.Background(), control.CacheQuery{Cache: "external", Origin: "fw-a", Filter: flow.Filter{HasMark: true, Mark: 4242, MarkMask: 0xffffffff}},
+			func(string, *flow.Flow) error { marked++; return nil })
+		return marked == 100 && cacheLen(t, c, "external", "fw-a") == n-100
+	})
+	waitFor(t, "b healthy", 15*time.Second, func() bool {
+		h, _ := b.agent.Health(context.Background())
+		return h.Ready
+	})
+
+	// a dies; b takes over.
+	a.stop()
+	res, err := b.agent.Notify(context.Background(), "master")
+	if err != nil {
+		t.Fatalf("notify master: %v", err)
+	}
+	if res.Commit == nil || res.Commit.Created != n-100 || res.Commit.Failed != 0 {
+		t.Fatalf("commit result %+v, want %d created", res.Commit, n-100)
+	}
+	// b's kernel now holds a's flows, NAT and marks included.
+	want := map[flow.Key]flow.Flow{}
+	for i := 0; i < n; i++ {
+		if i >= 100 && i < 200 {
+			continue
+		}
+		f := natFlow(i)
+		if i < 100 {
+			f.Mark = 4242
+		}
+		want[f.Key()] = f
+	}
+	if b.kern.Len() != len(want) {
+		t.Fatalf("b's kernel holds %d flows, want %d", b.kern.Len(), len(want))
+	}
+	for _, got := range b.kern.Flows() {
+		w, ok := want[got.Key()]
+		if !ok || got.Reply != w.Reply || got.Mark != w.Mark || got.TCP.State != w.TCP.State {
+			t.Fatalf("committed flow %+v does not match the owner's %+v", got, w)
+		}
+	}
+	// The committed flows are b's own now, and c learns them from b.
+	if got := cacheLen(t, b, "internal", ""); got != len(want) {
+		t.Fatalf("b's internal cache holds %d after takeover, want %d", got, len(want))
+	}
+	if got := cacheLen(t, b, "external", ""); got != 0 {
+		t.Fatalf("b's external cache holds %d after takeover, want 0", got)
+	}
+	waitFor(t, "c to learn b's flows", 15*time.Second, func() bool { return cacheLen(t, c, "external", "fw-b") == len(want) })
+}
+
+// TestClusterOverrunRepairs: events lost by the kernel side (a watcher
+// overrun) are repaired by a resync, and peers converge.
+func TestClusterOverrunRepairs(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgent(t, "fw-a", key, nil)
+	b := startAgent(t, "fw-b", key, nil, a.agent.Addr())
+	waitFor(t, "join", 10*time.Second, func() bool {
+		m, _ := b.agent.Members(context.Background())
+		return len(m) == 2
+	})
+	// More events at once than the in-memory watcher buffers (65536).
+	const n = 80000
+	for i := 0; i < n; i++ {
+		f := natFlow(i)
+		f.Orig.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		a.kern.Insert(f)
+	}
+	waitFor(t, "b to hold all of a's flows", 30*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == n })
+	var st agent.Stats
+	raw, _ := a.agent.Stats(context.Background())
+	st = raw.(agent.Stats)
+	t.Logf("overruns %d, resyncs %d", st.Kernel.Overruns, st.Kernel.Resyncs)
+}
+
+func TestClusterPurgeAndCancel(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgent(t, "fw-a", key, nil)
+	for i := 0; i < 10; i++ {
+		a.kern.Insert(natFlow(i))
+	}
+	local := natFlow(500)
+	local.Orig.Src = netip.MustParseAddr("127.0.0.1")
+	a.kern.Insert(local)
+	waitFor(t, "internal cache", 5*time.Second, func() bool { return cacheLen(t, a, "internal", "") == 10 })
+	if _, err := a.agent.Purge(context.Background(), 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	// A commit cancels it.
+	if _, err := a.agent.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // the purge would have run by now
+	if a.kern.Len() != 11 {
+		t.Fatalf("cancelled purge deleted flows: %d left", a.kern.Len())
+	}
+	if _, err := a.agent.Purge(context.Background(), 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "purge", 5*time.Second, func() bool { return a.kern.Len() == 1 })
+	if _, ok := a.kern.Get(local.Key()); !ok {
+		t.Fatalf("purge deleted the ignored local flow")
+	}
+	waitFor(t, "internal cache emptied by the purge's events", 5*time.Second, func() bool { return cacheLen(t, a, "internal", "") == 0 })
+}
+
+func TestClusterFlushAndBulk(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgent(t, "fw-a", key, nil)
+	b := startAgent(t, "fw-b", key, nil, a.agent.Addr())
+	for i := 0; i < 300; i++ {
+		a.kern.Insert(natFlow(i))
+	}
+	waitFor(t, "sync", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 300 })
+	if err := b.agent.Flush(context.Background(), "external"); err != nil {
+		t.Fatal(err)
+	}
+	// The digest check notices and b asks for everything again.
+	waitFor(t, "self-repair after an external flush", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 300 })
+	if n, _ := a.agent.SendBulk(context.Background()); n != 1 {
+		t.Fatalf("send-bulk reached %d peers, want 1", n)
+	}
+	if _, err := b.agent.ResyncPeers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := a.agent.ResyncKernel(context.Background())
+	if err != nil || r.Flows != 300 {
+		t.Fatalf("resync kernel: %+v %v", r, err)
+	}
+	if err := a.agent.Flush(context.Background(), "bogus"); err == nil {
+		t.Fatalf("flush of an unknown cache succeeded")
+	}
+	_ = fmt.Sprint()
+}
