@@ -53,6 +53,7 @@ type Agent struct {
 	filter atomic.Pointer[replFilter]
 
 	events  chan []flow.Event // batches from the watcher
+	free    chan []flow.Event // applied batches, for reuse
 	overrun chan struct{}     // the watcher lost events
 	ops     chan func()       // work for the loop goroutine
 	ready   atomic.Bool       // initial dump done, watcher running
@@ -91,6 +92,7 @@ func New(o Options) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: log, start: time.Now(),
 		events:  make(chan []flow.Event, 64),
+		free:    make(chan []flow.Event, 64),
 		overrun: make(chan struct{}, 1),
 		ops:     make(chan func()),
 		stopped: make(chan struct{}),
@@ -128,6 +130,17 @@ func New(o Options) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// Ready reports whether the internal cache is loaded and events flow.
+func (a *Agent) Ready() bool { return a.ready.Load() }
+
+// Alive reports whether the agent's loop answers within a second (for the
+// systemd watchdog).
+func (a *Agent) Alive(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return a.do(ctx, func() {}) == nil
 }
 
 // Addr is the cluster address peers reach this node at.
@@ -194,6 +207,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.signalOverrun()
 		case batch := <-a.events:
 			a.apply(batch)
+			select {
+			case a.free <- batch:
+			default:
+			}
 		case <-a.overrun:
 			if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
 				a.log.Warn("kernel resync failed; retrying", "err", err)
@@ -241,77 +258,58 @@ func (a *Agent) do(ctx context.Context, fn func()) error {
 
 const batchMax = 512
 
-// watch reads kernel events into batches for the loop.
+// watch reads kernel events and hands them to the loop in batches: a batch
+// goes when it is full or when the socket has nothing more queued, so an
+// event never waits for company and a burst costs one hand-off per batch.
+// When the loop falls behind, the hand-off blocks, the kernel's socket
+// buffer fills, and the overrun that follows triggers a resync.
 func (a *Agent) watch(ctx context.Context, ready chan struct{}) error {
-	var batch []flow.Event
-	flush := func() bool {
+	batch := a.newBatch()
+	handOff := func() error {
 		if len(batch) == 0 {
-			return true
+			return nil
 		}
 		select {
 		case a.events <- batch:
-			batch = make([]flow.Event, 0, batchMax)
-			return true
+			batch = a.newBatch()
+			return nil
 		case <-ctx.Done():
-			return false
+			return ctx.Err()
 		}
 	}
-	// Events arrive one by one; hand them over in batches, but never keep
-	// one waiting: a batch goes as soon as the socket has nothing more.
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	evs := make(chan flow.Event, 4096)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- a.kern.Watch(ctx, kernel.WatchOptions{
-			ReadBuffer: int(a.cfg.Kernel.EventBuffer),
-			Ready:      func() { close(ready) },
-			OnOverrun: func() error {
-				a.st.overruns.Add(1)
-				a.log.Warn("kernel event overrun: events were lost; resyncing from a dump")
-				a.signalOverrun()
-				return nil
-			},
-		}, func(ev *flow.Event) error {
-			select {
-			case evs <- *ev:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-		close(evs)
-	}()
-	for {
-		select {
-		case ev, ok := <-evs:
-			if !ok {
-				flush()
-				err := <-errc
-				if ctx.Err() != nil {
-					return nil
-				}
-				if err == nil {
-					err = errors.New("watch ended")
-				}
-				return err
-			}
-			if batch == nil {
-				batch = make([]flow.Event, 0, batchMax)
-			}
-			batch = append(batch, ev)
-			if len(batch) >= batchMax || len(evs) == 0 {
-				if !flush() {
-					return nil
-				}
-			}
-		case <-tick.C:
-			if !flush() {
-				return nil
-			}
-		case <-ctx.Done():
+	err := a.kern.Watch(ctx, kernel.WatchOptions{
+		ReadBuffer: int(a.cfg.Kernel.EventBuffer),
+		Ready:      func() { close(ready) },
+		Idle:       handOff,
+		OnOverrun: func() error {
+			a.st.overruns.Add(1)
+			a.log.Warn("kernel event overrun: events were lost; resyncing from a dump")
+			a.signalOverrun()
 			return nil
+		},
+	}, func(ev *flow.Event) error {
+		batch = append(batch, *ev)
+		if len(batch) >= batchMax {
+			return handOff()
 		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("watch ended")
+	}
+	return err
+}
+
+// newBatch takes a recycled batch or makes one.
+func (a *Agent) newBatch() []flow.Event {
+	select {
+	case b := <-a.free:
+		return b[:0]
+	default:
+		return make([]flow.Event, 0, batchMax)
 	}
 }
 

@@ -161,6 +161,7 @@ type sock struct {
 	dirty bool // a request was abandoned: unread replies may be queued
 
 	readFn func(fd uintptr) bool
+	tryFn  func(fd uintptr) bool
 	n      int
 	rerr   error
 }
@@ -176,6 +177,7 @@ func openSock(nsfd int, groups uint32, rcvbuf int) (*sock, error) {
 	}
 	s := &sock{nl: nl, pid: nl.PID(), rbuf: make([]byte, readChunk)}
 	s.readFn = s.read
+	s.tryFn = s.try
 	if s.raw, err = nl.SyscallConn(); err != nil {
 		nl.Close()
 		return nil, fmt.Errorf("open ctnetlink socket: %w", err)
@@ -240,6 +242,28 @@ func (s *sock) recv() ([]byte, error) {
 func (s *sock) read(fd uintptr) bool {
 	s.n, s.rerr = unix.Read(int(fd), s.rbuf)
 	return s.rerr != unix.EAGAIN
+}
+
+// tryRecv reads one datagram if one is queued, without waiting; ok is
+// false when the socket is empty.
+func (s *sock) tryRecv() (b []byte, ok bool, err error) {
+	if err := s.raw.Read(s.tryFn); err != nil {
+		return nil, false, err
+	}
+	switch s.rerr {
+	case nil:
+		return s.rbuf[:s.n], true, nil
+	case unix.EAGAIN:
+		return nil, false, nil
+	case unix.ENOBUFS:
+		return nil, false, ErrOverrun
+	}
+	return nil, false, fmt.Errorf("netlink receive: %w", s.rerr)
+}
+
+func (s *sock) try(fd uintptr) bool {
+	s.n, _, s.rerr = unix.Recvfrom(int(fd), s.rbuf, unix.MSG_DONTWAIT)
+	return true
 }
 
 // deadline applies ctx's deadline (or the default timeout) to reads and

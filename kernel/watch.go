@@ -29,6 +29,10 @@ type WatchOptions struct {
 	// Ready, if set, is called once the socket is subscribed: events from
 	// then on are delivered.
 	Ready func()
+	// Idle, if set, is called whenever every queued event has been
+	// delivered and Watch is about to wait for more: the moment to hand a
+	// batch of events on. If it returns an error, Watch returns it.
+	Idle func() error
 }
 
 // Watch delivers the table's events to fn in the kernel's order, from one
@@ -73,7 +77,15 @@ func (c *Conn) Watch(ctx context.Context, o WatchOptions, fn func(*flow.Event) e
 	}
 	var ev flow.Event
 	for {
-		b, err := s.recv()
+		b, ok, err := s.tryRecv()
+		if err == nil && !ok {
+			if o.Idle != nil {
+				if err := o.Idle(); err != nil {
+					return err
+				}
+			}
+			b, err = s.recv()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

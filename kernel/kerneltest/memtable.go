@@ -20,6 +20,15 @@ type MemTable struct {
 	nextID   uint32
 	watchers map[chan *flow.Event]*atomic.Bool // value: events were lost
 	closed   bool
+	lose     int // events still to drop, as a socket overrun would
+}
+
+// LoseEvents makes the next n events vanish for every watcher, each of
+// which then sees an overrun, as after ENOBUFS on a real socket.
+func (m *MemTable) LoseEvents(n int) {
+	m.mu.Lock()
+	m.lose = n
+	m.mu.Unlock()
 }
 
 // NewMemTable returns an empty table.
@@ -28,6 +37,13 @@ func NewMemTable() *MemTable {
 }
 
 func (m *MemTable) emitLocked(t flow.EventType, f *flow.Flow, portID uint32) {
+	if m.lose > 0 {
+		m.lose--
+		for _, lost := range m.watchers {
+			lost.Store(true)
+		}
+		return
+	}
 	for ch, lost := range m.watchers {
 		select {
 		case ch <- &flow.Event{Type: t, Flow: *f, PortID: portID}:
@@ -159,6 +175,11 @@ func (m *MemTable) Watch(ctx context.Context, o kernel.WatchOptions, fn func(*fl
 			return nil
 		case ev := <-ch:
 			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		if len(ch) == 0 && o.Idle != nil {
+			if err := o.Idle(); err != nil {
 				return err
 			}
 		}
