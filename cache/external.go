@@ -246,38 +246,45 @@ func (e *External) Stats() []OriginStats {
 }
 
 // Range calls fn for each held flow of origin (all origins for ""), with
-// the origin's name and the flow's remaining lifetime; the flow's Timeout
-// is set to that remaining time in seconds (at least 1). The *flow.Flow is
-// reused. fn must not call back into the cache; returning false stops.
+// the origin's name; the flow's Timeout is set to its remaining lifetime in
+// seconds (at least 1). fn runs without the cache's lock held (see
+// Internal.Range for what that means for concurrent changes). The
+// *flow.Flow is reused; returning false stops.
 func (e *External) Range(name string, fn func(origin string, f *flow.Flow) bool) {
-	now := e.opts.Clock()
 	e.mu.RLock()
-	defer e.mu.RUnlock()
 	names := make([]string, 0, len(e.origins))
 	for n := range e.origins {
 		if name == "" || n == name {
 			names = append(names, n)
 		}
 	}
+	e.mu.RUnlock()
 	sort.Strings(names)
-	var f flow.Flow
+	buf := make([]flow.Flow, 0, rangeChunk)
 	for _, n := range names {
-		o := e.origins[n]
-		for i := uint32(0); i < o.t.next; i++ {
-			s := o.t.slot(i)
-			if !s.used {
-				continue
+		for pos := int64(0); pos >= 0; {
+			buf = buf[:0]
+			now := e.opts.Clock()
+			e.mu.RLock()
+			o := e.origins[n]
+			if o == nil {
+				e.mu.RUnlock()
+				break
 			}
-			decode(s.k, &s.r, o.t.extras[s.k], &f)
-			if s.r.attrs&rTimeout != 0 {
-				left := (deadline(&s.r, o.vouched) - now) / int64(time.Second)
-				if left < 1 {
-					left = 1
+			pos = o.t.walk(uint32(pos), rangeChunk, func(s *slot) {
+				buf = append(buf, flow.Flow{})
+				f := &buf[len(buf)-1]
+				decode(s.k, &s.r, o.t.extras[s.k], f)
+				if s.r.attrs&rTimeout != 0 {
+					left := (deadline(&s.r, o.vouched) - now) / int64(time.Second)
+					f.Timeout = uint32(max(left, 1))
 				}
-				f.Timeout = uint32(left)
-			}
-			if !fn(n, &f) {
-				return
+			})
+			e.mu.RUnlock()
+			for i := range buf {
+				if !fn(n, &buf[i]) {
+					return
+				}
 			}
 		}
 	}

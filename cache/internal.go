@@ -235,20 +235,29 @@ func (c *Internal) Digest() Digest {
 	return c.t.digest()
 }
 
-// Range calls fn for every cached flow (the *flow.Flow is reused). fn must
-// not call back into the cache.
+// rangeChunk is how many flows Range copies per lock acquisition.
+const rangeChunk = 1024
+
+// Range calls fn for every cached flow, without holding the cache's lock:
+// it copies chunks of flows under the lock and calls fn outside it, so a
+// slow fn (a client reading a listing) never stalls the cache's writers.
+// Like a kernel dump, a flow changed during the walk may be seen in either
+// state, or (if it moved) not or twice. The *flow.Flow is reused; fn
+// returning false stops the walk.
 func (c *Internal) Range(fn func(f *flow.Flow) bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	var f flow.Flow
-	for i := uint32(0); i < c.t.next; i++ {
-		s := c.t.slot(i)
-		if !s.used {
-			continue
-		}
-		decode(s.k, &s.r, c.t.extras[s.k], &f)
-		if !fn(&f) {
-			return
+	buf := make([]flow.Flow, 0, rangeChunk)
+	for pos := int64(0); pos >= 0; {
+		buf = buf[:0]
+		c.mu.RLock()
+		pos = c.t.walk(uint32(pos), rangeChunk, func(s *slot) {
+			buf = append(buf, flow.Flow{})
+			decode(s.k, &s.r, c.t.extras[s.k], &buf[len(buf)-1])
+		})
+		c.mu.RUnlock()
+		for i := range buf {
+			if !fn(&buf[i]) {
+				return
+			}
 		}
 	}
 }
