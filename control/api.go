@@ -27,6 +27,9 @@ type Backend interface {
 	// the configured purge_timeout); a commit before then cancels it.
 	Purge(ctx context.Context, after time.Duration) (PurgeResult, error)
 	// Cache streams the flows of one cache that match q to fn.
+	// fn writes to the client's connection and may block on a slow
+	// reader (its error ends the listing): do not hold locks across it
+	// that replication needs.
 	Cache(ctx context.Context, q CacheQuery, fn func(origin string, f *flow.Flow) error) error
 	// Stats returns the daemon's statistics as a JSON-encodable value.
 	Stats(ctx context.Context) (any, error)
