@@ -480,6 +480,8 @@ func (n *Node) sendChanges(s *conn, w *writer, r *cache.Reader, p *peer) (int, e
 // sendSnapshot sends every flow of the internal cache, bracketed.
 func (n *Node) sendSnapshot(s *conn, w *writer, r *cache.Reader, p *peer) error {
 	p.snapshots.Add(1)
+	start := time.Now()
+	defer func() { n.log.Debug("snapshot sent", "peer", p.name, "took", time.Since(start)) }()
 	snap := r.Snapshot()
 	if err := n.send(s, p, w.u64s(msgSnapBegin, n.epoch)); err != nil {
 		return err
@@ -640,6 +642,8 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 						p.digestOK.Store(time.Now().UnixNano())
 					case time.Since(lastAsk) > 2*n.cfg.DigestEvery:
 						// Missed something (or no snapshot yet): ask for one.
+						n.log.Debug("digest mismatch: asking for a snapshot", "peer", origin, "synced", synced,
+							"have", got.Count, "owner_has", count)
 						p.mismatches.Add(1)
 						p.resyncAsked.Add(1)
 						lastAsk = time.Now()

@@ -68,6 +68,10 @@ manages the local kernel conntrack table with conntrack(8) semantics.`,
 	root.AddCommand(newVersionCmd(s))
 	root.AddCommand(newGenDocsCmd())
 	addTableCommands(root, s)
+	addConfigCommands(root, s)
+	addKeygenCommand(root, s)
+	addControlCommands(root, s)
+	addDaemonCommand(root, s)
 
 	// Cobra adds these lazily inside Execute; add them now so that the
 	// pass below covers them too.

@@ -141,6 +141,9 @@ func setup(bin string) (*lab, error) {
 	for i := range l.ns {
 		cfg := fmt.Sprintf("node: fw%d\ncluster:\n  bind: 10.98.0.%d:7946\n  join: [\"10.98.0.%d:7946\"]\n  key_file: %s\ncontrol:\n  socket: %s\n",
 			i+1, i+1, 2-i, filepath.Join(dir, "key"), l.sock(i))
+		if os.Getenv("BENCH_DEBUG") != "" {
+			cfg += "log:\n  level: debug\n"
+		}
 		if err := os.WriteFile(l.cfg(i), []byte(cfg), 0o600); err != nil {
 			return l, err
 		}
@@ -321,7 +324,14 @@ func (l *lab) run(n int) (*result, error) {
 	if err := sh("ip", "netns", "exec", l.ns[0], "conntrack", "-F"); err != nil {
 		return nil, err
 	}
-	if err := waitUntil(60*time.Second, func() bool { s, err := stats(1, l); return err == nil && external(s, "fw1") == 0 }); err != nil {
+	if err := waitUntil(60*time.Second, func() bool {
+		s, err := stats(1, l)
+		if os.Getenv("BENCH_DEBUG") != "" {
+			sa, _ := stats(0, l)
+			fmt.Fprintf(os.Stderr, "%6.0fms a.internal=%d b.external=%d\n", float64(time.Since(t5).Microseconds())/1000, sa.Internal.Flows, external(s, "fw1"))
+		}
+		return err == nil && external(s, "fw1") == 0
+	}); err != nil {
 		return nil, fmt.Errorf("deletes did not reach B: %w", err)
 	}
 	r.DeleteLagMs = float64(time.Since(t5).Microseconds()) / 1000

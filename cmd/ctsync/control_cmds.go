@@ -1,0 +1,530 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ctsync/ctsync/config"
+	"github.com/ctsync/ctsync/control"
+)
+
+// addControlCommands adds the commands that talk to the running daemon over
+// its control socket (CONTRACT §3.2), and the --socket flag they share.
+func addControlCommands(root *cobra.Command, s *streams) {
+	root.PersistentFlags().String("socket", "",
+		"the daemon's control socket `PATH` (default: control.socket of the configuration file, else "+config.DefaultSocket+")")
+	root.AddCommand(
+		newCommitCmd(s),
+		newFlushCmd(s),
+		newResyncCmd(s),
+		newSendBulkCmd(s),
+		newPurgeCmd(s),
+		newCacheCmd(s),
+		newStatsCmd(s),
+		newMembersCmd(s),
+		newNotifyCmd(s),
+		newHealthCmd(s),
+		newShutdownCmd(s),
+	)
+}
+
+// controlExit is the exit status text every control command shares.
+const controlExit = `
+
+Exit status: 0 on success, 1 when the daemon is not running or the operation
+failed, 2 on a bad command line.`
+
+// dialControl returns a client for the daemon's control socket: --socket if
+// given, else control.socket of the configuration file (--config, or the
+// default file if it exists), else the default socket.
+func dialControl(cmd *cobra.Command) (*control.Client, error) {
+	if f := cmd.Flag("socket"); f != nil && f.Changed {
+		if f.Value.String() == "" {
+			return nil, usageErrorf("--socket: want the path of the daemon's control socket")
+		}
+		return control.Dial(f.Value.String()), nil
+	}
+	cf := cmd.Flag("config")
+	if cf == nil {
+		return control.Dial(config.DefaultSocket), nil
+	}
+	path := cf.Value.String()
+	if !cf.Changed {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return control.Dial(config.DefaultSocket), nil
+		}
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		return nil, fmt.Errorf("control socket: %s (run `ctsync config check`, or give --socket PATH)", first)
+	}
+	if c.Control.Socket == "" {
+		return nil, fmt.Errorf("control socket: control.socket is empty in %s (give --socket PATH)", path)
+	}
+	return control.Dial(c.Control.Socket), nil
+}
+
+// controlCmd completes cmd: run gets a client for the daemon.
+func controlCmd(cmd *cobra.Command, run func(cmd *cobra.Command, c *control.Client, args []string) error) *cobra.Command {
+	cmd.Long += controlExit
+	if cmd.Args == nil {
+		cmd.Args = cobra.NoArgs
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := dialControl(cmd)
+		if err != nil {
+			return err
+		}
+		return run(cmd, c, args)
+	}
+	return cmd
+}
+
+func newCommitCmd(s *streams) *cobra.Command {
+	return controlCmd(&cobra.Command{
+		Use:   "commit",
+		Short: "Write the external cache into the kernel table (conntrackd -c)",
+		Long: `Write the flows of the other nodes (the external cache) into the kernel
+conntrack table and wait until it is done. Prints how many flows were created,
+replaced (they existed already) and failed, and the time taken; the first
+failures follow on standard error. Any failed flow: exit 1.`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		res, err := c.Commit(cmd.Context())
+		if err != nil {
+			return err
+		}
+		printCommit(s, &res)
+		return commitFailure(&res)
+	})
+}
+
+// printCommit prints a commit's outcome, and its first errors on stderr.
+func printCommit(s *streams, res *control.CommitResult) {
+	fmt.Fprintf(s.out, "committed %d flows in %.3fs: %d created, %d replaced, %d failed\n",
+		res.Created+res.Replaced+res.Failed, res.Seconds, res.Created, res.Replaced, res.Failed)
+	for _, e := range res.Errors {
+		fmt.Fprintf(s.err, "ctsync: commit: %s\n", e)
+	}
+	if more := res.Failed - len(res.Errors); more > 0 && len(res.Errors) > 0 {
+		fmt.Fprintf(s.err, "ctsync: commit: ... and %d more (see the daemon's log)\n", more)
+	}
+}
+
+// commitFailure is the error of a commit in which flows failed.
+func commitFailure(res *control.CommitResult) error {
+	if res.Failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("commit: %d of %d flows failed", res.Failed, res.Created+res.Replaced+res.Failed)
+}
+
+func newFlushCmd(s *streams) *cobra.Command {
+	return controlCmd(&cobra.Command{
+		Use:       "flush [internal|external]",
+		Short:     "Empty the internal or external cache, or both (conntrackd -f)",
+		Long:      `Empty the internal cache (this node's flows), the external cache (the other nodes' flows), or both when no cache is named. The kernel table is not touched.`,
+		Args:      cobra.MaximumNArgs(1),
+		ValidArgs: []string{"internal", "external"},
+	}, func(cmd *cobra.Command, c *control.Client, args []string) error {
+		which := ""
+		if len(args) == 1 {
+			which = args[0]
+			if which != "internal" && which != "external" {
+				return usageErrorf("unknown cache %q: want internal or external (or nothing for both)", which)
+			}
+		}
+		if err := c.Flush(cmd.Context(), which); err != nil {
+			return err
+		}
+		if which == "" {
+			fmt.Fprintln(s.out, "flushed both caches")
+		} else {
+			fmt.Fprintf(s.out, "flushed the %s cache\n", which)
+		}
+		return nil
+	})
+}
+
+func newResyncCmd(s *streams) *cobra.Command {
+	resync := &cobra.Command{
+		Use:   "resync",
+		Short: "Rebuild the internal cache from the kernel, or ask peers to resend",
+	}
+	resync.AddCommand(controlCmd(&cobra.Command{
+		Use:   "kernel",
+		Short: "Rebuild the internal cache from a kernel dump (conntrackd -R)",
+		Long:  `Dump the kernel conntrack table and rebuild the internal cache (this node's flows) from it.`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		res, err := c.ResyncKernel(cmd.Context())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "rebuilt the internal cache from the kernel table in %.3fs: %d flows, %d removed\n",
+			res.Seconds, res.Flows, res.Removed)
+		return nil
+	}), controlCmd(&cobra.Command{
+		Use:   "peers",
+		Short: "Ask the peers to send their flows again (conntrackd -n)",
+		Long:  `Ask every peer to send all its flows again, to refill the external cache.`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		n, err := c.ResyncPeers(cmd.Context())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "asked %s to send their flows again\n", plural(n, "peer"))
+		return nil
+	}))
+	return resync
+}
+
+func newSendBulkCmd(s *streams) *cobra.Command {
+	return controlCmd(&cobra.Command{
+		Use:   "send-bulk",
+		Short: "Send all internal flows to the peers (conntrackd -B)",
+		Long:  `Send every flow of the internal cache (this node's flows) to every peer again.`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		n, err := c.SendBulk(cmd.Context())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "sent the internal cache to %s\n", plural(n, "peer"))
+		return nil
+	})
+}
+
+func newPurgeCmd(s *streams) *cobra.Command {
+	var after time.Duration
+	cmd := controlCmd(&cobra.Command{
+		Use:   "purge [--after DURATION]",
+		Short: "Schedule the deletion of the replicated flows from the kernel (conntrackd -t)",
+		Long: `After the delay (default: purge_timeout of the configuration), delete from the
+kernel table every flow that the replication filter would replicate, as
+conntrackd -t does when a node becomes backup. A commit before then cancels it.`,
+		Example: `  ctsync purge
+  ctsync purge --after 30s`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		if cmd.Flags().Changed("after") && after <= 0 {
+			return usageErrorf("--after %s: want a positive duration such as 30s (leave it out for purge_timeout)", after)
+		}
+		res, err := c.Purge(cmd.Context(), after)
+		if err != nil {
+			return err
+		}
+		d := time.Duration(res.Seconds * float64(time.Second)).Round(time.Millisecond)
+		fmt.Fprintf(s.out, "purge scheduled in %s (at %s); a commit before then cancels it\n",
+			d, res.At.Local().Format(time.DateTime))
+		return nil
+	})
+	cmd.Flags().DurationVar(&after, "after", 0, "delay before the purge, e.g. 30s (default: purge_timeout)")
+	return cmd
+}
+
+func newCacheCmd(s *streams) *cobra.Command {
+	cache := &cobra.Command{
+		Use:   "cache internal|external [filters] [-o FORMAT] [--count]",
+		Short: "List the daemon's internal or external cache (conntrackd -i/-e)",
+		Long: `List the flows of a cache of the running daemon: internal (this node's own
+flows, which it replicates) or external (the other nodes' flows, which a
+commit writes into the kernel). Filters and output formats are those of
+` + "`ctsync table list`" + `.`,
+	}
+	cache.AddCommand(newCacheListCmd(s, "internal"), newCacheListCmd(s, "external"))
+	return cache
+}
+
+func newCacheListCmd(s *streams, which string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use: which + " [filters] [-o FORMAT] [--count]",
+		Long: `List the flows of the ` + which + ` cache that match every filter given, one line
+each on standard output, formatted as ` + "`ctsync table list`" + ` formats kernel
+entries (-o json adds each flow's origin node); the number shown goes to
+standard error. --count prints only the number.`,
+		Example: `  ctsync cache ` + which + `
+  ctsync cache ` + which + ` -p tcp --dport 443 -o extended
+  ctsync cache ` + which + ` --count`,
+	}
+	if which == "internal" {
+		cmd.Short = "List this node's own flows (conntrackd -i)"
+	} else {
+		cmd.Short = "List the flows of the other nodes (conntrackd -e)"
+		cmd.Example += "\n  ctsync cache external --origin fw-b -o json"
+	}
+	cf := addCTFlags(cmd.Flags(), ctList, false)
+	cmd.Flags().SortFlags = false
+	if f := cmd.Flags().Lookup("netns"); f != nil {
+		f.Hidden = true // the daemon's caches are the daemon's table's
+	}
+	count := cmd.Flags().Bool("count", false, "print only the number of matching flows")
+	origin := cmd.Flags().String("origin", "", "only the flows of peer `NODE`")
+	if which == "internal" {
+		cmd.Flags().Lookup("origin").Hidden = true
+	}
+	cmd.Args = cobra.ArbitraryArgs // resolved by ctFlags.request: "-n IP" and strays
+	return controlCmd(cmd, func(cmd *cobra.Command, c *control.Client, args []string) error {
+		req, err := cf.request(args)
+		if err != nil {
+			return err
+		}
+		q := control.CacheQuery{Cache: which, Origin: *origin, Filter: req.filter, Extra: req.extra, Count: *count}
+		switch {
+		case cf.has(optNetNS):
+			return usageErrorf("--netns does not apply to the daemon's caches (the daemon's kernel.netns does)")
+		case cmd.Flags().Changed("origin") && which == "internal":
+			return usageErrorf("--origin applies to the external cache only: the internal cache holds this node's flows")
+		case cmd.Flags().Changed("origin") && *origin == "":
+			return usageErrorf("--origin: want a node name")
+		case *count && cf.has(optOutput):
+			return usageErrorf("--count prints only the number: leave out -o")
+		}
+		switch o := req.output; {
+		case o.save:
+			q.Format = "save"
+		case o.json:
+			q.Format = "json"
+		default:
+			q.Format, q.Extended, q.ID = "text", o.text.Extended, o.text.ID
+		}
+		if *count {
+			n, err := c.Cache(cmd.Context(), q, nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(s.out, n)
+			return nil
+		}
+		n, err := c.Cache(cmd.Context(), q, s.out)
+		if err != nil {
+			return err
+		}
+		summary(s, "%d flow entries have been shown.", n)
+		return nil
+	})
+}
+
+// outputFlag adds -o text|json.
+func outputFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().StringP("output", "o", "text", "output `FORMAT`: text or json")
+}
+
+func checkOutput(o string) error {
+	if o != "text" && o != "json" {
+		return usageErrorf("-o %q: want text or json", o)
+	}
+	return nil
+}
+
+func newStatsCmd(s *streams) *cobra.Command {
+	var output *string
+	cmd := controlCmd(&cobra.Command{
+		Use:   "stats [-o text|json]",
+		Short: "Show the daemon's statistics (conntrackd -s)",
+		Long: `Show the daemon's statistics: cache sizes, sync traffic, errors, losses,
+overruns, commit results and per-peer lag. -o json prints them as the daemon
+sends them (curl --unix-socket SOCKET http://ctsync/v1/stats gives the same).`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		var raw json.RawMessage
+		if err := c.Stats(cmd.Context(), &raw); err != nil {
+			return err
+		}
+		if *output == "json" {
+			var buf bytes.Buffer
+			if err := json.Indent(&buf, raw, "", "  "); err != nil {
+				return fmt.Errorf("stats: bad answer from the daemon: %w", err)
+			}
+			buf.WriteByte('\n')
+			_, err := s.out.Write(buf.Bytes())
+			return err
+		}
+		return renderJSON(s.out, raw)
+	})
+	output = outputFlag(cmd)
+	return cmd
+}
+
+func newMembersCmd(s *streams) *cobra.Command {
+	var output *string
+	cmd := controlCmd(&cobra.Command{
+		Use:   "members [-o text|json]",
+		Short: "List the cluster members",
+		Long: `List the cluster members as this node sees them: name, cluster address, state,
+whether a sync stream to it is connected, and whether its flows are in sync.`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		if err := checkOutput(*output); err != nil {
+			return err
+		}
+		ms, err := c.Members(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			if ms == nil {
+				ms = []control.Member{}
+			}
+			data, err := json.MarshalIndent(ms, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(s.out, "%s\n", data)
+			return err
+		}
+		tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tADDR\tSTATE\tCONNECTED\tIN-SYNC")
+		for _, m := range ms {
+			name := m.Name
+			if m.Self {
+				name += " (self)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, m.Addr, m.State, yesNo(m.Connected), yesNo(m.InSync))
+		}
+		return tw.Flush()
+	})
+	output = outputFlag(cmd)
+	return cmd
+}
+
+func newNotifyCmd(s *streams) *cobra.Command {
+	return controlCmd(&cobra.Command{
+		Use:   "notify master|backup|fault|stop",
+		Short: "Tell the daemon about a keepalived transition",
+		Long: `Tell the daemon that keepalived moved this node to a new state, and wait until
+the daemon has done what the transition needs:
+
+  master  commit the external cache, make the committed flows this node's own,
+          rebuild the internal cache from the kernel, send everything to peers
+  backup  ask the peers to resend their flows and schedule a purge
+  fault   schedule a purge
+  stop    keepalived stopped
+
+Each is one ordered, atomic call into the daemon. keepalived's own notify
+arguments are accepted too, so the command can be keepalived's notify script
+as it is: GROUP|INSTANCE NAME STATE [PRIORITY], STATE being MASTER, BACKUP,
+FAULT or STOP (DELETED, an instance removed from keepalived's configuration,
+counts as STOP). A commit with failed flows: exit 1.`,
+		Example: `  ctsync notify master
+  # keepalived.conf, in vrrp_instance or vrrp_sync_group:
+  notify "/usr/sbin/ctsync notify"`,
+		Args: cobra.RangeArgs(1, 4),
+	}, func(cmd *cobra.Command, c *control.Client, args []string) error {
+		state, err := notifyState(args)
+		if err != nil {
+			return err
+		}
+		res, err := c.Notify(cmd.Context(), state)
+		if err != nil {
+			return err
+		}
+		total := 0.0
+		for _, st := range res.Steps {
+			total += st.Seconds
+		}
+		fmt.Fprintf(s.out, "notify %s: done in %.3fs\n", res.State, total)
+		tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
+		for _, st := range res.Steps {
+			line := fmt.Sprintf("  %s\t%.3fs", st.Name, st.Seconds)
+			if st.Detail != "" {
+				line += "\t" + st.Detail
+			}
+			fmt.Fprintln(tw, line)
+		}
+		tw.Flush()
+		if res.Commit == nil {
+			return nil
+		}
+		printCommit(s, res.Commit)
+		return commitFailure(res.Commit)
+	})
+}
+
+// notifyState reads notify's arguments: a state alone, or keepalived's
+// notify script arguments TYPE NAME STATE [PRIORITY].
+func notifyState(args []string) (string, error) {
+	var state string
+	switch len(args) {
+	case 1:
+		state = args[0]
+	case 3, 4:
+		if t := strings.ToUpper(args[0]); t != "GROUP" && t != "INSTANCE" {
+			return "", usageErrorf("notify %s: want a state (master, backup, fault, stop) or keepalived's GROUP|INSTANCE NAME STATE [PRIORITY]", strings.Join(args, " "))
+		}
+		state = args[2]
+	default:
+		return "", usageErrorf("notify %s: want a state (master, backup, fault, stop) or keepalived's GROUP|INSTANCE NAME STATE [PRIORITY]", strings.Join(args, " "))
+	}
+	switch s := strings.ToLower(state); s {
+	case "master", "backup", "fault", "stop":
+		return s, nil
+	case "deleted":
+		return "stop", nil
+	}
+	return "", usageErrorf("unknown state %q: want master, backup, fault or stop", state)
+}
+
+func newHealthCmd(s *streams) *cobra.Command {
+	return controlCmd(&cobra.Command{
+		Use:   "health",
+		Short: "Exit 0 when this node is ready to take over",
+		Long: `Exit 0 when this node is ready to take over (the cluster is joined and the
+caches are in sync), 1 with the reason on standard error when it is not or the
+daemon is not running. Usable as a keepalived track_script:
+
+  vrrp_script ctsync { script "/usr/sbin/ctsync health"; interval 2; fall 3 }`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		res, err := c.Health(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if !res.Ready {
+			if res.Reason == "" {
+				return errors.New("not ready")
+			}
+			return fmt.Errorf("not ready: %s", res.Reason)
+		}
+		if res.Reason != "" {
+			fmt.Fprintf(s.out, "ready: %s\n", res.Reason)
+		} else {
+			fmt.Fprintln(s.out, "ready")
+		}
+		return nil
+	})
+}
+
+func newShutdownCmd(s *streams) *cobra.Command {
+	return controlCmd(&cobra.Command{
+		Use:   "shutdown",
+		Short: "Stop the daemon (conntrackd -k)",
+		Long:  `Ask the daemon to stop, as SIGTERM does: it leaves the cluster gracefully. Returns once the daemon has accepted.`,
+	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
+		if err := c.Shutdown(cmd.Context()); err != nil {
+			return err
+		}
+		fmt.Fprintln(s.out, "the daemon is shutting down")
+		return nil
+	})
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
