@@ -18,7 +18,8 @@ var ErrFull = errors.New("cache full")
 var ErrLost = errors.New("change log overrun: snapshot needed")
 
 // Entry is one flow as replication sees it: its current state, or its
-// deletion, at a version.
+// deletion, at a version. A deletion's Flow carries the original tuple and
+// zone (its identity) only.
 type Entry struct {
 	Key     Key
 	Version uint64
@@ -330,6 +331,7 @@ func (r *Reader) Next(max int, fn func(e *Entry)) (int, error) {
 			decode(ch.k, &s.r, c.t.extras[ch.k], &e.Flow)
 		case s == nil && ch.deleted:
 			e = Entry{Key: ch.k, Version: ch.version, Deleted: true}
+			e.Flow.Orig, e.Flow.Zone = ch.k.Orig(), ch.k.zone
 		default:
 			continue // superseded
 		}

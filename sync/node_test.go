@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,21 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func monoClock() int64 { return time.Now().UnixNano() }
+
+// testLogger logs debug lines through t.Log when CTSYNC_TEST_LOG is set.
+func testLogger(t *testing.T, name string) *slog.Logger {
+	if os.Getenv("CTSYNC_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("n", name)
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 type testNode struct {
 	*Node
@@ -46,7 +64,7 @@ func startNode(t *testing.T, name string, key []byte, join ...string) *testNode 
 	n, err := New(Config{
 		Node: name, Bind: "127.0.0.1:0", Join: join, Keys: keys, Label: "test",
 		Internal: tn.in, External: tn.ext, DigestEvery: 100 * time.Millisecond,
-		JoinEvery: 200 * time.Millisecond, LocalTimings: true,
+		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: testLogger(t, name),
 	})
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -143,6 +161,14 @@ func TestThreeNodesConverge(t *testing.T) {
 		t.Fatalf("b sees %d updated marks, want 750", marked)
 	}
 	eventually(t, "health", 10*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
+	// Everything above must have flowed as changes: no repair was needed.
+	for _, n := range []*testNode{a, b, c} {
+		for _, p := range n.Stats().Peers {
+			if p.Mismatches != 0 {
+				t.Fatalf("%s: %d digest mismatches with %s: changes were lost and repaired by snapshots", n.cfg.Node, p.Mismatches, p.Peer)
+			}
+		}
+	}
 }
 
 // TestRepairsLoss: flows lost on the receiver side (as if messages were
