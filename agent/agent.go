@@ -22,6 +22,7 @@ type Kernel interface {
 	Dump(ctx context.Context, f kernel.DumpFilter, fn func(*flow.Flow) error) error
 	Watch(ctx context.Context, o kernel.WatchOptions, fn func(*flow.Event) error) error
 	Bulk(ctx context.Context, op kernel.Op, flows []flow.Flow, o kernel.BulkOptions, errs []error) (int, error)
+	MuteNew(mute bool) error
 	Close() error
 }
 
@@ -114,7 +115,10 @@ func New(o Options) (*Agent, error) {
 	}
 	a.kern = o.Kernel
 	if a.kern == nil {
-		c, err := kernel.Dial(kernel.Config{NetNS: cfg.Kernel.Netns})
+		// One socket: the kernel serialises ctnetlink creates under the
+		// nfnetlink mutex, so a second socket only adds contention, and
+		// the other CPU is better spent on the caches and replication.
+		c, err := kernel.Dial(kernel.Config{NetNS: cfg.Kernel.Netns, Parallel: 1})
 		if err != nil {
 			return nil, fmt.Errorf("open the kernel's conntrack table: %w", err)
 		}

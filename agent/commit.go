@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdsync "sync"
 	"time"
 
 	"github.com/ctsync/ctsync/control"
@@ -14,6 +15,11 @@ import (
 // maxReportedErrors bounds the failures a commit result lists.
 const maxReportedErrors = 10
 
+// commitChunk is how many flows a commit takes from the external cache,
+// creates and records at a time: memory stays bounded for any cache size,
+// and recording one chunk overlaps the kernel's work on the next.
+const commitChunk = 8192
+
 // commit writes the external cache into the kernel: masters first, then
 // RELATED flows (which need their master), each flow with its remaining
 // timeout (or commit.timeout), TCP flows with BE_LIBERAL so that window
@@ -21,25 +27,53 @@ const maxReportedErrors = 10
 // is replaced by the replica. Callers hold a.transition.
 func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	start := time.Now()
-	var masters, related []flow.Flow
-	a.ext.Range("", func(_ string, f *flow.Flow) bool {
-		c := *f
-		if f.Master != nil {
-			m := *f.Master
-			c.Master = &m
-			related = append(related, c)
-		} else {
-			masters = append(masters, c)
-		}
-		return true
-	})
 	a.cancelPurge()
 	res := control.CommitResult{}
 	opts := kernel.BulkOptions{Create: kernel.CreateOptions{Timeout: uint32(a.cfg.Commit.Timeout.Duration() / time.Second), Liberal: true}}
-	for _, set := range [][]flow.Flow{masters, related} {
-		if err := a.commitSet(ctx, set, opts, &res); err != nil {
-			return res, err
+	// This node knows what it commits: the kernel need not build a NEW
+	// event per flow (that halves the commit rate). The committed flows go
+	// into the internal cache from here, and a resync afterwards picks up
+	// flows that packets created while NEW events were muted.
+	if err := a.kern.MuteNew(true); err != nil {
+		a.log.Warn("could not mute NEW events during the commit", "err", err)
+	}
+	rec := a.newRecorder(ctx)
+	var err error
+	for _, related := range []bool{false, true} {
+		buf := make([]flow.Flow, 0, commitChunk)
+		send := func() {
+			if len(buf) == 0 || err != nil {
+				return
+			}
+			var created []flow.Flow
+			created, err = a.commitSet(ctx, buf, opts, &res)
+			rec.record(created)
+			buf = make([]flow.Flow, 0, commitChunk)
 		}
+		a.ext.Range("", func(_ string, f *flow.Flow) bool {
+			if (f.Master != nil) != related {
+				return true
+			}
+			c := *f
+			if f.Master != nil {
+				m := *f.Master
+				c.Master = &m
+			}
+			buf = append(buf, c)
+			if len(buf) == commitChunk {
+				send()
+			}
+			return err == nil
+		})
+		send()
+	}
+	if merr := a.kern.MuteNew(false); merr != nil {
+		a.log.Error("could not resume NEW events after the commit; resyncing", "err", merr)
+	}
+	rec.wait()
+	a.signalOverrun() // a resync: the kernel is the truth
+	if err != nil {
+		return res, err
 	}
 	res.Seconds = time.Since(start).Seconds()
 	a.st.commits.Add(1)
@@ -55,44 +89,99 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	return res, nil
 }
 
-func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.BulkOptions, res *control.CommitResult) error {
+// recorder puts committed flows into the internal cache on the loop, one
+// chunk at a time, without making the commit wait for each chunk.
+type recorder struct {
+	a    *Agent
+	ctx  context.Context
+	wg   stdsync.WaitGroup
+	sem  chan struct{} // bounds the chunks in flight
+	f    *replFilter
+	tout uint32
+}
+
+func (a *Agent) newRecorder(ctx context.Context) *recorder {
+	return &recorder{a: a, ctx: ctx, sem: make(chan struct{}, 4), f: a.filter.Load(),
+		tout: uint32(a.cfg.Commit.Timeout.Duration() / time.Second)}
+}
+
+func (r *recorder) record(created []flow.Flow) {
+	if len(created) == 0 {
+		return
+	}
+	r.sem <- struct{}{}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() { <-r.sem }()
+		err := r.a.do(r.ctx, func() {
+			for i := range created {
+				fl := &created[i]
+				if r.tout != 0 {
+					fl.Timeout = r.tout
+				}
+				fl.Status |= flow.StatusConfirmed
+				normalize(fl)
+				if r.f.pass(fl) {
+					if _, err := r.a.in.Upsert(fl); err != nil {
+						r.a.st.cacheFull.Add(1)
+					}
+				}
+			}
+		})
+		if err != nil {
+			r.a.log.Warn("committed flows not recorded in the internal cache; a resync will", "err", err)
+		}
+	}()
+}
+
+func (r *recorder) wait() { r.wg.Wait() }
+
+// commitSet creates flows (replacing existing entries) and returns those
+// now in the kernel. The flows' order is not kept.
+func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.BulkOptions, res *control.CommitResult) ([]flow.Flow, error) {
 	if len(flows) == 0 {
-		return nil
+		return nil, nil
 	}
 	errs := make([]error, len(flows))
 	if _, err := a.kern.Bulk(ctx, kernel.OpCreate, flows, opts, errs); err != nil && ctx.Err() != nil {
-		return err
+		return nil, err
 	}
-	var again []flow.Flow
+	// Partition in place: created flows first, then the existing ones.
+	done, again := 0, []flow.Flow(nil)
 	for i, err := range errs {
 		switch {
 		case err == nil:
-			res.Created++
+			flows[done] = flows[i]
+			done++
 		case errors.Is(err, kernel.ErrExist):
 			again = append(again, flows[i])
 		default:
 			a.commitFailure(res, &flows[i], err)
 		}
 	}
+	res.Created += done
+	created := flows[:done]
 	if len(again) == 0 {
-		return nil
+		return created, nil
 	}
 	// Replace what exists: delete, then create again.
 	errs = errs[:len(again)]
 	if _, err := a.kern.Bulk(ctx, kernel.OpDelete, again, kernel.BulkOptions{}, errs); err != nil && ctx.Err() != nil {
-		return err
+		return created, err
 	}
 	if _, err := a.kern.Bulk(ctx, kernel.OpCreate, again, opts, errs); err != nil && ctx.Err() != nil {
-		return err
+		return created, err
 	}
 	for i, err := range errs {
 		if err == nil {
 			res.Replaced++
+			created = append(created, again[i])
 		} else {
 			a.commitFailure(res, &again[i], err)
 		}
 	}
-	return nil
+	return created, nil
 }
 
 func (a *Agent) commitFailure(res *control.CommitResult, f *flow.Flow, err error) {

@@ -51,9 +51,11 @@ type Conn struct {
 	cfg  Config
 	nsfd int // -1 for the current namespace
 
-	mu     stdsync.Mutex
-	idle   []*sock
-	closed bool
+	mu       stdsync.Mutex
+	idle     []*sock
+	closed   bool
+	watchers map[*sock]uint32 // active watch sockets and their groups
+	muted    bool             // NEW events suppressed (MuteNew)
 }
 
 // Dial opens the conntrack table of cfg.NetNS.

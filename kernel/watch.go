@@ -70,6 +70,20 @@ func (c *Conn) Watch(ctx context.Context, o WatchOptions, fn func(*flow.Event) e
 		return fmt.Errorf("watch conntrack events: %w", err)
 	}
 	defer s.close()
+	c.mu.Lock()
+	if c.watchers == nil {
+		c.watchers = make(map[*sock]uint32)
+	}
+	c.watchers[s] = groups
+	if c.muted && groups&groupNew != 0 {
+		_ = s.nl.LeaveGroup(1)
+	}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.watchers, s)
+		c.mu.Unlock()
+	}()
 	stop := s.deadline(ctx, 0)
 	defer stop()
 	if o.Ready != nil {
@@ -135,4 +149,32 @@ func (c *Conn) Watch(ctx context.Context, o WatchOptions, fn func(*flow.Event) e
 			}
 		}
 	}
+}
+
+// MuteNew stops (or resumes) the delivery of NEW events to this Conn's
+// watches. While no socket listens for them the kernel does not even build
+// them, which more than doubles the rate of a bulk create: a node that
+// commits flows it already knows uses this, and learns about flows that
+// packets create meanwhile from a resync. UPDATE and DESTROY events keep
+// flowing.
+func (c *Conn) MuteNew(mute bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.muted = mute
+	var first error
+	for s, groups := range c.watchers {
+		if groups&groupNew == 0 {
+			continue
+		}
+		var err error
+		if mute {
+			err = s.nl.LeaveGroup(1) // NFNLGRP_CONNTRACK_NEW
+		} else {
+			err = s.nl.JoinGroup(1)
+		}
+		if err != nil && first == nil {
+			first = fmt.Errorf("conntrack NEW events: %w", err)
+		}
+	}
+	return first
 }

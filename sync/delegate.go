@@ -34,9 +34,9 @@ func (e events) nudge() {
 	default:
 	}
 }
-func (e events) NotifyJoin(*memberlist.Node)   { e.nudge() }
-func (e events) NotifyLeave(*memberlist.Node)  { e.nudge() }
-func (e events) NotifyUpdate(*memberlist.Node) { e.nudge() }
+func (e events) NotifyJoin(m *memberlist.Node)   { e.n.retryNow(m.Name); e.nudge() }
+func (e events) NotifyLeave(*memberlist.Node)    { e.nudge() }
+func (e events) NotifyUpdate(m *memberlist.Node) { e.n.retryNow(m.Name); e.nudge() }
 
 // logBridge turns memberlist's "[LEVEL] memberlist: ..." lines into slog.
 type logBridge struct{ log *slog.Logger }

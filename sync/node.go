@@ -78,6 +78,7 @@ type peer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	reader atomic.Pointer[cache.Reader] // the outgoing stream's change reader
+	retry  chan struct{}                // cuts a reconnect backoff short (the peer came back)
 
 	// outgoing stream (our flows to it)
 	connected   atomic.Bool
@@ -286,21 +287,12 @@ func (n *Node) reconcile() {
 			continue
 		}
 		if p == nil {
-			p = &peer{name: name}
-			n.peers[name] = p
+			p = n.peerLocked(name)
 		}
-		if p.cancel != nil {
-			p.cancel()
-		}
-		p.addr = addr
-		ctx, cancel := context.WithCancel(n.ctx)
-		p.cancel = cancel
-		p.done = make(chan struct{})
-		n.wg.Add(1)
-		go n.sendLoop(ctx, p, addr, p.done)
+		n.startSenderLocked(p, addr)
 	}
 	for name, p := range n.peers {
-		if _, ok := alive[name]; !ok && p.cancel != nil {
+		if _, ok := alive[name]; !ok && p.cancel != nil && !p.streamingToUs() {
 			p.cancel()
 			p.cancel = nil
 			p.connected.Store(false)
@@ -312,10 +304,44 @@ func (n *Node) reconcile() {
 func (n *Node) peerLocked(name string) *peer {
 	p := n.peers[name]
 	if p == nil {
-		p = &peer{name: name}
+		p = &peer{name: name, retry: make(chan struct{}, 1)}
 		n.peers[name] = p
 	}
 	return p
+}
+
+// startSenderLocked (re)starts the stream of our flows to p at addr.
+func (n *Node) startSenderLocked(p *peer, addr string) {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.addr = addr
+	ctx, cancel := context.WithCancel(n.ctx)
+	p.cancel = cancel
+	p.done = make(chan struct{})
+	n.wg.Add(1)
+	go n.sendLoop(ctx, p, addr, p.done)
+}
+
+// streamingToUs reports whether p has an authenticated stream open to us:
+// proof that it is alive, often before memberlist's gossip says so.
+func (p *peer) streamingToUs() bool {
+	p.inMu.Lock()
+	defer p.inMu.Unlock()
+	return p.inConn != nil
+}
+
+// retryNow makes a peer's stream reconnect at once if it is waiting.
+func (n *Node) retryNow(name string) {
+	n.mu.Lock()
+	p := n.peers[name]
+	n.mu.Unlock()
+	if p != nil {
+		select {
+		case p.retry <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Close leaves the cluster and stops every stream. It is idempotent.
@@ -371,8 +397,10 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
+			backoff = min(2*backoff, 2*time.Second)
+		case <-p.retry:
+			backoff = 50 * time.Millisecond
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
@@ -582,6 +610,15 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 	}
 	p.inConn, p.inSession, p.inEpoch = s, session, epoch
 	p.inMu.Unlock()
+	// A peer that streams to us is alive: stream back at once rather than
+	// wait for memberlist's gossip to say so (a restarted node refutes its
+	// "left" state only on the next gossip round).
+	n.mu.Lock()
+	if p.cancel == nil && p.addr != "" && !n.closed {
+		n.startSenderLocked(p, p.addr)
+	}
+	n.mu.Unlock()
+	n.retryNow(origin)
 	defer func() {
 		p.inMu.Lock()
 		if p.inConn == s {

@@ -21,6 +21,15 @@ type MemTable struct {
 	watchers map[chan *flow.Event]*atomic.Bool // value: events were lost
 	closed   bool
 	lose     int // events still to drop, as a socket overrun would
+	muteNew  bool
+}
+
+// MuteNew suppresses NEW events, like kernel.Conn.MuteNew.
+func (m *MemTable) MuteNew(mute bool) error {
+	m.mu.Lock()
+	m.muteNew = mute
+	m.mu.Unlock()
+	return nil
 }
 
 // LoseEvents makes the next n events vanish for every watcher, each of
@@ -37,6 +46,9 @@ func NewMemTable() *MemTable {
 }
 
 func (m *MemTable) emitLocked(t flow.EventType, f *flow.Flow, portID uint32) {
+	if t == flow.EventNew && m.muteNew {
+		return
+	}
 	if m.lose > 0 {
 		m.lose--
 		for _, lost := range m.watchers {

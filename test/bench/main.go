@@ -304,6 +304,10 @@ func (l *lab) run(n int) (*result, error) {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	r.CommitSeconds, r.CommitCreated = cr.Seconds, cr.Created
+	if os.Getenv("BENCH_DEBUG") != "" {
+		s, _ := stats(1, l)
+		fmt.Fprintf(os.Stderr, "after commit: B events new=%d update=%d\n", s.Kernel.EventsNew, s.Kernel.EventsUpdate)
+	}
 	waitUntil(10*time.Second, func() bool { s, err := stats(1, l); return err == nil && s.Internal.Flows >= n })
 	if s, err := stats(1, l); err == nil {
 		r.OwnCacheAfter = s.Internal.Flows
