@@ -32,12 +32,15 @@ func newMuxTransport(nt *memberlist.NetTransport, repl func(c net.Conn, br *bufi
 // StreamCh is what memberlist reads its incoming streams from.
 func (t *muxTransport) StreamCh() <-chan net.Conn { return t.streams }
 
-// Shutdown stops routing and the underlying transport.
+// Shutdown stops the underlying transport, then routing. The order
+// matters: NetTransport's accept loop may be blocked handing a new
+// connection to its (unbuffered) stream channel, and its Shutdown waits
+// for that loop, so the router keeps draining until the listener is gone.
 func (t *muxTransport) Shutdown() error {
 	var err error
 	t.shutOnce.Do(func() {
-		close(t.stop)
 		err = t.NetTransport.Shutdown()
+		close(t.stop)
 		t.wg.Wait()
 	})
 	return err
