@@ -34,9 +34,48 @@ func (e events) nudge() {
 	default:
 	}
 }
-func (e events) NotifyJoin(m *memberlist.Node)   { e.n.retryNow(m.Name); e.nudge() }
-func (e events) NotifyLeave(*memberlist.Node)    { e.nudge() }
-func (e events) NotifyUpdate(m *memberlist.Node) { e.n.retryNow(m.Name); e.nudge() }
+
+// memberlist calls these with its node lock held; the *memberlist.Node
+// must be copied here and never kept (memberlist changes it later without
+// telling readers: reading it afterwards is a data race).
+func (e events) NotifyJoin(m *memberlist.Node) {
+	e.n.setMember(m)
+	e.n.retryNow(m.Name)
+	e.nudge()
+}
+func (e events) NotifyLeave(m *memberlist.Node) { e.n.setMember(m); e.nudge() }
+func (e events) NotifyUpdate(m *memberlist.Node) {
+	e.n.setMember(m)
+	e.n.retryNow(m.Name)
+	e.nudge()
+}
+
+// member is our copy of what memberlist knows of a node.
+type member struct {
+	addr  string
+	state memberlist.NodeStateType
+}
+
+func (n *Node) setMember(m *memberlist.Node) {
+	mb := member{addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), state: m.State}
+	n.memMu.Lock()
+	n.members[m.Name] = mb
+	n.memMu.Unlock()
+}
+
+// aliveMembers returns the other nodes memberlist considers alive (or
+// suspect), by name, with their addresses.
+func (n *Node) aliveMembers() map[string]string {
+	n.memMu.Lock()
+	defer n.memMu.Unlock()
+	out := make(map[string]string, len(n.members))
+	for name, m := range n.members {
+		if name != n.cfg.Node && (m.state == memberlist.StateAlive || m.state == memberlist.StateSuspect) {
+			out[name] = m.addr
+		}
+	}
+	return out
+}
 
 // logBridge turns memberlist's "[LEVEL] memberlist: ..." lines into slog.
 type logBridge struct{ log *slog.Logger }
@@ -76,11 +115,17 @@ type Member struct {
 // Members lists the cluster members, this node first.
 func (n *Node) Members() []Member {
 	var out []Member
-	for _, m := range n.ml.Members() {
-		mb := Member{Name: m.Name, Addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), State: stateName(m.State), Self: m.Name == n.cfg.Node}
+	n.memMu.Lock()
+	copies := make(map[string]member, len(n.members))
+	for name, m := range n.members {
+		copies[name] = m
+	}
+	n.memMu.Unlock()
+	for name, m := range copies {
+		mb := Member{Name: name, Addr: m.addr, State: stateName(m.state), Self: name == n.cfg.Node}
 		if !mb.Self {
 			n.mu.Lock()
-			p := n.peers[m.Name]
+			p := n.peers[name]
 			n.mu.Unlock()
 			if p != nil {
 				mb.Connected = p.connected.Load()

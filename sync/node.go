@@ -54,6 +54,10 @@ type Node struct {
 	wg     stdsync.WaitGroup
 	kick   chan struct{} // membership changed
 
+	memMu   stdsync.Mutex
+	members map[string]member // our copy of memberlist's view, by name
+	addr    string            // this node's advertised address
+
 	mu      stdsync.Mutex
 	peers   map[string]*peer // by node name
 	closed  bool
@@ -126,7 +130,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1),
+		members: make(map[string]member)}
 	n.epoch = cfg.Epoch
 	if n.epoch == 0 {
 		var b [8]byte
@@ -185,6 +190,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("sync: start memberlist: %w", err)
 	}
 	n.ml = ml
+	ln := ml.LocalNode() // safe now: nothing has run yet
+	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
 }
@@ -205,10 +212,7 @@ func splitHostPort(s string) (string, int, error) {
 }
 
 // Addr returns the address peers reach this node at.
-func (n *Node) Addr() string {
-	ln := n.ml.LocalNode()
-	return net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
-}
+func (n *Node) Addr() string { return n.addr }
 
 // Epoch returns this node's incarnation number.
 func (n *Node) Epoch() uint64 { return n.epoch }
@@ -248,8 +252,8 @@ func (n *Node) join() {
 		return
 	}
 	known := map[string]bool{}
-	for _, m := range n.ml.Members() {
-		known[net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))] = true
+	for _, addr := range n.aliveMembers() {
+		known[addr] = true
 	}
 	var todo []string
 	for _, j := range n.cfg.Join {
@@ -269,13 +273,7 @@ func (n *Node) join() {
 // reconcile starts a stream to every alive member and stops streams to
 // members that are gone.
 func (n *Node) reconcile() {
-	alive := map[string]string{}
-	for _, m := range n.ml.Members() {
-		if m.Name == n.cfg.Node {
-			continue
-		}
-		alive[m.Name] = net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
-	}
+	alive := n.aliveMembers()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

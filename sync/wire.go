@@ -70,9 +70,8 @@ const (
 
 // writer builds messages. Not safe for concurrent use.
 type writer struct {
-	buf     bytes.Buffer
-	enc     *msgpack.Encoder
-	scratch [16]byte
+	buf bytes.Buffer
+	enc *msgpack.Encoder
 }
 
 func newWriter() *writer {
