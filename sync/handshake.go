@@ -139,8 +139,10 @@ func (s *conn) readFrame() ([]byte, error) {
 	return p, nil
 }
 
-// helloBody encodes label and node name.
+// helloBody encodes label and node name (each at most 255 bytes; the
+// configuration allows 64).
 func helloBody(label, node string) []byte {
+	label, node = label[:min(len(label), 255)], node[:min(len(node), 255)]
 	b := []byte{byte(len(label))}
 	b = append(b, label...)
 	b = append(b, byte(len(node)))
@@ -148,12 +150,16 @@ func helloBody(label, node string) []byte {
 }
 
 func parseHello(b []byte) (label, node string, err error) {
-	if len(b) < 1 || len(b) < 1+int(b[0])+1 {
+	if len(b) < 1 {
 		return "", "", errWire
 	}
-	label = string(b[1 : 1+b[0]])
-	b = b[1+int(b[0]):]
-	if len(b) != 1+int(b[0]) || b[0] == 0 {
+	ll := int(b[0]) // int: 1+b[0] in byte arithmetic wraps at 255
+	if len(b) < 1+ll+1 {
+		return "", "", errWire
+	}
+	label = string(b[1 : 1+ll])
+	b = b[1+ll:]
+	if nl := int(b[0]); nl == 0 || len(b) != 1+nl {
 		return "", "", errWire
 	}
 	return label, string(b[1:]), nil
