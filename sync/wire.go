@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -68,86 +69,50 @@ const (
 	waMaster
 )
 
-// writer builds messages. Not safe for concurrent use.
+// writer builds messages (by hand, see msgp.go). Not safe for concurrent
+// use; the slice a method returns is valid until the next call.
 type writer struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
+	b        []byte
+	countPos int // where startEntries left the array32 count
 }
 
-func newWriter() *writer {
-	w := &writer{}
-	w.enc = msgpack.NewEncoder(&w.buf)
-	return w
-}
+func newWriter() *writer { return &writer{b: make([]byte, 0, 64<<10)} }
 
-func (w *writer) begin(t msgType) {
-	w.buf.Reset()
-	w.buf.WriteByte(wireVersion)
-	w.buf.WriteByte(byte(t))
-}
-
-func (w *writer) bytes() []byte { return w.buf.Bytes() }
+func (w *writer) begin(t msgType) { w.b = append(w.b[:0], wireVersion, byte(t)) }
 
 // hello: [node, epoch, session]
 func (w *writer) hello(node string, epoch, session uint64) []byte {
 	w.begin(msgHello)
-	_ = w.enc.EncodeArrayLen(3)
-	_ = w.enc.EncodeString(node)
-	_ = w.enc.EncodeUint(epoch)
-	_ = w.enc.EncodeUint(session)
-	return w.bytes()
+	w.b = appendArrayLen(w.b, 3)
+	w.b = appendStr(w.b, node)
+	w.b = appendUint(w.b, epoch)
+	w.b = appendUint(w.b, session)
+	return w.b
 }
 
 // u64s encodes a message whose body is an array of unsigned integers.
 func (w *writer) u64s(t msgType, vs ...uint64) []byte {
 	w.begin(t)
-	_ = w.enc.EncodeArrayLen(len(vs))
+	w.b = appendArrayLen(w.b, len(vs))
 	for _, v := range vs {
-		_ = w.enc.EncodeUint(v)
+		w.b = appendUint(w.b, v)
 	}
-	return w.bytes()
+	return w.b
 }
 
 // startEntries begins an entries message; add entries with entry, then
 // finish with endEntries(n).
 func (w *writer) startEntries(epoch uint64) {
 	w.begin(msgEntries)
-	_ = w.enc.EncodeUint(epoch)
+	w.b = appendUint(w.b, epoch)
+	w.countPos = len(w.b)
 	// The count is written last into a fixed-size array32 header.
-	w.buf.Write([]byte{0xdd, 0, 0, 0, 0})
+	w.b = append(w.b, 0xdd, 0, 0, 0, 0)
 }
 
 func (w *writer) endEntries(n int) []byte {
-	b := w.buf.Bytes()
-	// Find the array header: after version, type and the epoch.
-	off := 2 + uintLen(b[2])
-	b[off+1], b[off+2], b[off+3], b[off+4] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-	return b
-}
-
-// uintLen is the encoded size of a msgpack unsigned integer by its first byte.
-func uintLen(first byte) int {
-	switch first {
-	case 0xcc:
-		return 2
-	case 0xcd:
-		return 3
-	case 0xce:
-		return 5
-	case 0xcf:
-		return 9
-	}
-	return 1
-}
-
-func (w *writer) addr(a netip.Addr) {
-	if a.Is4() {
-		v := a.As4()
-		_ = w.enc.EncodeBytes(v[:])
-		return
-	}
-	v := a.As16()
-	_ = w.enc.EncodeBytes(v[:])
+	binary.BigEndian.PutUint32(w.b[w.countPos+1:], uint32(n))
+	return w.b
 }
 
 func l4(t *flow.Tuple) (uint16, uint16) {
@@ -166,6 +131,7 @@ func l4(t *flow.Tuple) (uint16, uint16) {
 // Absent optional parts are nil; an inverse reply tuple is nil.
 func (w *writer) entry(e *cache.Entry) {
 	f := &e.Flow
+	b := w.b
 	var flags uint64
 	if e.Deleted {
 		flags |= efDeleted
@@ -175,33 +141,31 @@ func (w *writer) entry(e *cache.Entry) {
 		flags |= efReplyInverse
 	}
 	if e.Deleted {
-		_ = w.enc.EncodeArrayLen(8)
+		b = appendArrayLen(b, 8)
 	} else {
-		_ = w.enc.EncodeArrayLen(26)
+		b = appendArrayLen(b, 26)
 	}
-	_ = w.enc.EncodeUint(e.Version)
-	_ = w.enc.EncodeUint(flags)
-	_ = w.enc.EncodeUint(uint64(f.Orig.Proto))
-	w.addr(f.Orig.Src)
-	w.addr(f.Orig.Dst)
+	b = appendUint(b, e.Version)
+	b = appendUint(b, flags)
+	b = appendUint(b, uint64(f.Orig.Proto))
+	b = appendAddr(b, f.Orig.Src)
+	b = appendAddr(b, f.Orig.Dst)
 	sp, dp := l4(&f.Orig)
-	_ = w.enc.EncodeUint(uint64(sp))
-	_ = w.enc.EncodeUint(uint64(dp))
-	_ = w.enc.EncodeUint(uint64(f.Zone))
+	b = appendUint(b, uint64(sp))
+	b = appendUint(b, uint64(dp))
+	b = appendUint(b, uint64(f.Zone))
 	if e.Deleted {
+		w.b = b
 		return
 	}
 	if inverse {
-		_ = w.enc.EncodeNil()
-		_ = w.enc.EncodeNil()
-		_ = w.enc.EncodeNil()
-		_ = w.enc.EncodeNil()
+		b = append(b, 0xc0, 0xc0, 0xc0, 0xc0)
 	} else {
-		w.addr(f.Reply.Src)
-		w.addr(f.Reply.Dst)
+		b = appendAddr(b, f.Reply.Src)
+		b = appendAddr(b, f.Reply.Dst)
 		sp, dp := l4(&f.Reply)
-		_ = w.enc.EncodeUint(uint64(sp))
-		_ = w.enc.EncodeUint(uint64(dp))
+		b = appendUint(b, uint64(sp))
+		b = appendUint(b, uint64(dp))
 	}
 	var attrs uint64
 	set := func(cond bool, bit uint64) {
@@ -220,11 +184,11 @@ func (w *writer) entry(e *cache.Entry) {
 	set(f.Has(flow.AttrSeqAdjOrig), waSeqOrig)
 	set(f.Has(flow.AttrSeqAdjReply), waSeqReply)
 	set(f.Master != nil, waMaster)
-	_ = w.enc.EncodeUint(attrs)
-	_ = w.enc.EncodeUint(uint64(f.Status))
-	_ = w.enc.EncodeUint(uint64(f.Timeout))
-	_ = w.enc.EncodeUint(uint64(f.Mark))
-	_ = w.enc.EncodeUint(uint64(f.ZoneDir))
+	b = appendUint(b, attrs)
+	b = appendUint(b, uint64(f.Status))
+	b = appendUint(b, uint64(f.Timeout))
+	b = appendUint(b, uint64(f.Mark))
+	b = appendUint(b, uint64(f.ZoneDir))
 	var state, tcp, aux1, aux2 uint64
 	switch {
 	case f.Has(flow.AttrTCP):
@@ -235,55 +199,54 @@ func (w *writer) entry(e *cache.Entry) {
 	case f.Has(flow.AttrDCCP):
 		state, tcp, aux1 = uint64(f.DCCP.State), uint64(f.DCCP.Role), f.DCCP.HandshakeSeq
 	}
-	_ = w.enc.EncodeUint(state)
-	_ = w.enc.EncodeUint(tcp)
-	_ = w.enc.EncodeUint(aux1)
-	_ = w.enc.EncodeUint(aux2)
+	b = appendUint(b, state)
+	b = appendUint(b, tcp)
+	b = appendUint(b, aux1)
+	b = appendUint(b, aux2)
 	if attrs&waHelper != 0 {
-		_ = w.enc.EncodeString(f.Helper)
+		b = appendStr(b, f.Helper)
 	} else {
-		_ = w.enc.EncodeNil()
+		b = appendNil(b)
 	}
 	if attrs&waLabels != 0 {
-		_ = w.enc.EncodeBytes(f.Labels[:])
+		b = appendBin(b, f.Labels[:])
 	} else {
-		_ = w.enc.EncodeNil()
+		b = appendNil(b)
 	}
-	w.seqAdj(attrs&waSeqOrig != 0, f.SeqAdjOrig)
-	w.seqAdj(attrs&waSeqReply != 0, f.SeqAdjReply)
-	if f.Master != nil {
-		m := f.Master
-		_ = w.enc.EncodeArrayLen(6)
-		_ = w.enc.EncodeUint(uint64(m.Proto))
-		w.addr(m.Src)
-		w.addr(m.Dst)
+	b = appendSeqAdj(b, attrs&waSeqOrig != 0, f.SeqAdjOrig)
+	b = appendSeqAdj(b, attrs&waSeqReply != 0, f.SeqAdjReply)
+	if m := f.Master; m != nil {
+		b = appendArrayLen(b, 6)
+		b = appendUint(b, uint64(m.Proto))
+		b = appendAddr(b, m.Src)
+		b = appendAddr(b, m.Dst)
 		sp, dp := l4(m)
-		_ = w.enc.EncodeUint(uint64(sp))
-		_ = w.enc.EncodeUint(uint64(dp))
-		_ = w.enc.EncodeUint(0) // reserved: master zone
+		b = appendUint(b, uint64(sp))
+		b = appendUint(b, uint64(dp))
+		b = appendUint(b, 0) // reserved: master zone
 	} else {
-		_ = w.enc.EncodeNil()
+		b = appendNil(b)
 	}
+	w.b = b
 }
 
-func (w *writer) seqAdj(ok bool, s flow.SeqAdj) {
+func appendSeqAdj(b []byte, ok bool, s flow.SeqAdj) []byte {
 	if !ok {
-		_ = w.enc.EncodeNil()
-		return
+		return appendNil(b)
 	}
-	_ = w.enc.EncodeArrayLen(3)
-	_ = w.enc.EncodeUint(uint64(s.CorrectionPos))
-	_ = w.enc.EncodeUint(uint64(s.OffsetBefore))
-	_ = w.enc.EncodeUint(uint64(s.OffsetAfter))
+	b = appendArrayLen(b, 3)
+	b = appendUint(b, uint64(s.CorrectionPos))
+	b = appendUint(b, uint64(s.OffsetBefore))
+	return appendUint(b, uint64(s.OffsetAfter))
 }
 
 // ---------------------------------------------------------------- reading
 
 // reader parses messages. Not safe for concurrent use.
 type reader struct {
-	r   bytes.Reader
-	dec *msgpack.Decoder
-	a   [16]byte
+	r    bytes.Reader
+	dec  *msgpack.Decoder
+	body []byte
 }
 
 func newReader() *reader {
@@ -300,6 +263,7 @@ func (rd *reader) open(b []byte) (msgType, error) {
 	if b[0] != wireVersion {
 		return 0, fmt.Errorf("%w: wire version %d, want %d", errWire, b[0], wireVersion)
 	}
+	rd.body = b[2:]
 	rd.r.Reset(b[2:])
 	rd.dec.ResetReader(&rd.r)
 	return msgType(b[1]), nil
@@ -335,71 +299,6 @@ func (rd *reader) skip(n int) error {
 			return fmt.Errorf("%w: %v", errWire, err)
 		}
 	}
-	return nil
-}
-
-// isNil consumes a nil if one is next.
-func (rd *reader) isNil() (bool, error) {
-	c, err := rd.dec.PeekCode()
-	if err != nil {
-		return false, fmt.Errorf("%w: %v", errWire, err)
-	}
-	if c == 0xc0 {
-		_ = rd.dec.DecodeNil()
-		return true, nil
-	}
-	return false, nil
-}
-
-// addr reads a 4- or 16-byte address of the expected family (0: either).
-func (rd *reader) addr(fam flow.Family) (netip.Addr, error) {
-	n, err := rd.dec.DecodeBytesLen()
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%w: %v", errWire, err)
-	}
-	switch {
-	case n == 4 && fam != flow.IPv6:
-		if err := rd.dec.ReadFull(rd.a[:4]); err != nil {
-			return netip.Addr{}, fmt.Errorf("%w: %v", errWire, err)
-		}
-		return netip.AddrFrom4([4]byte(rd.a[:4])), nil
-	case n == 16 && fam != flow.IPv4:
-		if err := rd.dec.ReadFull(rd.a[:16]); err != nil {
-			return netip.Addr{}, fmt.Errorf("%w: %v", errWire, err)
-		}
-		return netip.AddrFrom16(rd.a), nil
-	}
-	return netip.Addr{}, fmt.Errorf("%w: address of %d bytes", errWire, n)
-}
-
-func setL4(t *flow.Tuple, sp, dp uint16) {
-	if flow.IsICMP(t.Proto) {
-		t.ICMPID, t.ICMPType, t.ICMPCode = sp, uint8(dp>>8), uint8(dp)
-		return
-	}
-	if flow.HasPorts(t.Proto) || t.Proto == flow.ProtoGRE {
-		t.SrcPort, t.DstPort = sp, dp
-	}
-}
-
-// tuple reads proto-less tuple parts: src, dst, sport, dport.
-func (rd *reader) tuple(t *flow.Tuple, fam flow.Family) error {
-	var err error
-	if t.Src, err = rd.addr(fam); err != nil {
-		return err
-	}
-	if t.Dst, err = rd.addr(flow.FamilyOf(t.Src)); err != nil {
-		return err
-	}
-	sp, err := rd.uint(0xffff)
-	if err != nil {
-		return err
-	}
-	dp, err := rd.uint(0xffff)
-	if err != nil {
-		return err
-	}
-	setL4(t, uint16(sp), uint16(dp))
 	return nil
 }
 
@@ -440,18 +339,17 @@ func (rd *reader) u64s(out ...*uint64) error {
 const maxEntries = 1 << 16
 
 // entries decodes an entries body, calling fn for each entry (reused).
+// Entries are parsed by hand (msgp.go), the hot path of replication.
 func (rd *reader) entries(fn func(epoch uint64, e *cache.Entry) error) error {
-	epoch, err := rd.uint(^uint64(0))
-	if err != nil {
-		return err
-	}
-	n, err := rd.dec.DecodeArrayLen()
-	if err != nil || n < 0 || n > maxEntries {
-		return fmt.Errorf("%w: entry count", errWire)
+	p := parser{b: rd.body}
+	epoch := p.uint(^uint64(0))
+	n := p.arrayLen()
+	if p.err != nil {
+		return p.err
 	}
 	var e cache.Entry
 	for i := 0; i < n; i++ {
-		if err := rd.entry(&e); err != nil {
+		if err := parseEntry(&p, &e); err != nil {
 			return fmt.Errorf("entry %d: %w", i, err)
 		}
 		if err := fn(epoch, &e); err != nil {
@@ -461,173 +359,164 @@ func (rd *reader) entries(fn func(epoch uint64, e *cache.Entry) error) error {
 	return nil
 }
 
-func (rd *reader) entry(e *cache.Entry) error {
+// addr reads a 4- or 16-byte address of the expected family (0: either).
+func (p *parser) addr(fam flow.Family) netip.Addr {
+	v := p.bin()
+	switch {
+	case p.err != nil:
+	case len(v) == 4 && fam != flow.IPv6:
+		return netip.AddrFrom4([4]byte(v))
+	case len(v) == 16 && fam != flow.IPv4:
+		return netip.AddrFrom16([16]byte(v))
+	default:
+		p.fail(fmt.Sprintf("address of %d bytes", len(v)))
+	}
+	return netip.Addr{}
+}
+
+func setL4(t *flow.Tuple, sp, dp uint16) {
+	if flow.IsICMP(t.Proto) {
+		t.ICMPID, t.ICMPType, t.ICMPCode = sp, uint8(dp>>8), uint8(dp)
+		return
+	}
+	if flow.HasPorts(t.Proto) || t.Proto == flow.ProtoGRE {
+		t.SrcPort, t.DstPort = sp, dp
+	}
+}
+
+// tuple reads src, dst, sport, dport.
+func (p *parser) tuple(t *flow.Tuple, fam flow.Family) {
+	t.Src = p.addr(fam)
+	t.Dst = p.addr(flow.FamilyOf(t.Src))
+	sp := p.uint(0xffff)
+	dp := p.uint(0xffff)
+	setL4(t, uint16(sp), uint16(dp))
+}
+
+func parseEntry(p *parser, e *cache.Entry) error {
 	*e = cache.Entry{}
-	n, err := rd.arrayLen(8)
-	if err != nil {
-		return err
+	n := p.arrayLen()
+	if p.err == nil && n < 8 {
+		p.fail(fmt.Sprintf("%d fields in an entry, want at least 8", n))
 	}
-	if e.Version, err = rd.uint(^uint64(0)); err != nil {
-		return err
-	}
-	flags, err := rd.uint(0xff)
-	if err != nil {
-		return err
-	}
+	e.Version = p.uint(^uint64(0))
+	flags := p.uint(0xff)
 	e.Deleted = flags&efDeleted != 0
-	proto, err := rd.uint(0xff)
-	if err != nil {
-		return err
-	}
 	f := &e.Flow
-	f.Orig.Proto = uint8(proto)
-	if err := rd.tuple(&f.Orig, 0); err != nil {
-		return err
+	f.Orig.Proto = uint8(p.uint(0xff))
+	p.tuple(&f.Orig, 0)
+	f.Zone = uint16(p.uint(0xffff))
+	if p.err != nil {
+		return p.err
 	}
-	zone, err := rd.uint(0xffff)
-	if err != nil {
-		return err
-	}
-	f.Zone = uint16(zone)
 	if e.Deleted {
 		e.Key = cache.KeyOf(f)
-		return rd.skip(n - 8)
+		for i := 8; i < n && p.err == nil; i++ {
+			p.skip()
+		}
+		return p.err
 	}
 	if n < 26 {
-		return fmt.Errorf("%w: %d fields in a flow, want 26", errWire, n)
+		p.fail(fmt.Sprintf("%d fields in a flow, want 26", n))
+		return p.err
 	}
 	fam := f.Family()
 	if flags&efReplyInverse != 0 {
-		if err := rd.skip(4); err != nil {
-			return err
+		for i := 0; i < 4; i++ {
+			p.skip()
 		}
 		f.Reply = f.Orig.Invert()
 	} else {
 		f.Reply.Proto = f.Orig.Proto
-		if err := rd.tuple(&f.Reply, fam); err != nil {
-			return err
-		}
+		p.tuple(&f.Reply, fam)
 	}
-	attrs, err := rd.uint(0xffff)
-	if err != nil {
-		return err
+	attrs := p.uint(0xffff)
+	f.Status = flow.Status(p.uint(0xffffffff))
+	f.Timeout = uint32(p.uint(0xffffffff))
+	f.Mark = uint32(p.uint(0xffffffff))
+	f.ZoneDir = flow.ZoneDir(p.uint(uint64(flow.ZoneReply)))
+	state := uint8(p.uint(0xff))
+	tcp := p.uint(0xffffffff)
+	aux1 := p.uint(^uint64(0))
+	aux2 := uint32(p.uint(0xffffffff))
+	if p.err != nil {
+		return p.err
 	}
-	var v [4]uint64
-	for i := range v {
-		if v[i], err = rd.uint(0xffffffff); err != nil {
-			return err
-		}
+	if attrs&waStatus != 0 {
+		f.Set(flow.AttrStatus)
 	}
-	f.Status, f.Timeout, f.Mark = flow.Status(v[0]), uint32(v[1]), uint32(v[2])
-	if v[3] > uint64(flow.ZoneReply) {
-		return fmt.Errorf("%w: zone direction %d", errWire, v[3])
+	if attrs&waTimeout != 0 {
+		f.Set(flow.AttrTimeout)
 	}
-	f.ZoneDir = flow.ZoneDir(v[3])
-	state, err := rd.uint(0xff)
-	if err != nil {
-		return err
+	if attrs&waMark != 0 {
+		f.Set(flow.AttrMark)
 	}
-	tcp, err := rd.uint(0xffffffff)
-	if err != nil {
-		return err
-	}
-	aux1, err := rd.uint(^uint64(0))
-	if err != nil {
-		return err
-	}
-	aux2, err := rd.uint(0xffffffff)
-	if err != nil {
-		return err
-	}
-	setIf := func(bit uint64, a flow.Attr) {
-		if attrs&bit != 0 {
-			f.Set(a)
-		}
-	}
-	setIf(waStatus, flow.AttrStatus)
-	setIf(waTimeout, flow.AttrTimeout)
-	setIf(waMark, flow.AttrMark)
 	if f.Zone != 0 && f.ZoneDir == flow.ZoneBoth {
 		f.Set(flow.AttrZone)
 	}
 	switch {
 	case attrs&waTCP != 0:
 		f.Set(flow.AttrTCP)
-		f.TCP = flow.TCPInfo{State: uint8(state), WScaleOrig: uint8(tcp), WScaleReply: uint8(tcp >> 8), FlagsOrig: uint8(tcp >> 16), FlagsReply: uint8(tcp >> 24)}
+		f.TCP = flow.TCPInfo{State: state, WScaleOrig: uint8(tcp), WScaleReply: uint8(tcp >> 8), FlagsOrig: uint8(tcp >> 16), FlagsReply: uint8(tcp >> 24)}
 	case attrs&waSCTP != 0:
-		f.Set(flow.AttrSCTP)
 		if aux1 > 0xffffffff {
-			return fmt.Errorf("%w: sctp vtag", errWire)
+			p.fail("sctp vtag")
+			return p.err
 		}
-		f.SCTP = flow.SCTPInfo{State: uint8(state), VTagOrig: uint32(aux1), VTagReply: uint32(aux2)}
+		f.Set(flow.AttrSCTP)
+		f.SCTP = flow.SCTPInfo{State: state, VTagOrig: uint32(aux1), VTagReply: aux2}
 	case attrs&waDCCP != 0:
 		f.Set(flow.AttrDCCP)
-		f.DCCP = flow.DCCPInfo{State: uint8(state), Role: uint8(tcp), HandshakeSeq: aux1}
+		f.DCCP = flow.DCCPInfo{State: state, Role: uint8(tcp), HandshakeSeq: aux1}
 	}
-	// helper
-	if isNil, err := rd.isNil(); err != nil {
-		return err
-	} else if !isNil {
-		h, err := rd.dec.DecodeString()
-		if err != nil || len(h) == 0 || len(h) > 32 {
-			return fmt.Errorf("%w: helper name", errWire)
+	if !p.isNil() {
+		h := p.bin()
+		if p.err == nil && (len(h) == 0 || len(h) > 32) {
+			p.fail("helper name")
 		}
-		f.Helper = h
+		f.Helper = string(h)
 		f.Set(flow.AttrHelper)
 	}
-	// labels
-	if isNil, err := rd.isNil(); err != nil {
-		return err
-	} else if !isNil {
-		ln, err := rd.dec.DecodeBytesLen()
-		if err != nil || ln != len(f.Labels) {
-			return fmt.Errorf("%w: labels", errWire)
+	if !p.isNil() {
+		l := p.bin()
+		if p.err == nil && len(l) != len(f.Labels) {
+			p.fail("labels")
 		}
-		if err := rd.dec.ReadFull(f.Labels[:]); err != nil {
-			return fmt.Errorf("%w: %v", errWire, err)
-		}
+		copy(f.Labels[:], l)
 		f.Set(flow.AttrLabels)
 	}
 	for i, dst := range []*flow.SeqAdj{&f.SeqAdjOrig, &f.SeqAdjReply} {
-		if isNil, err := rd.isNil(); err != nil {
-			return err
-		} else if isNil {
+		if p.isNil() {
 			continue
 		}
-		var a, b, c uint64
-		if err := rd.u64s(&a, &b, &c); err != nil {
-			return err
+		if p.arrayLen() < 3 && p.err == nil {
+			p.fail("sequence adjustment")
 		}
-		if a|b|c > 0xffffffff {
-			return fmt.Errorf("%w: sequence adjustment", errWire)
-		}
-		*dst = flow.SeqAdj{CorrectionPos: uint32(a), OffsetBefore: uint32(b), OffsetAfter: uint32(c)}
+		*dst = flow.SeqAdj{CorrectionPos: uint32(p.uint(0xffffffff)), OffsetBefore: uint32(p.uint(0xffffffff)), OffsetAfter: uint32(p.uint(0xffffffff))}
 		f.Set([]flow.Attr{flow.AttrSeqAdjOrig, flow.AttrSeqAdjReply}[i])
 	}
-	if isNil, err := rd.isNil(); err != nil {
-		return err
-	} else if !isNil {
-		mn, err := rd.arrayLen(6)
-		if err != nil {
-			return err
+	if !p.isNil() {
+		mn := p.arrayLen()
+		if p.err == nil && mn < 6 {
+			p.fail("master tuple")
 		}
-		mp, err := rd.uint(0xff)
-		if err != nil {
-			return err
-		}
-		m := &flow.Tuple{Proto: uint8(mp)}
-		if err := rd.tuple(m, fam); err != nil {
-			return err
-		}
-		if err := rd.skip(mn - 5); err != nil {
-			return err
+		m := &flow.Tuple{Proto: uint8(p.uint(0xff))}
+		p.tuple(m, fam)
+		for i := 5; i < mn && p.err == nil; i++ {
+			p.skip()
 		}
 		f.Master = m
 		f.Set(flow.AttrMaster)
+	}
+	for i := 26; i < n && p.err == nil; i++ {
+		p.skip()
+	}
+	if p.err != nil {
+		return p.err
 	}
 	if err := f.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errWire, err)
 	}
 	e.Key = cache.KeyOf(f)
-	return rd.skip(n - 26)
+	return nil
 }

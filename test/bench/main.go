@@ -286,7 +286,7 @@ func (l *lab) run(n int) (*result, error) {
 	r.LoadSeconds = t1.Sub(t0).Seconds()
 	if err := waitUntil(60*time.Second, func() bool { s, err := stats(1, l); return err == nil && external(s, "fw1") == n }); err != nil {
 		s, _ := stats(1, l)
-		return nil, fmt.Errorf("B holds %d of %d flows: %w", external(s, "fw1"), n, err)
+		return nil, fmt.Errorf("node B holds %d of %d flows: %w", external(s, "fw1"), n, err)
 	}
 	r.LagAfterLoadMs = float64(time.Since(t1).Microseconds()) / 1000
 	if rss1, err := rss(l.daemonPID(1)); err == nil {
@@ -299,11 +299,20 @@ func (l *lab) run(n int) (*result, error) {
 			}
 		}
 	}
+	if os.Getenv("BENCH_KILL_A") != "" {
+		l.daemons[0].Process.Kill() // a real failover: the owner is gone
+		l.daemons[0].Wait()
+		l.daemons[0] = nil
+	}
 	cr, err := control.Dial(l.sock(1)).Commit(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	r.CommitSeconds, r.CommitCreated = cr.Seconds, cr.Created
+	if os.Getenv("BENCH_KILL_A") != "" {
+		fmt.Printf("commit on B with A dead: %.3f s (%d created)\n", cr.Seconds, cr.Created)
+		return r, nil
+	}
 	if os.Getenv("BENCH_DEBUG") != "" {
 		s, _ := stats(1, l)
 		fmt.Fprintf(os.Stderr, "after commit: B events new=%d update=%d\n", s.Kernel.EventsNew, s.Kernel.EventsUpdate)
