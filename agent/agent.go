@@ -147,6 +147,10 @@ func (a *Agent) Alive(ctx context.Context) bool {
 	return a.do(ctx, func() {}) == nil
 }
 
+// Partition cuts this node off from the given cluster addresses (nil
+// heals); see sync.Node.Partition. For fault-injection tests.
+func (a *Agent) Partition(blocked func(addr string) bool) { a.node.Partition(blocked) }
+
 // Addr is the cluster address peers reach this node at.
 func (a *Agent) Addr() string { return a.node.Addr() }
 

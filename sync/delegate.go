@@ -63,6 +63,13 @@ func (n *Node) setMember(m *memberlist.Node) {
 	n.memMu.Unlock()
 }
 
+// memberAddr returns the address memberlist knows for a node, or "".
+func (n *Node) memberAddr(name string) string {
+	n.memMu.Lock()
+	defer n.memMu.Unlock()
+	return n.members[name].addr
+}
+
 // aliveMembers returns the other nodes memberlist considers alive (or
 // suspect), by name, with their addresses.
 func (n *Node) aliveMembers() map[string]string {

@@ -64,6 +64,41 @@ type Node struct {
 	session atomic.Uint64
 
 	stats counters
+
+	partition atomic.Pointer[func(addr string) bool] // fault injection
+}
+
+// Partition cuts this node off from every address for which blocked
+// returns true (nil heals): memberlist's packets to them are dropped, its
+// and the replication streams' dials refused, and the streams open to or
+// from those peers closed. It exists for fault-injection tests; a
+// partition is only complete when every node on both sides applies it.
+func (n *Node) Partition(blocked func(addr string) bool) {
+	if blocked == nil {
+		n.partition.Store(nil)
+		return
+	}
+	n.partition.Store(&blocked)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.peers {
+		if p.addr == "" || !blocked(p.addr) {
+			continue
+		}
+		if c := p.outConn.Load(); c != nil {
+			c.Close()
+		}
+		p.inMu.Lock()
+		if p.inConn != nil {
+			p.inConn.Close()
+		}
+		p.inMu.Unlock()
+	}
+}
+
+func (n *Node) isBlocked(addr string) bool {
+	f := n.partition.Load()
+	return f != nil && (*f)(addr)
 }
 
 // counters are the node-wide counters.
@@ -77,12 +112,13 @@ type counters struct {
 
 // peer is the state kept for one other node.
 type peer struct {
-	name   string
-	addr   string
-	cancel context.CancelFunc
-	done   chan struct{}
-	reader atomic.Pointer[cache.Reader] // the outgoing stream's change reader
-	retry  chan struct{}                // cuts a reconnect backoff short (the peer came back)
+	name    string
+	addr    string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	reader  atomic.Pointer[cache.Reader] // the outgoing stream's change reader
+	outConn atomic.Pointer[conn]         // the outgoing stream, while up
+	retry   chan struct{}                // cuts a reconnect backoff short (the peer came back)
 
 	// outgoing stream (our flows to it)
 	connected   atomic.Bool
@@ -155,7 +191,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
 	}
-	n.trans = newMuxTransport(nt, n.accept)
+	n.trans = newMuxTransport(nt, n.accept, n.isBlocked)
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.LocalTimings {
@@ -405,6 +441,9 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 // stream runs one connection to a peer: hello, snapshot, then changes and
 // digests until an error or ctx ends.
 func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
+	if n.isBlocked(addr) {
+		return errPartitioned
+	}
 	d := net.Dialer{Timeout: 5 * time.Second}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -422,9 +461,15 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 		c.Close()
 		return fmt.Errorf("peer at %s says it is %q, want %q", addr, s.peer, p.name)
 	}
+	if n.isBlocked(addr) { // a partition began while we dialled
+		c.Close()
+		return errPartitioned
+	}
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
+	p.outConn.Store(s)
+	defer p.outConn.CompareAndSwap(s, nil)
 
 	w := newWriter()
 	if err := s.writeFrame(w.hello(n.cfg.Node, n.epoch, n.session.Add(1))); err != nil {
@@ -594,6 +639,9 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 	if err != nil || origin != s.peer || origin == n.cfg.Node {
 		n.stats.badHello.Add(1)
 		return
+	}
+	if n.isBlocked(n.memberAddr(origin)) {
+		return // fault injection: this peer is on the other side of a partition
 	}
 	n.mu.Lock()
 	p := n.peerLocked(origin)

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	stdsync "sync"
 	"time"
@@ -15,18 +16,52 @@ import (
 // (with that byte put back).
 type muxTransport struct {
 	*memberlist.NetTransport
-	streams  chan net.Conn // to memberlist
+	blocked  func(addr string) bool // fault injection: drop traffic to these
+	streams  chan net.Conn          // to memberlist
 	repl     func(c net.Conn, br *bufio.Reader)
 	stop     chan struct{}
 	wg       stdsync.WaitGroup
 	shutOnce stdsync.Once
 }
 
-func newMuxTransport(nt *memberlist.NetTransport, repl func(c net.Conn, br *bufio.Reader)) *muxTransport {
-	t := &muxTransport{NetTransport: nt, streams: make(chan net.Conn), repl: repl, stop: make(chan struct{})}
+func newMuxTransport(nt *memberlist.NetTransport, repl func(c net.Conn, br *bufio.Reader), blocked func(string) bool) *muxTransport {
+	t := &muxTransport{NetTransport: nt, streams: make(chan net.Conn), repl: repl, stop: make(chan struct{}), blocked: blocked}
 	t.wg.Add(1)
 	go t.route()
 	return t
+}
+
+// WriteTo sends a memberlist packet, unless a partition drops it.
+func (t *muxTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.blocked(addr) {
+		return time.Now(), nil // lost on the way, as on a cut link
+	}
+	return t.NetTransport.WriteTo(b, addr)
+}
+
+// DialTimeout opens a memberlist stream, unless a partition refuses it.
+func (t *muxTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if t.blocked(addr) {
+		return nil, errPartitioned
+	}
+	return t.NetTransport.DialTimeout(addr, timeout)
+}
+
+// WriteToAddress is what memberlist actually calls (NetTransport is a
+// NodeAwareTransport); it must be filtered like WriteTo.
+func (t *muxTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if t.blocked(a.Addr) {
+		return time.Now(), nil
+	}
+	return t.NetTransport.WriteToAddress(b, a)
+}
+
+// DialAddressTimeout is what memberlist actually calls for streams.
+func (t *muxTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	if t.blocked(a.Addr) {
+		return nil, errPartitioned
+	}
+	return t.NetTransport.DialAddressTimeout(a, timeout)
 }
 
 // StreamCh is what memberlist reads its incoming streams from.
@@ -83,6 +118,8 @@ func (t *muxTransport) classify(c net.Conn) {
 		c.Close()
 	}
 }
+
+var errPartitioned = errors.New("partitioned (fault injection)")
 
 // peekedConn is a net.Conn whose reads go through a bufio.Reader that may
 // hold bytes already read from it.

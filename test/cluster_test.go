@@ -262,3 +262,64 @@ func TestClusterFlushAndBulk(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// TestClusterPartitionHeal: a node cut off from the others misses changes,
+// then converges by itself when the link heals: the flows it missed arrive,
+// the ones deleted meanwhile disappear, with no restart and no command.
+func TestClusterPartitionHeal(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgent(t, "fw-a", key, nil)
+	b := startAgent(t, "fw-b", key, nil, a.agent.Addr())
+	c := startAgent(t, "fw-c", key, nil, a.agent.Addr(), b.agent.Addr())
+	for i := 0; i < 500; i++ {
+		a.kern.Insert(natFlow(i))
+	}
+	waitFor(t, "initial sync", 15*time.Second, func() bool {
+		return cacheLen(t, b, "external", "fw-a") == 500 && cacheLen(t, c, "external", "fw-a") == 500
+	})
+	// Cut c off from a and b, on both sides.
+	cAddr := c.agent.Addr()
+	others := map[string]bool{a.agent.Addr(): true, b.agent.Addr(): true}
+	c.agent.Partition(func(addr string) bool { return others[addr] })
+	a.agent.Partition(func(addr string) bool { return addr == cAddr })
+	b.agent.Partition(func(addr string) bool { return addr == cAddr })
+	// Changes during the partition: new flows, deletes, an update.
+	for i := 500; i < 700; i++ {
+		a.kern.Insert(natFlow(i))
+	}
+	for i := 0; i < 100; i++ {
+		f := natFlow(i)
+		a.kern.Remove(f.Key())
+	}
+	upd := natFlow(300)
+	upd.Mark = 777
+	a.kern.Update(upd)
+	waitFor(t, "b to follow a", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 600 })
+	// b has every change; c, cut off, has none of them. (Failure detection
+	// under a partition is tested in sync/partition_test.go.)
+	if got := cacheLen(t, c, "external", "fw-a"); got != 500 {
+		t.Fatalf("c holds %d of a's flows during the partition, want the 500 it had", got)
+	}
+	// Heal.
+	for _, n := range []*clusterNode{a, b, c} {
+		n.agent.Partition(nil)
+	}
+	waitFor(t, "c to converge after the heal", 30*time.Second, func() bool {
+		marked := 0
+		c.agent.Cache(context.Background(), control.CacheQuery{Cache: "external", Origin: "fw-a", Filter: flow.Filter{HasMark: true, Mark: 777, MarkMask: 0xffffffff}},
+			func(string, *flow.Flow) error { marked++; return nil })
+		return cacheLen(t, c, "external", "fw-a") == 600 && marked == 1
+	})
+	// None of the deleted flows survived on c.
+	gone := natFlow(50)
+	found := false
+	c.agent.Cache(context.Background(), control.CacheQuery{Cache: "external", Origin: "fw-a"}, func(_ string, f *flow.Flow) error {
+		if f.Key() == gone.Key() {
+			found = true
+		}
+		return nil
+	})
+	if found {
+		t.Fatalf("a flow deleted during the partition is still on c")
+	}
+}

@@ -1,0 +1,46 @@
+package sync
+
+import (
+	"testing"
+	"time"
+)
+
+// TestPartitionDetectedAndHealed: memberlist's failure detection sees a
+// node cut off, the node misses changes, and after the heal it converges by
+// itself (snapshot on reconnect), deletions included.
+func TestPartitionDetectedAndHealed(t *testing.T) {
+	key := newKey(t)
+	a := startNode(t, "a", key)
+	b := startNode(t, "b", key, a.Addr())
+	c := startNode(t, "c", key, a.Addr())
+	for i := 0; i < 300; i++ {
+		f := tflow(i)
+		a.in.Upsert(&f)
+	}
+	eventually(t, "initial sync", 10*time.Second, func() bool { return inSync(a, c, "a") && inSync(a, b, "a") })
+	cAddr := c.Addr()
+	others := map[string]bool{a.Addr(): true, b.Addr(): true}
+	c.Partition(func(addr string) bool { return others[addr] })
+	a.Partition(func(addr string) bool { return addr == cAddr })
+	b.Partition(func(addr string) bool { return addr == cAddr })
+	eventually(t, "a to declare c failed", 20*time.Second, func() bool { return a.ml.NumMembers() == 2 })
+	for i := 0; i < 100; i++ {
+		f := tflow(i)
+		a.in.Delete(&f)
+	}
+	for i := 300; i < 400; i++ {
+		f := tflow(i)
+		a.in.Upsert(&f)
+	}
+	eventually(t, "b to follow a", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	if c.ext.Len("a") != 300 {
+		t.Fatalf("c holds %d of a's flows while cut off, want the 300 it had", c.ext.Len("a"))
+	}
+	for _, n := range []*testNode{a, b, c} {
+		n.Partition(nil)
+	}
+	eventually(t, "c to converge after the heal", 30*time.Second, func() bool { return inSync(a, c, "a") })
+	if c.ext.Len("a") != 300 {
+		t.Fatalf("c holds %d of a's flows after the heal, want 300", c.ext.Len("a"))
+	}
+}
