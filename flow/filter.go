@@ -37,6 +37,13 @@ type Filter struct {
 	HasState bool
 	State    uint8
 
+	// --state NAME without -p, a ctsync extension (conntrack(8) wants -p):
+	// the name resolved in each protocol's own state table (see
+	// ParseAnyState), so a flow of any protocol matches when its state has
+	// that name. Not combined with HasState.
+	HasAnyState bool
+	AnyState    ProtoStates
+
 	// -u: every bit of StatusSet must be set and every bit of StatusUnset
 	// clear (see ParseStatusFilter).
 	HasStatus   bool
@@ -125,6 +132,9 @@ func (f *Filter) Match(fl *Flow) bool {
 	if f.HasState && !f.matchState(fl) {
 		return false
 	}
+	if f.HasAnyState && !f.AnyState.match(fl) {
+		return false
+	}
 	if f.HasICMPType || f.HasICMPCode || f.HasICMPID {
 		if !IsICMP(proto) ||
 			f.HasICMPType && fl.Orig.ICMPType != f.ICMPType ||
@@ -179,6 +189,62 @@ func (f *Filter) matchState(fl *Flow) bool {
 	return false
 }
 
+// ProtoStates is one state name resolved in the state table of each
+// protocol that has states: what --state NAME means without -p (see
+// ParseAnyState). A Has flag says whether that protocol has a state of the
+// name, and the number beside it is that state. It is a plain comparable
+// value.
+type ProtoStates struct {
+	HasTCP, HasSCTP, HasDCCP bool
+	TCP, SCTP, DCCP          uint8
+}
+
+// ParseAnyState parses the name of --state given without -p: a TCP, SCTP or
+// DCCP state name (case-insensitive), resolved with each protocol's own table
+// (ParseTCPState and friends). ESTABLISHED, for instance, is both TCP's and
+// SCTP's; NONE is every protocol's. A name no protocol has is an error that
+// lists the valid names.
+func ParseAnyState(s string) (ProtoStates, error) {
+	var ps ProtoStates
+	var err error
+	ps.TCP, err = ParseTCPState(s)
+	ps.HasTCP = err == nil
+	ps.SCTP, err = ParseSCTPState(s)
+	ps.HasSCTP = err == nil
+	ps.DCCP, err = ParseDCCPState(s)
+	ps.HasDCCP = err == nil
+	if !ps.HasTCP && !ps.HasSCTP && !ps.HasDCCP {
+		return ProtoStates{}, fmt.Errorf("unknown state %q (want a TCP state: %s; an SCTP state: %s; or a DCCP state: %s)",
+			s, validStates(tcpStates, "LISTEN"), validStates(sctpStates), validStates(dccpStates))
+	}
+	return ps, nil
+}
+
+// has reports whether the protocol has a state of the name.
+func (s *ProtoStates) has(proto uint8) bool {
+	switch proto {
+	case ProtoTCP:
+		return s.HasTCP
+	case ProtoSCTP:
+		return s.HasSCTP
+	case ProtoDCCP:
+		return s.HasDCCP
+	}
+	return false
+}
+
+func (s *ProtoStates) match(fl *Flow) bool {
+	switch fl.Proto() {
+	case ProtoTCP:
+		return s.HasTCP && fl.Has(AttrTCP) && fl.TCP.State == s.TCP
+	case ProtoSCTP:
+		return s.HasSCTP && fl.Has(AttrSCTP) && fl.SCTP.State == s.SCTP
+	case ProtoDCCP:
+		return s.HasDCCP && fl.Has(AttrDCCP) && fl.DCCP.State == s.DCCP
+	}
+	return false
+}
+
 // Validate reports combinations conntrack(8) refuses: --any-nat with
 // --src-nat or --dst-nat, protocol options without a protocol that has them,
 // status bits both required and excluded, prefixes of different families.
@@ -194,6 +260,16 @@ func (f *Filter) Validate() error {
 	}
 	if f.HasState && (!f.HasProto || f.Proto != ProtoTCP && f.Proto != ProtoSCTP && f.Proto != ProtoDCCP) {
 		errs = append(errs, errors.New("--state needs -p tcp, sctp or dccp"))
+	}
+	if f.HasAnyState {
+		switch {
+		case f.HasState:
+			errs = append(errs, errors.New("--state: a state by name (without -p) and a protocol's state (with -p) cannot be combined"))
+		case !f.AnyState.HasTCP && !f.AnyState.HasSCTP && !f.AnyState.HasDCCP:
+			errs = append(errs, errors.New("--state: the state by name is a state of no protocol"))
+		case f.HasProto && !f.AnyState.has(f.Proto):
+			errs = append(errs, errors.New("--state needs -p tcp, sctp or dccp, one with a state of that name"))
+		}
 	}
 	if (f.HasICMPType || f.HasICMPCode || f.HasICMPID) && (!f.HasProto || !IsICMP(f.Proto)) {
 		errs = append(errs, errors.New("ICMP filters need -p icmp or -p icmpv6"))

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -33,6 +34,19 @@ func mustStatus(t *testing.T, s string) Filter {
 		t.Fatalf("ParseStatusFilter(%q): %v", s, err)
 	}
 	return Filter{HasStatus: true, StatusSet: set, StatusUnset: unset}
+}
+
+func mustAnyState(t *testing.T, s string) Filter {
+	t.Helper()
+	st, err := ParseAnyState(s)
+	if err != nil {
+		t.Fatalf("ParseAnyState(%q): %v", s, err)
+	}
+	f := Filter{HasAnyState: true, AnyState: st}
+	if err := f.Validate(); err != nil {
+		t.Fatalf("ParseAnyState(%q): Validate: %v", s, err)
+	}
+	return f
 }
 
 func mustMark(t *testing.T, s string) Filter {
@@ -201,6 +215,19 @@ func TestFilterMatchBeyondConntrack(t *testing.T) {
 		{"ports never match a protocol without ports", Filter{HasSrcPort: true, SrcPort: 0}, "dccp"},
 		{"icmp fields never match other protocols", Filter{HasICMPCode: true}, "icmp icmpv6"},
 		{"state of another protocol's numbering", Filter{HasState: true, State: 4}, "sctp"},
+		// --state NAME without -p (conntrack 1.4.7: "unknown option"):
+		// each protocol's own state of that name.
+		{"--state ESTABLISHED without -p", mustAnyState(t, "ESTABLISHED"), "orig_zone reply_zone sctp tcp_mark_zone"},
+		{"--state SYN_SENT without -p", mustAnyState(t, "SYN_SENT"), "tcp6 tcp6_dnat_port tcp6_snat"},
+		{"--state LISTEN without -p", mustAnyState(t, "listen"), "tcp_syn_sent2"},
+		{"--state COOKIE_WAIT without -p", mustAnyState(t, "COOKIE_WAIT"), "sctp_max"},
+		{"--state OPEN without -p (DCCP flows carry no state here)", mustAnyState(t, "OPEN"), ""},
+		{"--state ESTABLISHED without -p, IPv4", func() Filter {
+			f := mustAnyState(t, "ESTABLISHED")
+			f.Family = IPv4
+			f.HasStatus, f.StatusSet = true, StatusAssured
+			return f
+		}(), "reply_zone tcp_mark_zone"},
 	}
 	for _, c := range cases {
 		if got := matching(&c.filter, flows); got != c.want {
@@ -228,6 +255,9 @@ func TestFilterMatchAttributes(t *testing.T) {
 		{"id", Filter{HasID: true, ID: 9}, 0, true},
 		{"id needs the attribute", Filter{HasID: true, ID: 0}, AttrID, false},
 		{"state needs the attribute", Filter{HasState: true, State: 0}, AttrTCP, false},
+		{"state by name", Filter{HasAnyState: true, AnyState: ProtoStates{HasTCP: true, TCP: TCPClose}}, 0, true},
+		{"state by name needs the attribute", Filter{HasAnyState: true, AnyState: ProtoStates{HasTCP: true, TCP: TCPNone}}, AttrTCP, false},
+		{"state by name, another protocol's", Filter{HasAnyState: true, AnyState: ProtoStates{HasSCTP: true, SCTP: TCPClose}}, 0, false},
 		{"labels subset", Filter{HasLabels: true, Labels: Labels{0x02, 15: 0x80}}, 0, true},
 		{"labels not a subset", Filter{HasLabels: true, Labels: Labels{0x04}}, 0, false},
 		{"no labels wanted, labels present", Filter{HasLabels: true}, 0, true},
@@ -263,6 +293,8 @@ func TestFilterValidate(t *testing.T) {
 		{HasProto: true, Proto: ProtoICMPv6, Family: IPv6, HasICMPType: true},
 		{HasSrcNAT: true, HasDstNAT: true},
 		{OrigSrc: netip.MustParsePrefix("10.0.0.0/8"), SrcNAT: NATSpec{Addr: ip("1.2.3.4")}, HasSrcNAT: true},
+		{HasAnyState: true, AnyState: ProtoStates{HasTCP: true, TCP: TCPEstablished, HasSCTP: true, SCTP: 4}},
+		{HasProto: true, Proto: ProtoSCTP, HasAnyState: true, AnyState: ProtoStates{HasSCTP: true, SCTP: 4}},
 	}
 	for i, f := range good {
 		if err := f.Validate(); err != nil {
@@ -278,6 +310,9 @@ func TestFilterValidate(t *testing.T) {
 		{Filter{HasProto: true, Proto: ProtoICMP, HasDstPort: true}, "port filters"},
 		{Filter{HasState: true}, "--state"},
 		{Filter{HasProto: true, Proto: ProtoUDP, HasState: true}, "--state"},
+		{Filter{HasAnyState: true}, "a state of no protocol"},
+		{Filter{HasAnyState: true, AnyState: ProtoStates{HasTCP: true}, HasProto: true, Proto: ProtoTCP, HasState: true}, "cannot be combined"},
+		{Filter{HasAnyState: true, AnyState: ProtoStates{HasTCP: true}, HasProto: true, Proto: ProtoSCTP}, "--state needs -p"},
 		{Filter{HasProto: true, Proto: ProtoTCP, HasICMPID: true}, "ICMP"},
 		{Filter{HasOrigVTag: true}, "vtag"},
 		{Filter{HasStatus: true, StatusSet: StatusAssured, StatusUnset: StatusAssured}, "both set and unset"},
@@ -301,13 +336,57 @@ func TestFilterMatchAllocs(t *testing.T) {
 		HasStatus: true, StatusSet: StatusAssured, HasMark: true, MarkMask: 0xff, HasZone: true,
 		HasSrcNAT: true, SrcNAT: NATSpec{Addr: ip("9.9.9.9")},
 	}
+	byName := Filter{HasAnyState: true, AnyState: ProtoStates{HasTCP: true, TCP: TCPEstablished, HasSCTP: true, SCTP: 4}}
 	allocs := testing.AllocsPerRun(100, func() {
 		for i := range flows {
 			f.Match(&flows[i].flow)
+			byName.Match(&flows[i].flow)
 		}
 	})
 	if allocs != 0 {
 		t.Fatalf("Match allocates: got %v allocations per run, want 0", allocs)
+	}
+}
+
+func TestParseAnyState(t *testing.T) {
+	good := map[string]ProtoStates{
+		"ESTABLISHED": {HasTCP: true, TCP: TCPEstablished, HasSCTP: true, SCTP: 4},
+		"established": {HasTCP: true, TCP: TCPEstablished, HasSCTP: true, SCTP: 4},
+		"TIME_WAIT":   {HasTCP: true, TCP: TCPTimeWait},
+		"LISTEN":      {HasTCP: true, TCP: TCPSynSent2},
+		"CLOSED":      {HasSCTP: true, SCTP: 1},
+		"TIMEWAIT":    {HasDCCP: true, DCCP: 7},
+		"NONE":        {HasTCP: true, HasSCTP: true, HasDCCP: true},
+	}
+	for in, want := range good {
+		got, err := ParseAnyState(in)
+		if err != nil || got != want {
+			t.Errorf("ParseAnyState(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "BOGUS", "MAX", "IGNORE", "INVALID", "UNREPLIED"} {
+		_, err := ParseAnyState(in)
+		if err == nil || !strings.Contains(err.Error(), "want a TCP state: NONE, SYN_SENT") ||
+			!strings.Contains(err.Error(), "an SCTP state: NONE, CLOSED") || !strings.Contains(err.Error(), "a DCCP state: NONE, REQUEST") {
+			t.Errorf("ParseAnyState(%q): error %v, want one listing the valid names", in, err)
+		}
+	}
+}
+
+// A Filter travels over the control socket as JSON.
+func TestFilterJSON(t *testing.T) {
+	f := mustAnyState(t, "ESTABLISHED")
+	f.OrigSrc = netip.MustParsePrefix("10.0.0.0/8")
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Filter
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got != f {
+		t.Fatalf("JSON round trip: got %+v, want %+v (%s)", got, f, b)
 	}
 }
 

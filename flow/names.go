@@ -197,6 +197,18 @@ func parseState(names []string, what, s string) (uint8, error) {
 	return 0, fmt.Errorf("unknown %s state %q", what, s)
 }
 
+// validStates lists the names parseState accepts from the table, then the
+// extra ones, comma-separated.
+func validStates(names []string, extra ...string) string {
+	var ok []string
+	for _, n := range names {
+		if n != "MAX" && n != "IGNORE" && n != "INVALID" {
+			ok = append(ok, n)
+		}
+	}
+	return strings.Join(append(ok, extra...), ", ")
+}
+
 // TCPStateName names a TCP state as conntrack(8) does.
 func TCPStateName(s uint8) string { return stateName(tcpStates, s) }
 

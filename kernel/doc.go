@@ -9,7 +9,8 @@
 // flush, a pipelined bulk path with per-entry errors (Bulk) and an ordered
 // event watch that reports receive-buffer overruns as ErrOverrun instead of
 // losing events silently. Every operation can target another network
-// namespace (Config.NetNS).
+// namespace (Config.NetNS), and ReadSysctl reads that namespace's sysctls
+// (the conntrack timeouts, for instance).
 //
 // Messages are encoded and decoded by hand (codec.go) on sockets opened with
 // mdlayher/netlink; ti-mo/conntrack is used for the operations it does well

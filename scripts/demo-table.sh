@@ -2,10 +2,11 @@
 # demo-table.sh: a guided tour of `ctsync table` on a private conntrack table.
 #
 # Creates a network namespace of its own (so the host's table is never
-# touched), inserts a few flows in it, a SNAT'd one among them, then lists,
-# filters, counts, deletes and flushes them with bin/ctsync, the way the
-# conntrack(8) tutorial does with conntrack. Removes the namespace on exit,
-# also on Ctrl-C. Needs root and `make build`.
+# touched), fills it with the example flows of the conntrack(8) tutorial
+# ctsync follows and runs the tutorial's commands in its order with
+# bin/ctsync: help, list, filter, delete by id and by filter, flush, create,
+# update. Each step names the conntrack command it stands for. Removes the
+# namespace on exit, also on Ctrl-C. Needs root and `make build`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -48,44 +49,72 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 echo "(everything below happens in $ns; the host's table is not touched)"
 
-heading "Insert flows (conntrack -I)"
-# A web connection, a DNS query, and a connection SNAT'd to 203.0.113.1:40000
-# as a firewall would do for a client behind it.
-show table insert -p tcp -s 192.168.1.100 -d 8.8.8.8 --sport 12345 --dport 80 \
-	--state ESTABLISHED -u SEEN_REPLY,ASSURED -t 600
-show table insert -p udp -s 192.168.1.100 -d 8.8.8.8 --sport 54321 --dport 53 -t 30
-show table insert -p tcp -s 10.0.0.5 -d 1.2.3.4 --sport 12345 --dport 80 \
-	--state ESTABLISHED -u SEEN_REPLY,ASSURED -t 600 --src-nat 203.0.113.1:40000
-show table insert -p udp -s 192.168.1.7 -d 10.0.0.5 --sport 5353 --dport 514 -t 60
+heading "Help (conntrack -h)"
+printf '$ ctsync table --help   # the subcommands; ctsync table SUBCOMMAND --help for the options\n'
+"$ctsync" table --help | sed -n '/^Available Commands:/,/^$/{/^$/!p}'
 
-heading "List all flows (conntrack -L)"
+heading "Some traffic to look at"
+# The tutorial's example flows: a DNS query from 192.168.1.100, a web
+# connection of 10.0.0.5's, the connection it deletes by id, a syslog flow to
+# 10.0.0.5 and an SCTP association. Without -t each gets the kernel's default
+# timeout for its protocol and state, as a flow seen on the wire would.
+show table insert -p udp -s 192.168.1.100 -d 8.8.8.8 --sport 54321 --dport 53
+show table insert -p tcp -s 10.0.0.5 -d 1.2.3.4 --sport 12345 --dport 80 \
+	--state ESTABLISHED -u SEEN_REPLY,ASSURED --src-nat 203.0.113.1:40000
+show table insert -p tcp -s 1.2.3.4 -d 5.6.7.8 --sport 54321 --dport 80 \
+	--state ESTABLISHED -u SEEN_REPLY,ASSURED -t 3600
+show table insert -p tcp -s 192.168.1.100 -d 93.184.216.34 --sport 40000 --dport 443 \
+	--state SYN_SENT
+show table insert -p udp -s 192.168.1.7 -d 10.0.0.5 --sport 5353 --dport 514
+show table insert -p sctp -s 10.0.0.9 -d 10.0.0.10 --sport 3868 --dport 3868 \
+	--state ESTABLISHED --orig-vtag 1 --reply-vtag 2
+
+heading "All entries (conntrack -L)"
 show table list
 
-heading "TCP flows to port 80 (conntrack -L -p tcp --dport 80)"
-show table list -p tcp --dport 80
+heading "Every connection of 192.168.1.100 (conntrack -L | grep 192.168.1.100)"
+printf '$ ctsync table list | grep 192.168.1.100\n'
+"$ctsync" table list --netns "$ns" 2>/dev/null | grep 192.168.1.100
+echo "# or with a filter, which also takes a network:"
+show table list -s 192.168.1.0/24
 
-heading "Established flows (conntrack -L --state ESTABLISHED)"
+heading "TCP connections to port 80 (conntrack -L --proto tcp --dport 80)"
+show table list --proto tcp --dport 80
+
+heading "Established connections (conntrack -L --state ESTABLISHED)"
+# conntrack 1.4.7 wants -p with --state; ctsync matches the state of that
+# name in every protocol that has one: the TCP and the SCTP ones here.
 show table list --state ESTABLISHED
 
-heading "Flows SNAT'd by this box (conntrack -L --src-nat)"
-show table list --src-nat
+heading "Delete one connection by its id (conntrack -D ID)"
+printf '$ ctsync table list -o id | grep "src=1.2.3.4 dst=5.6.7.8"\n'
+line=$("$ctsync" table list --netns "$ns" -o id 2>/dev/null | grep "src=1.2.3.4 dst=5.6.7.8")
+echo "$line"
+id=${line##*id=}
+show table delete "$id"
 
-heading "The same table as JSON, one object per line (-o json)"
-show table list -o json
+heading "Delete every connection from 192.168.1.100 (conntrack -D --src 192.168.1.100)"
+show table delete --src 192.168.1.100
 
-heading "Count (conntrack -C)"
-show table count
-
-heading "Delete every flow from 192.168.1.100 (conntrack -D -s 192.168.1.100)"
-show table delete -s 192.168.1.100
+heading "Delete the UDP connections to 10.0.0.5 (conntrack -D --dst 10.0.0.5 --proto udp)"
+show table delete --dst 10.0.0.5 --proto udp
 show table list
 
-heading "Delete UDP flows to 10.0.0.5 (conntrack -D -d 10.0.0.5 -p udp)"
-show table delete -d 10.0.0.5 -p udp
-show table count
-
-heading "Flush the table (conntrack -F); --yes skips the confirmation"
+heading "Empty the table (conntrack -F); --yes because nobody is here to confirm"
 show table flush --yes
 show table count
+
+heading "Create an entry by hand (conntrack -I --proto tcp ... --state ESTABLISHED)"
+show table insert --proto tcp --src 192.168.1.100 --dst 8.8.8.8 --sport 12345 --dport 80 \
+	--state ESTABLISHED
+echo "# no -t given: the kernel's default for an established TCP connection (5 days)"
+show table list -o id
+
+heading "Update its timeout to 600 seconds (conntrack -U --id ID --timeout 600)"
+line=$("$ctsync" table list --netns "$ns" -o id 2>/dev/null)
+id=${line##*id=}
+show table update --id "$id" --timeout 600
+echo "# the id alone works too:"
+show table get "$id"
 
 heading "Done; removing $ns"

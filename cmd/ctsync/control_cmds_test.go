@@ -298,6 +298,12 @@ func TestCacheCommand(t *testing.T) {
 				HasStatus: true, StatusSet: flow.StatusAssured,
 			}},
 			stdout: text(web), stderr: "ctsync: 1 flow entries have been shown.\n"},
+		{name: "state by name, without -p", args: []string{"cache", "internal"},
+			filter: []string{"--state", "ESTABLISHED"},
+			query: control.CacheQuery{Cache: "internal", Format: "text", Filter: flow.Filter{
+				HasAnyState: true, AnyState: flow.ProtoStates{HasTCP: true, TCP: flow.TCPEstablished, HasSCTP: true, SCTP: 4},
+			}},
+			stdout: text(web) + text(ssh), stderr: "ctsync: 2 flow entries have been shown.\n"},
 		{name: "NAT filter with a separate argument", args: []string{"cache", "external"},
 			filter: []string{"--src-nat", "192.0.2.1"},
 			query: control.CacheQuery{Cache: "external", Format: "text", Filter: flow.Filter{
@@ -359,7 +365,8 @@ func TestCacheCommand(t *testing.T) {
 		{"origin of the internal cache", []string{"cache", "internal", "--origin", "fw-b"}, exitUsage, "--origin applies to the external cache only"},
 		{"netns", []string{"cache", "internal", "--netns", "fw"}, exitUsage, "--netns does not apply"},
 		{"count and output", []string{"cache", "internal", "--count", "-o", "json"}, exitUsage, "leave out -o"},
-		{"state without protocol", []string{"cache", "internal", "--state", "ESTABLISHED"}, exitUsage, "--state needs -p tcp"},
+		{"state of a protocol without states", []string{"cache", "internal", "-p", "udp", "--state", "ESTABLISHED"}, exitUsage, "--state needs -p tcp"},
+		{"state of no protocol", []string{"cache", "internal", "--state", "BOGUS"}, exitUsage, `unknown state "BOGUS"`},
 		{"stray argument", []string{"cache", "external", "fw-b"}, exitUsage, `unexpected argument "fw-b"`},
 		{"bad output", []string{"cache", "internal", "-o", "xml"}, exitUsage, "-o xml is not supported"},
 		{"option list does not take", []string{"cache", "internal", "--id", "5"}, exitUsage, "--id cannot be used with list"},

@@ -80,9 +80,11 @@ func newTableListCmd(s *streams) *cobra.Command {
 		Short: "List conntrack entries (conntrack -L)",
 		Long: `List the entries of the conntrack table that match every filter given, one
 line each on standard output, as conntrack -L prints them; the number shown
-goes to standard error. -s and -d take an address or a network (IP/BITS).`,
+goes to standard error. -s and -d take an address or a network (IP/BITS).
+Beyond conntrack: --state without -p matches the state of that name in any protocol (tcp, sctp, dccp).`,
 		Example: `  ctsync table list
   ctsync table list -p tcp --dport 80
+  ctsync table list --state ESTABLISHED
   ctsync table list --state ESTABLISHED -p tcp -o extended,id
   ctsync table list -s 10.0.0.0/8 --src-nat
   ctsync table list -w 10 -o save > zone10.txt`,
@@ -98,12 +100,14 @@ goes to standard error. -s and -d take an address or a network (IP/BITS).`,
 
 func newTableGetCmd(s *streams) *cobra.Command {
 	return newCTCmd(s, &cobra.Command{
-		Use:   "get -p PROTO TUPLE [-o FORMAT]",
+		Use:   "get (-p PROTO TUPLE | ID) [-o FORMAT]",
 		Short: "Show one conntrack entry (conntrack -G)",
 		Long: `Show the entry with the given tuple: -p and either the original direction (-s,
 -d and for port protocols --sport, --dport) or the reply direction (-r, -q,
---reply-port-src, --reply-port-dst). No such entry: exit 1.`,
-		Example: `  ctsync table get -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 40000 --dport 22`,
+--reply-port-src, --reply-port-dst). No such entry: exit 1.
+Beyond conntrack: "get ID" (or --id ID alone) shows the entry with that id.`,
+		Example: `  ctsync table get -p tcp -s 10.0.0.1 -d 10.0.0.2 --sport 40000 --dport 22
+  ctsync table get 3979507854`,
 	}, ctGet, nil, func(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequest) error {
 		if err := getEntry(ctx, conn, req, s.out); err != nil {
 			return err
@@ -115,11 +119,13 @@ func newTableGetCmd(s *streams) *cobra.Command {
 
 func newTableDeleteCmd(s *streams) *cobra.Command {
 	return newCTCmd(s, &cobra.Command{
-		Use:   "delete (--id ID | filters) [-o FORMAT]",
+		Use:   "delete (ID | --id ID | filters) [-o FORMAT]",
 		Short: "Delete conntrack entries (conntrack -D)",
 		Long: `Delete every entry that matches the filters (the same as table list's, plus
---id) and print each one deleted. Nothing matched: exit 1.`,
-		Example: `  ctsync table delete --id 3979507854
+--id) and print each one deleted. Nothing matched: exit 1.
+Beyond conntrack: "delete ID" is "delete --id ID", and --state without -p matches any protocol's state of that name.`,
+		Example: `  ctsync table delete 3979507854
+  ctsync table delete --id 3979507854
   ctsync table delete -s 192.168.1.100
   ctsync table delete -d 10.0.0.5 -p udp`,
 	}, ctDelete, nil, func(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequest) error {
@@ -137,18 +143,20 @@ func newTableDeleteCmd(s *streams) *cobra.Command {
 
 func newTableInsertCmd(s *streams) *cobra.Command {
 	return newCTCmd(s, &cobra.Command{
-		Use:   "insert -p PROTO TUPLE -t SECONDS [--state S] [-u STATUS] [-m MARK] [-w ZONE] [--src-nat IP[:PORT]] [--dst-nat IP[:PORT]]",
+		Use:   "insert -p PROTO TUPLE [-t SECONDS] [--state S] [-u STATUS] [-m MARK] [-w ZONE] [--src-nat IP[:PORT]] [--dst-nat IP[:PORT]]",
 		Short: "Create a conntrack entry (conntrack -I)",
-		Long: `Create one entry. Required, as for conntrack -I: -p, -t, both addresses of the
+		Long: `Create one entry. Required, as for conntrack -I: -p, both addresses of the
 original direction (-s, -d) or of the reply direction (-r, -q), both ports for
 tcp, udp, udplite and sctp, --state for tcp and sctp, --orig-vtag and
 --reply-vtag for sctp, --icmp-type and --icmp-code for icmp and icmpv6,
 --srckey and --dstkey for gre. (dccp needs no ports: Linux 6.16 and later track
-it without them.) Without a reply tuple
-the reply is the original one inverted; --src-nat sets where replies go back
-to (the reply destination), --dst-nat where they come from (the reply
-source), and the kernel sets up that NAT. An existing entry: exit 1.`,
+it without them.) Without a reply tuple the reply is the original one
+inverted; --src-nat sets where replies go back to (the reply destination),
+--dst-nat where they come from (the reply source), and the kernel sets up that
+NAT. An existing entry: exit 1.
+Beyond conntrack: without -t the entry gets the kernel's default timeout for its protocol and state (the namespace's nf_conntrack_*_timeout* sysctl).`,
 		Example: `  ctsync table insert -p tcp -s 192.168.1.100 -d 8.8.8.8 --sport 12345 --dport 80 --state ESTABLISHED -t 600
+  ctsync table insert -p tcp -s 192.168.1.100 -d 8.8.8.8 --sport 12345 --dport 80 --state ESTABLISHED
   ctsync table insert -p udp -s 10.0.0.1 -d 8.8.8.8 --sport 5353 --dport 53 -t 30 --src-nat 203.0.113.5
   ctsync table insert -p icmp -s 10.0.0.1 -d 10.0.0.2 --icmp-type 8 --icmp-code 0 --icmp-id 7 -t 30`,
 	}, ctCreate, nil, func(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequest) error {
@@ -162,14 +170,16 @@ source), and the kernel sets up that NAT. An existing entry: exit 1.`,
 
 func newTableUpdateCmd(s *streams) *cobra.Command {
 	return newCTCmd(s, &cobra.Command{
-		Use:   "update (--id ID | filters) [-t SECONDS] [-m MARK[/MASK]] [-u STATUS] [--state S]",
+		Use:   "update (ID | --id ID | filters) [-t SECONDS] [-m MARK[/MASK]] [-u STATUS] [--state S]",
 		Short: "Change conntrack entries (conntrack -U)",
 		Long: `Change the timeout, mark, status bits or TCP state of every entry that matches
 the filters (addresses, ports, protocol, NAT, --id; -m, -u, -t and --state are
 what is set). The new mark is (old & ~MASK) ^ MARK, the mask defaulting to all
 bits; status bits are added. Each changed entry is printed. Nothing matched, or
-nothing changed: exit 1.`,
-		Example: `  ctsync table update --id 3979507854 -t 600
+nothing changed: exit 1.
+Beyond conntrack: "update ID ..." is "update --id ID ...".`,
+		Example: `  ctsync table update 3979507854 -t 600
+  ctsync table update --id 3979507854 -t 600
   ctsync table update -s 10.0.0.1 -m 1
   ctsync table update -p tcp -m 0/0xffff0000`,
 	}, ctUpdate, nil, func(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequest) error {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel"
@@ -74,8 +76,16 @@ func listEntries(ctx context.Context, conn *kernel.Conn, req *ctRequest, w io.Wr
 	return n, err
 }
 
-// getEntry writes the entry with the request's tuple (conntrack -G).
+// getEntry writes the entry with the request's tuple (conntrack -G), or
+// with its id alone.
 func getEntry(ctx context.Context, conn *kernel.Conn, req *ctRequest, w io.Writer) error {
+	if req.byID {
+		n, err := listEntries(ctx, conn, req, w)
+		if err == nil && n == 0 {
+			err = errNoSuchEntry
+		}
+		return err
+	}
 	f, err := conn.Get(ctx, &req.flow, req.byReply)
 	if errors.Is(err, kernel.ErrNotFound) || err == nil && req.filter.HasID && f.ID != req.filter.ID {
 		return errNoSuchEntry
@@ -189,6 +199,9 @@ func (r *ctRequest) updateOf(f *flow.Flow) (flow.Flow, kernel.UpdateFields, bool
 // is an error. For load -A it updates an existing entry instead, with the
 // timeout, status bits, mark and protocol state of the line.
 func createEntry(ctx context.Context, conn *kernel.Conn, req *ctRequest) error {
+	if req.defaultTimeout {
+		req.flow.Timeout = defaultTimeout(conn, &req.flow)
+	}
 	err := conn.Create(ctx, &req.flow, kernel.CreateOptions{})
 	if err == nil || req.cmd != ctAdd || !errors.Is(err, kernel.ErrExist) {
 		if errors.Is(err, kernel.ErrExist) {
@@ -205,4 +218,22 @@ func createEntry(ctx context.Context, conn *kernel.Conn, req *ctRequest) error {
 		return nil
 	}
 	return conn.Update(ctx, &nf, u)
+}
+
+// defaultTimeout is the timeout of insert without -t: the kernel's own for
+// the entry's protocol, state and status, read from the sysctl of the
+// table's network namespace, or the kernel's compiled-in default where that
+// cannot be read (see flow.DefaultTimeout).
+func defaultTimeout(conn *kernel.Conn, f *flow.Flow) uint32 {
+	sysctls, seconds := flow.DefaultTimeout(f)
+	for _, name := range sysctls {
+		v, err := conn.ReadSysctl(name)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+			return uint32(n)
+		}
+	}
+	return seconds
 }

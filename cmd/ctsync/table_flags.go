@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/spf13/pflag"
 )
@@ -147,7 +149,7 @@ var ctFlagDefs = []ctFlagDef{
 	{opt: optReplySport, long: "reply-port-src", usage: "reply source `PORT`"},
 	{opt: optReplyDport, long: "reply-port-dst", usage: "reply destination `PORT`"},
 	{opt: optState, long: "state",
-		usage:    "protocol `STATE` (tcp, sctp, dccp), e.g. ESTABLISHED",
+		usage:    "protocol `STATE` (tcp, sctp, dccp), e.g. ESTABLISHED; without -p, that state of any of them",
 		setUsage: "protocol `STATE` to set (tcp, sctp, dccp), e.g. ESTABLISHED"},
 	{opt: optICMPType, long: "icmp-type", aliases: []string{"icmpv6-type"}, usage: "ICMP or ICMPv6 `TYPE`"},
 	{opt: optICMPCode, long: "icmp-code", aliases: []string{"icmpv6-code"}, usage: "ICMP or ICMPv6 `CODE`"},
@@ -302,8 +304,10 @@ func optName(o ctOpt) string {
 
 // resolveArgs gives each positional argument to the NAT option written
 // right before it without a value ("--src-nat 1.2.3.4", which conntrack
-// reads as the option's optional argument); any other positional argument
-// is a usage error.
+// reads as the option's optional argument). For delete, get and update a
+// positional argument of decimal digits only is the entry id, as --id ("delete
+// 3979507854", a ctsync extension: conntrack -D takes none). Any other
+// positional argument is a usage error.
 func (cf *ctFlags) resolveArgs(args []string) error {
 	for i, a := range args {
 		last := -1
@@ -312,14 +316,42 @@ func (cf *ctFlags) resolveArgs(args []string) error {
 				last = j
 			}
 		}
-		if last < 0 || !cf.sets[last].bare || cf.sets[last].taken {
-			if cf.cmd == ctDelete || cf.cmd == ctUpdate {
+		if last >= 0 && cf.sets[last].bare && !cf.sets[last].taken {
+			cf.sets[last].taken = true
+			cf.raw[cf.sets[last].opt] = a
+			continue
+		}
+		byID := cf.cmd == ctDelete || cf.cmd == ctGet || cf.cmd == ctUpdate
+		switch {
+		case byID && !cf.inLoad && allDigits(a):
+			if cf.has(optID) {
+				return usageErrorf("unexpected argument %q: the entry id is given already (--id %s)", a, cf.raw[optID])
+			}
+			id, err := strconv.ParseUint(a, 10, 32)
+			if err != nil {
+				return usageErrorf("entry id %q: want a number 0-%d", a, uint32(math.MaxUint32))
+			}
+			cf.given |= optID
+			// Decimal without leading zeros, so --id's parser (which
+			// takes 0x and octal prefixes) reads the same number.
+			cf.raw[optID] = strconv.FormatUint(id, 10)
+		case cf.cmd == ctDelete || cf.cmd == ctUpdate:
+			if cf.inLoad {
 				return usageErrorf("unexpected argument %q: %s selects entries with options, such as --id ID or -s IP", a, cf.cmd)
 			}
+			return usageErrorf("unexpected argument %q: %s selects entries with options, such as --id ID or -s IP, or by a decimal ID alone", a, cf.cmd)
+		default:
 			return usageErrorf("unexpected argument %q: %s takes options only (see --help)", a, cf.cmd)
 		}
-		cf.sets[last].taken = true
-		cf.raw[cf.sets[last].opt] = a
 	}
 	return nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

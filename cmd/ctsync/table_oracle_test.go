@@ -503,3 +503,128 @@ func TestTableCountAndStats(t *testing.T) {
 		t.Errorf("ctsync table stats:\n%q\nconntrack -S:\n%q", out, refStats)
 	}
 }
+
+// TestTableTutorialExtensions runs the tutorial's command lines that
+// conntrack 1.4.7 refuses and ctsync takes as extensions (CONTRACT §3.3),
+// checking each against what conntrack shows of the table.
+func TestTableTutorialExtensions(t *testing.T) {
+	kerneltest.RequireTools(t, "conntrack")
+	t.Parallel()
+	ns := kerneltest.NewNetNS(t)
+	populate(t, ns, append(slices.Clone(oracleEntries), dccpEntry)...)
+
+	t.Run("list --state without -p", func(t *testing.T) {
+		// conntrack -L --state ESTABLISHED: "unknown option"; ctsync shows
+		// what conntrack shows for -p tcp and -p sctp together.
+		var want []string
+		for _, p := range []string{"tcp", "sctp"} {
+			out, refErr, code := conntrackRun(t, ns, "", "-L", "-p", p, "--state", "ESTABLISHED")
+			if code != 0 {
+				t.Fatalf("conntrack -L -p %s --state ESTABLISHED: %s", p, refErr)
+			}
+			want = append(want, normalize(out, false)...)
+		}
+		slices.Sort(want)
+		if len(want) < 5 || !slices.ContainsFunc(want, func(l string) bool { return strings.HasPrefix(l, "sctp") }) {
+			t.Fatalf("the table should hold TCP and SCTP entries in ESTABLISHED: %q", want)
+		}
+		code, out, errOut := ctsyncIn("", "table", "list", "--netns", ns, "--state", "ESTABLISHED")
+		if code != 0 {
+			t.Fatalf("ctsync table list --state ESTABLISHED: exit %d: %s", code, errOut)
+		}
+		diffLines(t, "listings", want, normalize(out, false))
+		if shown(errOut) != strconv.Itoa(len(want)) {
+			t.Errorf("summary %q, want %d shown", errOut, len(want))
+		}
+		if code, _, errOut := ctsyncIn("", "table", "list", "--netns", ns, "--state", "ESTABLISHD"); code != exitUsage ||
+			!strings.Contains(errOut, "want a TCP state: NONE, SYN_SENT") {
+			t.Errorf("a state of no protocol: exit %d, stderr %q; want exit 2 listing the names", code, errOut)
+		}
+	})
+
+	// The namespace's own sysctl is what insert without -t reads.
+	kerneltest.MustExec(t, ns, "sh", "-c", "echo 45 > /proc/sys/net/netfilter/nf_conntrack_udp_timeout")
+	sysctl := func(name string) int {
+		out := kerneltest.MustExec(t, ns, "cat", "/proc/sys/net/netfilter/nf_conntrack_"+name)
+		n, err := strconv.Atoi(strings.TrimSpace(out))
+		if err != nil {
+			t.Fatalf("%s: %q", name, out)
+		}
+		return n
+	}
+	tutorial := []string{"--proto", "tcp", "--src", "192.168.1.100", "--dst", "8.8.8.8", "--sport", "12345", "--dport", "80", "--state", "ESTABLISHED"}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{tutorial, sysctl("tcp_timeout_established")},
+		{[]string{"-p", "tcp", "-s", "192.168.1.100", "-d", "8.8.8.8", "--sport", "1", "--dport", "80", "--state", "SYN_RECV"}, sysctl("tcp_timeout_syn_recv")},
+		{[]string{"-p", "udp", "-s", "192.168.1.100", "-d", "8.8.8.8", "--sport", "5353", "--dport", "53"}, 45},
+		{[]string{"-p", "udp", "-s", "192.168.1.100", "-d", "8.8.8.8", "--sport", "5354", "--dport", "53", "-u", "SEEN_REPLY"}, sysctl("udp_timeout_stream")},
+		{[]string{"-p", "icmp", "-s", "192.168.1.100", "-d", "8.8.8.8", "--icmp-type", "8", "--icmp-code", "0", "--icmp-id", "9"}, sysctl("icmp_timeout")},
+		{[]string{"-p", "sctp", "-s", "192.168.1.100", "-d", "8.8.8.8", "--sport", "1", "--dport", "2", "--state", "ESTABLISHED", "--orig-vtag", "1", "--reply-vtag", "2"}, sysctl("sctp_timeout_established")},
+		{[]string{"-p", "47", "-s", "192.168.1.100", "-d", "8.8.8.8", "--srckey", "1", "--dstkey", "2"}, sysctl("gre_timeout")},
+		{[]string{"-p", "igmp", "-s", "192.168.1.100", "-d", "224.0.0.22"}, sysctl("generic_timeout")},
+	} {
+		t.Run("insert without -t "+strings.Join(tc.args, " "), func(t *testing.T) {
+			if _, _, code := conntrackRun(t, ns, "", append([]string{"-I"}, tc.args...)...); code == 0 {
+				t.Fatal("conntrack -I without -t succeeded: no extension to test")
+			}
+			code, out, errOut := ctsyncIn("", append([]string{"table", "insert", "--netns", ns}, tc.args...)...)
+			if code != 0 || out != "" || errOut != "ctsync: 1 flow entries have been created.\n" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and the summary only", code, out, errOut)
+			}
+			get := []string{"-G"}
+			for i := 0; i < len(tc.args); i++ {
+				switch tc.args[i] {
+				case "--state", "-u", "--orig-vtag", "--reply-vtag":
+					i++ // -G takes the tuple only
+				default:
+					get = append(get, tc.args[i])
+				}
+			}
+			line, refErr, code := conntrackRun(t, ns, "", get...)
+			m := textTimeout.FindStringSubmatch(line)
+			if code != 0 || m == nil {
+				t.Fatalf("conntrack %q: exit %d, %q %s", get, code, line, refErr)
+			}
+			if got, _ := strconv.Atoi(m[2]); got > tc.want || got < tc.want-2 {
+				t.Errorf("timeout %d, want the default %d (within 2 s): %s", got, tc.want, line)
+			}
+		})
+	}
+
+	t.Run("get, update and delete by a positional id", func(t *testing.T) {
+		out, refErr, code := conntrackRun(t, ns, "", "-L", "-p", "tcp", "-s", "192.168.1.100", "--sport", "12345", "-o", "id")
+		m := regexp.MustCompile(`id=(\d+)\n$`).FindStringSubmatch(out)
+		if code != 0 || strings.Count(out, "\n") != 1 || m == nil {
+			t.Fatalf("the tutorial's entry: %q (%s)", out, refErr)
+		}
+		id := m[1]
+		if code, out, errOut := ctsyncIn("", "table", "get", "--netns", ns, id); code != 0 || !strings.Contains(out, "sport=12345 dport=80") {
+			t.Errorf("ctsync table get %s: exit %d, %q %s", id, code, out, errOut)
+		}
+		// conntrack -U --id N --timeout 600, with the id alone.
+		if code, out, errOut := ctsyncIn("", "table", "update", "--netns", ns, id, "--timeout", "600"); code != 0 || !strings.Contains(out, " 600 ESTABLISHED") {
+			t.Errorf("ctsync table update %s --timeout 600: exit %d, %q %s", id, code, out, errOut)
+		}
+		before := normalize(listAll(t, ns), false)
+		code, out, errOut := ctsyncIn("", "table", "delete", "--netns", ns, id)
+		if code != 0 || shown(errOut) != "1" || !strings.Contains(out, "sport=12345 dport=80") {
+			t.Fatalf("ctsync table delete %s: exit %d, %q %s", id, code, out, errOut)
+		}
+		after := normalize(listAll(t, ns), false)
+		if len(after) != len(before)-1 {
+			t.Errorf("delete %s: %d entries before, %d after; want one gone", id, len(before), len(after))
+		}
+		if out, _, _ := conntrackRun(t, ns, "", "-L", "-p", "tcp", "-s", "192.168.1.100", "--sport", "12345"); out != "" {
+			t.Errorf("the entry is still there: %q", out)
+		}
+		if code, _, errOut := ctsyncIn("", "table", "delete", "--netns", ns, id); code != exitFailure {
+			t.Errorf("deleting it again: exit %d (%s), want 1", code, errOut)
+		}
+		if code, _, errOut := ctsyncIn("", "table", "get", "--netns", ns, id); code != exitFailure || !strings.Contains(errOut, "doesn't exist") {
+			t.Errorf("getting it again: exit %d (%s), want 1", code, errOut)
+		}
+	})
+}

@@ -24,6 +24,10 @@ type ctRequest struct {
 	// and TCP state to set, given saying which.
 	flow    flow.Flow
 	byReply bool // get: look the entry up by its reply tuple
+	byID    bool // get: no tuple, only --id (a ctsync extension)
+	// insert without -t (a ctsync extension): the timeout is the kernel's
+	// default for the entry, read when the table is open.
+	defaultTimeout bool
 
 	// update (and add on an existing entry): mark = (old &^ markMask) ^ mark.
 	mark, markMask uint32
@@ -174,7 +178,9 @@ func (p *parser) protocol() {
 		}
 	}
 	check(optPorts, p.hasProto && flow.HasPorts(p.proto), "-p with a protocol that has ports (tcp, udp, udplite, sctp, dccp)")
-	check(optState, p.hasProto && (p.proto == flow.ProtoTCP || p.proto == flow.ProtoSCTP || p.proto == flow.ProtoDCCP), "-p tcp, sctp or dccp (as in -p tcp --state ESTABLISHED)")
+	if !p.stateByName() { // --state NAME alone is resolved in selection
+		check(optState, p.hasProto && (p.proto == flow.ProtoTCP || p.proto == flow.ProtoSCTP || p.proto == flow.ProtoDCCP), "-p tcp, sctp or dccp (as in -p tcp --state ESTABLISHED)")
+	}
 	check(optICMP, p.hasProto && flow.IsICMP(p.proto), "-p icmp or -p icmpv6")
 	check(optVTags, p.hasProto && p.proto == flow.ProtoSCTP, "-p sctp")
 	check(optKeys, p.hasProto && p.proto == flow.ProtoGRE, "-p gre")
@@ -182,6 +188,14 @@ func (p *parser) protocol() {
 	if p.cf.cmd == ctUpdate && p.has(optState) && p.proto != flow.ProtoTCP {
 		p.fail("--state: table update can set the state of TCP entries only")
 	}
+}
+
+// stateByName reports whether --state is a filter given without -p, which
+// ctsync takes as the state of that name in any protocol (an extension:
+// conntrack(8) refuses --state without -p). A load line follows conntrack.
+func (p *parser) stateByName() bool {
+	c := p.cf.cmd
+	return p.has(optState) && !p.hasProto && !p.cf.inLoad && (c == ctList || c == ctDelete || c == ctEvents)
 }
 
 // addresses parses the addresses, NAT and family options and checks that
@@ -400,7 +414,14 @@ func (p *parser) selection() {
 			p.fail("table update needs something to set: -t SECONDS, -m MARK[/MASK], -u STATUS or --state STATE")
 		}
 	} else {
-		if p.has(optState) {
+		switch {
+		case p.stateByName():
+			st, err := flow.ParseAnyState(p.raw(optState))
+			if err != nil {
+				p.fail("--state: %v", err)
+			}
+			f.HasAnyState, f.AnyState = true, st
+		case p.has(optState):
 			f.HasState, f.State = true, p.state()
 		}
 		if p.has(optStatus) {
@@ -443,19 +464,33 @@ func (p *parser) selection() {
 // of the original or the reply direction, both ports (keys) of a direction
 // for protocols that have them, the ICMP type and code, and for insert and
 // add a timeout, for TCP and SCTP the state, for SCTP the verification tags.
+// Two ctsync extensions: insert (not a load line) without -t takes the
+// kernel's default timeout, and get with --id alone finds the entry by id.
 func (p *parser) entry() {
 	r, c := p.req, p.cf.cmd
 	if p.err != nil {
 		return
 	}
 	create := c == ctCreate || c == ctAdd
+	if c == ctGet && p.has(optID) && p.cf.given&optTuple == 0 {
+		// get --id N alone (a ctsync extension; conntrack -G wants the
+		// tuple): the entry is looked up by its id.
+		r.byID = true
+		r.filter.HasID, r.filter.ID = true, uint32(p.number(optID, 32, true, "an entry id"))
+		return
+	}
 	if !p.hasProto {
 		p.fail("%s needs -p PROTO", c)
 		return
 	}
 	if create && !p.has(optTimeout) {
-		p.fail("%s needs -t SECONDS", c)
-		return
+		if c == ctAdd || p.cf.inLoad {
+			// Load lines follow conntrack -R: -o save always writes -t.
+			p.fail("%s needs -t SECONDS", c)
+			return
+		}
+		// insert without -t (a ctsync extension): the kernel's default.
+		r.defaultTimeout = true
 	}
 	origAddrs := p.has(optSrc) && p.has(optDst)
 	replyAddrs := p.has(optReplySrc) && p.has(optReplyDst)

@@ -213,6 +213,69 @@ func TestTableParseGood(t *testing.T) {
 				t.Errorf("request %+v", r)
 			}
 		}},
+		// ctsync's extensions for the tutorial's command lines.
+		{"--state without -p: any protocol's state of the name", ctList, "--state ESTABLISHED", func(t *testing.T, r *ctRequest) {
+			want := flow.ProtoStates{HasTCP: true, TCP: flow.TCPEstablished, HasSCTP: true, SCTP: 4}
+			if f := r.filter; f.HasState || f.HasProto || !f.HasAnyState || f.AnyState != want {
+				t.Errorf("filter %+v", f)
+			}
+		}},
+		{"--state without -p, lower case, with other filters", ctDelete, "--state time_wait -s 10.0.0.0/8", func(t *testing.T, r *ctRequest) {
+			want := flow.ProtoStates{HasTCP: true, TCP: flow.TCPTimeWait}
+			if f := r.filter; !f.HasAnyState || f.AnyState != want || f.OrigSrc != pfx("10.0.0.0/8") {
+				t.Errorf("filter %+v", f)
+			}
+		}},
+		{"--state without -p for events", ctEvents, "--state CLOSED", func(t *testing.T, r *ctRequest) {
+			if f := r.filter; !f.HasAnyState || f.AnyState != (flow.ProtoStates{HasSCTP: true, SCTP: 1}) {
+				t.Errorf("filter %+v", f)
+			}
+		}},
+		{"--state with -p stays the protocol's state", ctList, "-p sctp --state ESTABLISHED", func(t *testing.T, r *ctRequest) {
+			if f := r.filter; !f.HasState || f.State != 4 || f.HasAnyState {
+				t.Errorf("filter %+v", f)
+			}
+		}},
+		{"insert without -t: the kernel's default", ctCreate, "--proto tcp --src 192.168.1.100 --dst 8.8.8.8 --sport 12345 --dport 80 --state ESTABLISHED", func(t *testing.T, r *ctRequest) {
+			if !r.defaultTimeout || r.flow.TCP.State != flow.TCPEstablished || !r.flow.Has(flow.AttrTimeout) {
+				t.Errorf("request %+v", r)
+			}
+		}},
+		{"insert with -t", ctCreate, "-p udp -s 1.1.1.1 -d 2.2.2.2 --sport 1 --dport 2 -t 0", func(t *testing.T, r *ctRequest) {
+			if r.defaultTimeout || r.flow.Timeout != 0 {
+				t.Errorf("request %+v", r)
+			}
+		}},
+		{"delete ID", ctDelete, "3979507854", func(t *testing.T, r *ctRequest) {
+			if f := r.filter; !f.HasID || f.ID != 3979507854 {
+				t.Errorf("filter %+v", f)
+			}
+		}},
+		{"delete ID is decimal, not octal", ctDelete, "-o id 0017", func(t *testing.T, r *ctRequest) {
+			if f := r.filter; !f.HasID || f.ID != 17 {
+				t.Errorf("filter %+v", f)
+			}
+		}},
+		{"update ID", ctUpdate, "5 --timeout 600", func(t *testing.T, r *ctRequest) {
+			if !r.filter.HasID || r.filter.ID != 5 || r.flow.Timeout != 600 {
+				t.Errorf("request %+v", r)
+			}
+		}},
+		{"get ID", ctGet, "7", func(t *testing.T, r *ctRequest) {
+			if !r.byID || !r.filter.HasID || r.filter.ID != 7 {
+				t.Errorf("request %+v", r)
+			}
+		}},
+		{"get --id alone", ctGet, "--id 0x10 -o extended", func(t *testing.T, r *ctRequest) {
+			if !r.byID || r.filter.ID != 16 || !r.output.text.Extended {
+				t.Errorf("request %+v", r)
+			}
+		}},
+		{"a NAT option still takes the number after it", ctDelete, "--src-nat 1.2.3.4", func(t *testing.T, r *ctRequest) {
+			if r.filter.HasID || r.filter.SrcNAT.Addr != addr("1.2.3.4") {
+				t.Errorf("filter %+v", r.filter)
+			}
+		}},
 		{"events", ctEvents, "-e NEW,destroy -b 1000 --count 3 -o timestamp", func(t *testing.T, r *ctRequest) {
 			want := kernel.WatchOptions{New: true, Destroy: true, ReadBuffer: 1000}
 			if !reflect.DeepEqual(r.watch, want) || r.count != 3 || !r.output.timestamp {
@@ -257,6 +320,13 @@ func TestTableParseBad(t *testing.T) {
 		{ctList, "-p tcp --orig-vtag 1", "--orig-vtag needs -p sctp"},
 		{ctList, "--srckey 1", "--srckey needs -p gre"},
 		{ctList, "-p tcp --state BOGUS", "unknown TCP state"},
+		{ctList, "-p udp --state ESTABLISHED", "--state needs -p tcp, sctp or dccp"},
+		{ctList, "-p tcp --state COOKIE_WAIT", `unknown TCP state "COOKIE_WAIT"`},
+		{ctList, "--state BOGUS", `--state: unknown state "BOGUS" (want a TCP state: NONE, SYN_SENT, `},
+		{ctList, "--state MAX", "an SCTP state: NONE, CLOSED, "},
+		{ctList, "--state ESTABLISHED 5", `unexpected argument "5"`},
+		{ctEvents, "--state ESTABLISHED,CLOSED", "unknown state"},
+		{ctUpdate, "--state ESTABLISHED -m 1", "--state needs -p tcp"},
 		{ctList, "-p foo", `-p "foo": unknown protocol`},
 		{ctList, "-p 256", "unknown protocol"},
 		{ctList, "-p tcp --sport 65536", `--sport "65536": want a port (0-65535)`},
@@ -291,7 +361,8 @@ func TestTableParseBad(t *testing.T) {
 		{ctGet, "-p tcp -s 1.1.1.1 --sport 1 --dport 2", "needs --src and --dst (or --reply-src and --reply-dst)"},
 		{ctGet, "-p icmp -s 1.1.1.1 -d 2.2.2.2 --icmp-type 8", "needs --icmp-type and --icmp-code"},
 		{ctGet, "-p tcp -s 1.1.1.1 -d 2.2.2.2 --sport 1 --dport 2 --state ESTABLISHED", "--state cannot be used with get"},
-		{ctCreate, "-p tcp -s 1.1.1.1 -d 2.2.2.2 --sport 10 --dport 20 --state LISTEN", "insert needs -t SECONDS"},
+		{ctCreate, "-s 1.1.1.1 -d 2.2.2.2 --sport 10 --dport 20 --state LISTEN", "--sport needs -p"},
+		{ctCreate, "-s 1.1.1.1 -d 2.2.2.2 --state LISTEN", "--state needs -p tcp, sctp or dccp"},
 		{ctCreate, "-s 1.1.1.1 -d 2.2.2.2 -t 5", "insert needs -p PROTO"},
 		{ctCreate, "-p tcp -s 1.1.1.1 --sport 10 --dport 20 --state LISTEN -t 5", "needs --src and --dst"},
 		{ctCreate, "-p tcp -s 1.1.1.1 -d 2.2.2.2 --sport 10 --state LISTEN -t 5", "needs --sport and --dport"},
@@ -315,7 +386,15 @@ func TestTableParseBad(t *testing.T) {
 		{ctUpdate, "-p sctp --state ESTABLISHED -m 1", "can set the state of TCP entries only"},
 		{ctUpdate, "1.2.3.4 -m 1", "update selects entries with options, such as --id ID"},
 		{ctDelete, "-j", "--any-nat cannot be used with delete"},
-		{ctDelete, "3979507854", "delete selects entries with options, such as --id ID"},
+		{ctDelete, "1.2.3.9678", "delete selects entries with options, such as --id ID or -s IP, or by a decimal ID alone"},
+		{ctDelete, "0x10", `unexpected argument "0x10"`},
+		{ctDelete, "3979507854 --id 5", `unexpected argument "3979507854": the entry id is given already`},
+		{ctDelete, "1 2", `unexpected argument "2": the entry id is given already (--id 1)`},
+		{ctDelete, "4294967296", `entry id "4294967296": want a number 0-4294967295`},
+		{ctDelete, "-n 5", `--src-nat: NAT "5": invalid IP address`},
+		{ctUpdate, "5", "table update needs something to set"},
+		{ctGet, "7 -p tcp", "get needs --src and --dst"},
+		{ctGet, "-p tcp -s 1.1.1.1 -d 2.2.2.2 --sport 1 --dport 2 7 8", `unexpected argument "8"`},
 		{ctEvents, "-t 5", "--timeout cannot be used with events"},
 		{ctEvents, "-e FOO", `unknown event "FOO"`},
 		{ctEvents, "-b 0", "--buffer-size"},
@@ -431,6 +510,14 @@ func TestParseLoadLine(t *testing.T) {
 		"-U -w 3 -m 1":                  "--zone cannot be used with update",
 		"-D -h":                         "-h cannot be used in a load file",
 		"-D --help":                     "--help cannot be used in a load file",
+
+		// ctsync's command-line extensions stay out of load files, which
+		// follow conntrack -R.
+		"-I -s 1.1.1.1 -d 2.2.2.2 -p tcp --sport 1 --dport 2 --state LISTEN": "insert needs -t SECONDS",
+		"-D --state ESTABLISHED":   "--state needs -p tcp, sctp or dccp",
+		"-D 3979507854":            `table "3979507854" is not supported`,
+		"-D -s 1.1.1.1 3979507854": `unexpected argument "3979507854"`,
+		"-U -m 1 5":                `unexpected argument "5"`,
 	}
 	for line, want := range bad {
 		_, err := parseLoadLine(splitLoadLine(line))
@@ -472,7 +559,8 @@ func TestTableUsageExitCodes(t *testing.T) {
 		{[]string{"table", "list", "--bogus"}, "", exitUsage, "ctsync: unknown flag: --bogus"},
 		{[]string{"table", "list", "-s", "1.1.1.1", "-d", "::1"}, "", exitUsage, "ctsync: mismatched address family"},
 		{[]string{"table", "get", "-p", "tcp", "-s", "1.1.1.1", "-d", "2.2.2.2", "--sport", "1", "--dport", "2", "-w", "1"}, "", exitUsage, "--zone cannot be used with get"},
-		{[]string{"table", "insert", "-p", "tcp", "-s", "1.1.1.1", "-d", "2.2.2.2", "--sport", "1", "--dport", "2", "--state", "LISTEN"}, "", exitUsage, "insert needs -t SECONDS"},
+		{[]string{"table", "insert", "-p", "tcp", "-s", "1.1.1.1", "-d", "2.2.2.2", "--sport", "1", "--dport", "2"}, "", exitUsage, "insert -p tcp needs --state STATE"},
+		{[]string{"table", "list", "--state", "BOGUS"}, "", exitUsage, `unknown state "BOGUS" (want a TCP state`},
 		{[]string{"table", "flush"}, "y\n", exitUsage, "standard input is not a terminal to confirm on; add --yes"},
 		{[]string{"table", "delete", "1.2.3.9678"}, "", exitUsage, `unexpected argument "1.2.3.9678"`},
 		{[]string{"table", "load", badFile}, "", exitUsage, "line 1: insert -p tcp needs --sport and --dport"},
