@@ -126,7 +126,7 @@ filter:
   protocols: [TCP, Udp]
   ignore_addresses: [10.0.3.1, "fd00::/64"]
   tcp_states: [established, SYN_SENT2]
-commit: {timeout: 180s, mode: hot}
+commit: {timeout: 180s, mode: commit}
 purge_timeout: 1m30s
 kernel: {netns: fw-a, event_buffer: 512KiB}
 cache: {max_flows: 1000}
@@ -145,7 +145,7 @@ cache: {max_flows: 1000}
 		{"protocols (lower-cased)", c.Filter.Protocols, []string{"tcp", "udp"}},
 		{"tcp_states (upper-cased)", c.Filter.TCPStates, []string{"ESTABLISHED", "SYN_SENT2"}},
 		{"commit.timeout", c.Commit.Timeout.Duration(), 180 * time.Second},
-		{"commit.mode", c.Commit.Mode, ModeHot},
+		{"commit.mode", c.Commit.Mode, ModeCommit},
 		{"purge_timeout", c.PurgeTimeout.Duration(), 90 * time.Second},
 		{"netns", c.Kernel.Netns, "fw-a"},
 		{"event_buffer", c.EventBufferBytes(), 512 << 10},
@@ -263,9 +263,7 @@ func TestValidateAcceptsValid(t *testing.T) {
 	c.Filter.Protocols = []string{"TCP", "udplite"}
 	c.Filter.IgnoreAddresses = []string{"10.0.3.1", "192.168.0.0/16", "fe80::/10"}
 	c.Filter.TCPStates = []string{"ESTABLISHED", "syn_sent2"}
-	c.Commit.Mode = ModeHot
 	c.PurgeTimeout = 0
-	c.Metrics.Listen = ":9469"
 	c.Log = Log{Level: "debug", Format: "json"}
 	c.Kernel = Kernel{Netns: "/proc/1/ns/net", EventBuffer: 2 * GiB}
 	c.Cache.MaxFlows = 1000
@@ -273,7 +271,6 @@ func TestValidateAcceptsValid(t *testing.T) {
 		t.Fatalf("Validate: %v", err)
 	}
 	c.Kernel.EventBuffer = 64 * KiB
-	c.Metrics.Listen = "localhost:9469"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
@@ -318,6 +315,8 @@ func TestValidate(t *testing.T) {
 		{"duplicate TCP state", func(c *Config) { c.Filter.TCPStates = []string{"close", "CLOSE"} }, "filter.tcp_states[1]", "listed twice"},
 		{"negative commit timeout", func(c *Config) { c.Commit.Timeout = Duration(-time.Second) }, "commit.timeout", "must not be negative"},
 		{"commit mode", func(c *Config) { c.Commit.Mode = "warm" }, "commit.mode", `want commit or hot, got "warm"`},
+		{"hot standby not built", func(c *Config) { c.Commit.Mode = ModeHot }, "commit.mode", "not available in this version"},
+		{"metrics not built", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9469" }, "metrics.listen", "not available in this version"},
 		{"negative purge timeout", func(c *Config) { c.PurgeTimeout = -1 }, "purge_timeout", "must not be negative"},
 		{"metrics without port", func(c *Config) { c.Metrics.Listen = "127.0.0.1" }, "metrics.listen", "want host:port"},
 		{"log level", func(c *Config) { c.Log.Level = "trace" }, "log.level", `want debug, info, warn or error, got "trace"`},

@@ -62,7 +62,8 @@ commit:
   # commit: peers' flows wait in the external cache and are written to the
   #   kernel on ` + "`notify master`" + ` (conntrackd's behaviour).
   # hot: hot standby; peers' flows are kept in this node's kernel table ahead
-  #   of time, so a takeover has nothing left to write.
+  #   of time, so a takeover has nothing left to write. Not available in
+  #   this version: config check refuses it.
   mode: commit
 
 # Delay before flows this node no longer owns are deleted from the kernel
@@ -72,6 +73,8 @@ purge_timeout: 60s
 
 metrics:
   # address:port serving Prometheus /metrics, e.g. 127.0.0.1:9469. "" = off.
+  # Not available in this version: config check refuses a non-empty value;
+  # ctsync stats -o json has the figures.
   listen: ""
 
 log:

@@ -420,7 +420,13 @@ func (c *Config) Validate() error {
 	if c.Commit.Timeout < 0 {
 		ps.add("commit.timeout", "must not be negative, got %s", c.Commit.Timeout)
 	}
-	if c.Commit.Mode != ModeCommit && c.Commit.Mode != ModeHot {
+	switch c.Commit.Mode {
+	case ModeCommit:
+	case ModeHot:
+		// Refused rather than silently run as "commit": an operator who
+		// asks for hot standby must not believe they have it.
+		ps.add("commit.mode", "%s (hot standby) is not available in this version; use %s", ModeHot, ModeCommit)
+	default:
 		ps.add("commit.mode", "want %s or %s, got %q", ModeCommit, ModeHot, c.Commit.Mode)
 	}
 	if c.PurgeTimeout < 0 {
@@ -431,6 +437,9 @@ func (c *Config) Validate() error {
 	if c.Metrics.Listen != "" {
 		if msg := checkHostPort(c.Metrics.Listen, emptyHostOK); msg != "" {
 			ps.add("metrics.listen", "%s", msg)
+		} else {
+			// Refused rather than ignored: nothing would listen.
+			ps.add("metrics.listen", "the Prometheus endpoint is not available in this version; leave it empty and use `ctsync stats -o json`")
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
