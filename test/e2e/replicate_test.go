@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,16 +21,23 @@ var flows = [][]string{
 }
 
 func TestReplicateAndCommit(t *testing.T) {
-	l := newLab(t, 3)
+	for _, size := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d-nodes", size), func(t *testing.T) { replicateAndCommit(t, size) })
+	}
+}
+
+func replicateAndCommit(t *testing.T, size int) {
+	l := newLab(t, size)
 	for _, nd := range l.nodes {
 		nd.start("")
 	}
-	a, b, c := l.nodes[0], l.nodes[1], l.nodes[2]
+	a, b := l.nodes[0], l.nodes[1]
+	peers := l.nodes[1:]
 	for _, f := range flows {
 		a.conntrack(append([]string{"-I"}, f...)...)
 	}
 	n := len(flows)
-	for _, nd := range []*node{b, c} {
+	for _, nd := range peers {
 		nd.waitFor("a's flows in the external cache", 20*time.Second, func() bool { return nd.count("external", "--origin", "fw1") == n })
 	}
 	if got := a.count("internal"); got != n {
@@ -38,7 +46,7 @@ func TestReplicateAndCommit(t *testing.T) {
 	// An update and a delete on the owner propagate.
 	a.conntrack("-U", "-s", "192.168.10.2", "-p", "tcp", "--sport", "40000", "-m", "99")
 	a.conntrack("-D", "-s", "192.168.10.6", "-p", "icmp")
-	for _, nd := range []*node{b, c} {
+	for _, nd := range peers {
 		nd.waitFor("update and delete", 20*time.Second, func() bool {
 			return nd.count("external", "--origin", "fw1") == n-1 && nd.count("external", "-m", "99") == 1
 		})
@@ -52,9 +60,14 @@ func TestReplicateAndCommit(t *testing.T) {
 		t.Fatalf("after commit b's table differs from a's\nb:\n%s\na:\n%s", got, want)
 	}
 	b.waitFor("b's internal cache to hold the committed flows", 20*time.Second, func() bool { return b.count("internal") == n-1 })
-	if _, err := c.ctl("health"); err != nil {
-		c.waitFor("c healthy", 20*time.Second, func() bool { _, err := c.ctl("health"); return err == nil })
+	// Every other node learns that b now holds them too.
+	for _, nd := range l.nodes {
+		if nd != b {
+			nd.waitFor("b's flows", 20*time.Second, func() bool { return nd.count("external", "--origin", "fw2") == n-1 })
+		}
 	}
+	last := l.nodes[size-1]
+	last.waitFor("health", 20*time.Second, func() bool { _, err := last.ctl("health"); return err == nil })
 }
 
 func TestSecondDaemonRefusedAndRestartAfterKill(t *testing.T) {
