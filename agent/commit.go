@@ -37,10 +37,15 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	if err := a.kern.MuteNew(true); err != nil {
 		a.log.Warn("could not mute NEW events during the commit", "err", err)
 	}
+	// The committed flows become this node's and are announced to the
+	// peers, but after the commit: announcing them meanwhile competes with
+	// the kernel's work for the CPU and would make the commit slower.
+	a.in.Hold(true)
+	defer a.in.Hold(false)
 	rec := a.newRecorder(ctx)
 	var err error
 	for _, related := range []bool{false, true} {
-		buf := make([]flow.Flow, 0, commitChunk)
+		buf := rec.buffer()
 		send := func() {
 			if len(buf) == 0 || err != nil {
 				return
@@ -48,7 +53,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 			var created []flow.Flow
 			created, err = a.commitSet(ctx, buf, opts, &res)
 			rec.record(created)
-			buf = make([]flow.Flow, 0, commitChunk)
+			buf = rec.buffer()
 		}
 		a.ext.Range("", func(_ string, f *flow.Flow) bool {
 			if (f.Master != nil) != related {
@@ -95,16 +100,31 @@ type recorder struct {
 	a    *Agent
 	ctx  context.Context
 	wg   stdsync.WaitGroup
-	sem  chan struct{} // bounds the chunks in flight
+	sem  chan struct{}    // bounds the chunks in flight
+	free chan []flow.Flow // recorded chunks, for reuse (less garbage, fewer GCs)
 	f    *replFilter
 	tout uint32
 }
 
+const recordersInFlight = 4
+
 func (a *Agent) newRecorder(ctx context.Context) *recorder {
-	return &recorder{a: a, ctx: ctx, sem: make(chan struct{}, 4), f: a.filter.Load(),
+	return &recorder{a: a, ctx: ctx, sem: make(chan struct{}, recordersInFlight),
+		free: make(chan []flow.Flow, recordersInFlight+2), f: a.filter.Load(),
 		tout: uint32(a.cfg.Commit.Timeout.Duration() / time.Second)}
 }
 
+// buffer returns an empty chunk buffer, recycled when one is free.
+func (r *recorder) buffer() []flow.Flow {
+	select {
+	case b := <-r.free:
+		return b[:0]
+	default:
+		return make([]flow.Flow, 0, commitChunk)
+	}
+}
+
+// record takes ownership of created (a chunk buffer, or a prefix of one).
 func (r *recorder) record(created []flow.Flow) {
 	if len(created) == 0 {
 		return
@@ -114,6 +134,14 @@ func (r *recorder) record(created []flow.Flow) {
 	go func() {
 		defer r.wg.Done()
 		defer func() { <-r.sem }()
+		defer func() {
+			if cap(created) == commitChunk {
+				select {
+				case r.free <- created[:0]:
+				default:
+				}
+			}
+		}()
 		err := r.a.do(r.ctx, func() {
 			for i := range created {
 				fl := &created[i]

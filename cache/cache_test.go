@@ -480,3 +480,31 @@ func TestIndexAgainstMap(t *testing.T) {
 		t.Fatalf("digest hash drifted")
 	}
 }
+
+func TestHoldPausesReaders(t *testing.T) {
+	in, _ := newInternal(0)
+	r := in.NewReader()
+	r.Snapshot()
+	in.Hold(true)
+	f := mkFlow(1)
+	in.Upsert(&f)
+	if n, err := r.Next(10, func(*Entry) {}); n != 0 || err != nil {
+		t.Fatalf("held reader read %d (%v)", n, err)
+	}
+	if _, _, ok := r.CaughtUp(); ok {
+		t.Fatalf("a held reader claims to be caught up")
+	}
+	select {
+	case <-r.Wake():
+	default:
+	}
+	in.Hold(false)
+	select {
+	case <-r.Wake():
+	default:
+		t.Fatalf("resuming did not wake the reader")
+	}
+	if n, _ := r.Next(10, func(*Entry) {}); n != 1 {
+		t.Fatalf("resumed reader read %d, want 1", n)
+	}
+}

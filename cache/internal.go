@@ -55,6 +55,7 @@ type Internal struct {
 
 	gen     uint8 // resync generation
 	inSweep bool
+	held    bool // readers paused (Hold)
 	stats   InternalStats
 }
 
@@ -192,8 +193,25 @@ func (c *Internal) appendLocked(ch change) {
 			}
 		}
 	}
-	for r := range c.readers {
-		r.signal()
+	if !c.held {
+		for r := range c.readers {
+			r.signal()
+		}
+	}
+}
+
+// Hold pauses (true) or resumes (false) every reader: while held, changes
+// are logged but readers see nothing new, so a burst of changes that need
+// not reach peers at once (a commit's) does not compete for the CPU with
+// the work that makes it. Resuming wakes every reader.
+func (c *Internal) Hold(hold bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = hold
+	if !hold {
+		for r := range c.readers {
+			r.signal()
+		}
 	}
 }
 
@@ -318,6 +336,9 @@ func (r *Reader) Next(max int, fn func(e *Entry)) (int, error) {
 	if r.lost {
 		return 0, ErrLost
 	}
+	if c.held {
+		return 0, nil
+	}
 	var e Entry
 	n := 0
 	end := c.logStart + uint64(len(c.log))
@@ -348,7 +369,7 @@ func (r *Reader) CaughtUp() (Digest, uint64, bool) {
 	c := r.c
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if r.lost || r.cursor != c.logStart+uint64(len(c.log)) {
+	if r.lost || c.held || r.cursor != c.logStart+uint64(len(c.log)) {
 		return Digest{}, 0, false
 	}
 	return c.t.digest(), c.version, true
