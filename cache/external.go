@@ -88,12 +88,7 @@ func (e *External) EndSnapshot(name string, epoch uint64) int {
 	}
 	o.inSnap = false
 	o.synced = true
-	var stale []Key
-	o.t.each(func(s *slot) {
-		if s.r.gen != o.gen {
-			stale = append(stale, s.k)
-		}
-	})
+	stale := o.t.keys(func(s *slot) bool { return s.r.gen != o.gen })
 	for i := range stale {
 		o.t.del(&stale[i])
 	}
@@ -180,14 +175,8 @@ func (e *External) Expire() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := 0
-	var dead []Key
 	for _, o := range e.origins {
-		dead = dead[:0]
-		o.t.each(func(s *slot) {
-			if s.r.attrs&rTimeout != 0 && deadline(&s.r, o.vouched) <= now {
-				dead = append(dead, s.k)
-			}
-		})
+		dead := o.t.keys(func(s *slot) bool { return s.r.attrs&rTimeout != 0 && deadline(&s.r, o.vouched) <= now })
 		for i := range dead {
 			o.t.del(&dead[i])
 		}

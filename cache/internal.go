@@ -147,12 +147,7 @@ func (c *Internal) EndResync() int {
 		return 0
 	}
 	c.inSweep = false
-	var stale []Key
-	c.t.each(func(s *slot) {
-		if s.r.gen != c.gen {
-			stale = append(stale, s.k)
-		}
-	})
+	stale := c.t.keys(func(s *slot) bool { return s.r.gen != c.gen })
 	for i := range stale {
 		c.deleteLocked(&stale[i])
 	}

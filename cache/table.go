@@ -111,6 +111,18 @@ func (t *table) each(fn func(s *slot)) {
 	}
 }
 
+// keys returns the keys of the records for which match holds (collected
+// first, so that the caller may delete them).
+func (t *table) keys(match func(s *slot) bool) []Key {
+	var out []Key
+	t.each(func(s *slot) {
+		if match(s) {
+			out = append(out, s.k)
+		}
+	})
+	return out
+}
+
 // reset empties the table, keeping no memory.
 func (t *table) reset() { *t = *newTable() }
 
