@@ -53,13 +53,15 @@ type Agent struct {
 	start  time.Time
 	filter atomic.Pointer[replFilter]
 
-	events  chan []flow.Event // batches from the watcher
-	free    chan []flow.Event // applied batches, for reuse
-	overrun chan struct{}     // the watcher lost events
-	ops     chan func()       // work for the loop goroutine
-	ready   atomic.Bool       // initial dump done, watcher running
-	stopped chan struct{}
-	stop    func() // ends Run (Shutdown)
+	events   chan []flow.Event // batches from the watcher
+	free     chan []flow.Event // applied batches, for reuse
+	overrun  chan struct{}     // the watcher lost events
+	ops      chan func()       // work for the loop goroutine
+	ready    atomic.Bool       // initial dump done, watcher running
+	quit     chan struct{}     // closed by Shutdown: Run ends
+	quitOnce stdsync.Once
+	stopping chan struct{} // closed when Run begins to stop: no more loop work
+	stopped  chan struct{} // closed when Run has returned
 
 	transition stdsync.Mutex // serialises commit, purge, notify
 
@@ -92,11 +94,13 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: log, start: time.Now(),
-		events:  make(chan []flow.Event, 64),
-		free:    make(chan []flow.Event, 64),
-		overrun: make(chan struct{}, 1),
-		ops:     make(chan func()),
-		stopped: make(chan struct{}),
+		events:   make(chan []flow.Event, 64),
+		free:     make(chan []flow.Event, 64),
+		overrun:  make(chan struct{}, 1),
+		ops:      make(chan func()),
+		stopped:  make(chan struct{}),
+		stopping: make(chan struct{}),
+		quit:     make(chan struct{}),
 	}
 	a.filter.Store(f)
 	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
@@ -159,8 +163,14 @@ func (a *Agent) Addr() string { return a.node.Addr() }
 func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	ctx, cancel := context.WithCancel(ctx)
-	a.stop = cancel
 	defer cancel()
+	go func() {
+		select {
+		case <-a.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	var wg stdsync.WaitGroup
 	defer wg.Wait()
 
@@ -198,7 +208,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Stop taking loop work, let a commit, purge or transition in
+			// flight finish (their loop hand-offs now fail fast), then
+			// release the kernel.
+			close(a.stopping)
 			a.cancelPurge()
+			a.transition.Lock()
+			defer a.transition.Unlock()
 			err := <-syncErr
 			a.kern.Close()
 			return err
@@ -253,7 +269,7 @@ func (a *Agent) do(ctx context.Context, fn func()) error {
 	case a.ops <- func() { fn(); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-a.stopped:
+	case <-a.stopping:
 		return errors.New("daemon is stopping")
 	}
 	select {

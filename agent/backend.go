@@ -130,10 +130,10 @@ func (a *Agent) Health(ctx context.Context) (control.HealthResult, error) {
 
 // Shutdown implements control.Backend.
 func (a *Agent) Shutdown(ctx context.Context) error {
-	if a.stop != nil {
+	a.quitOnce.Do(func() {
 		a.log.Info("shutdown requested over the control socket")
-		go a.stop()
-	}
+		close(a.quit)
+	})
 	return nil
 }
 

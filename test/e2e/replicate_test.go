@@ -85,4 +85,15 @@ func TestSecondDaemonRefusedAndRestartAfterKill(t *testing.T) {
 	a.kill()
 	a.start("")
 	a.mustCtl("stats")
+	// ctsync shutdown stops the daemon cleanly (exit 0).
+	a.mustCtl("shutdown")
+	select {
+	case err := <-a.exited:
+		if err != nil {
+			t.Fatalf("daemon after shutdown: %v", err)
+		}
+		a.cmd = nil
+	case <-time.After(15 * time.Second):
+		t.Fatalf("daemon still running 15s after ctsync shutdown")
+	}
 }
