@@ -34,11 +34,20 @@ func clusterKey(t *testing.T) []byte {
 
 func startAgent(t *testing.T, name string, key []byte, kern *kerneltest.MemTable, join ...string) *clusterNode {
 	t.Helper()
+	return startAgentWith(t, name, key, kern, nil, join...)
+}
+
+// startAgentWith is startAgent with a chance to change the configuration.
+func startAgentWith(t *testing.T, name string, key []byte, kern *kerneltest.MemTable, tune func(*config.Config), join ...string) *clusterNode {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Node = name
 	cfg.Cluster.Bind = "127.0.0.1:0"
 	cfg.Cluster.Join = join
 	cfg.Cluster.Name = "cluster-test"
+	if tune != nil {
+		tune(cfg)
+	}
 	if kern == nil {
 		kern = kerneltest.NewMemTable()
 	}

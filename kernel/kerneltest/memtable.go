@@ -114,6 +114,15 @@ func (m *MemTable) removeLocked(k flow.Key, portID uint32) bool {
 	return true
 }
 
+func (m *MemTable) hasOrigLocked(t flow.Tuple) bool {
+	for k := range m.flows {
+		if k.Orig == t {
+			return true
+		}
+	}
+	return false
+}
+
 // Len returns the number of flows.
 func (m *MemTable) Len() int {
 	m.mu.Lock()
@@ -223,11 +232,16 @@ func (m *MemTable) Bulk(ctx context.Context, op kernel.Op, flows []flow.Flow, o 
 				err = verr
 			} else if _, ok := m.flows[f.Key()]; ok {
 				err = fmt.Errorf("%w (memtable)", kernel.ErrExist)
+			} else if f.Master != nil && !m.hasOrigLocked(*f.Master) {
+				// As the kernel: an expected flow needs its master.
+				err = fmt.Errorf("%w: no master (memtable)", kernel.ErrNotFound)
 			} else {
 				if o.Create.Timeout != 0 {
 					f.Timeout = o.Create.Timeout
 				}
-				f.Master = nil
+				if f.Master != nil {
+					f.Status |= flow.StatusExpected
+				}
 				m.insertLocked(f, memPortID)
 			}
 		case kernel.OpDelete:
