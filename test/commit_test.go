@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -73,5 +74,45 @@ func TestCommitTimeout(t *testing.T) {
 	}
 	if bk.Len() != 5 {
 		t.Fatalf("b's kernel holds %d flows, want 5", bk.Len())
+	}
+}
+
+// TestNotifyBackupPurges: notify backup asks the peers for their flows and
+// purges this node's replicated flows after purge_timeout (the box's own
+// traffic stays); peers see them withdrawn. notify fault purges too.
+func TestNotifyBackupPurges(t *testing.T) {
+	key := clusterKey(t)
+	short := func(c *config.Config) { c.PurgeTimeout = config.Duration(300 * time.Millisecond) }
+	a := startAgentWith(t, "fw-a", key, nil, short)
+	b := startAgentWith(t, "fw-b", key, nil, short, a.agent.Addr())
+	for i := 0; i < 20; i++ {
+		a.kern.Insert(natFlow(i))
+	}
+	local := natFlow(100)
+	local.Orig.Src = netip.MustParseAddr("127.0.0.1")
+	a.kern.Insert(local)
+	b.kern.Insert(natFlow(200))
+	waitFor(t, "replication", 15*time.Second, func() bool {
+		return cacheLen(t, b, "external", "fw-a") == 20 && cacheLen(t, a, "external", "fw-b") == 1
+	})
+	res, err := a.agent.Notify(context.Background(), "backup")
+	if err != nil || len(res.Steps) != 2 {
+		t.Fatalf("notify backup: %+v %v", res, err)
+	}
+	waitFor(t, "the purge", 10*time.Second, func() bool { return a.kern.Len() == 1 })
+	if _, ok := a.kern.Get(local.Key()); !ok {
+		t.Fatalf("the purge deleted the box's own (ignored) flow")
+	}
+	waitFor(t, "b to see a's flows withdrawn", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 0 })
+	// b's flows are still held by a (it is a backup of b now).
+	if got := cacheLen(t, a, "external", "fw-b"); got != 1 {
+		t.Fatalf("a holds %d of b's flows after its demotion, want 1", got)
+	}
+	if _, err := b.agent.Notify(context.Background(), "fault"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b's purge after a fault", 10*time.Second, func() bool { return b.kern.Len() == 0 })
+	if _, err := b.agent.Notify(context.Background(), "bogus"); err == nil {
+		t.Fatalf("notify with an unknown state succeeded")
 	}
 }
