@@ -22,7 +22,7 @@ type Kernel interface {
 	Dump(ctx context.Context, f kernel.DumpFilter, fn func(*flow.Flow) error) error
 	Watch(ctx context.Context, o kernel.WatchOptions, fn func(*flow.Event) error) error
 	Bulk(ctx context.Context, op kernel.Op, flows []flow.Flow, o kernel.BulkOptions, errs []error) (int, error)
-	MuteNew(mute bool) error
+	Mute(mute bool) error
 	Close() error
 }
 

@@ -30,12 +30,13 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	a.cancelPurge()
 	res := control.CommitResult{}
 	opts := kernel.BulkOptions{Create: kernel.CreateOptions{Timeout: uint32(a.cfg.Commit.Timeout.Duration() / time.Second), Liberal: true}}
-	// This node knows what it commits: the kernel need not build a NEW
-	// event per flow (that halves the commit rate). The committed flows go
-	// into the internal cache from here, and a resync afterwards picks up
-	// flows that packets created while NEW events were muted.
-	if err := a.kern.MuteNew(true); err != nil {
-		a.log.Warn("could not mute NEW events during the commit", "err", err)
+	// This node knows what it commits: while its event sockets listen,
+	// the kernel does event work for every created entry (that halves the
+	// commit rate, kernel BenchmarkBulkCreateWatched). So it stops
+	// listening, records the committed flows itself, and resyncs afterwards
+	// for what packets created or destroyed meanwhile.
+	if err := a.kern.Mute(true); err != nil {
+		a.log.Warn("could not mute kernel events during the commit", "err", err)
 	}
 	// The committed flows become this node's and are announced to the
 	// peers, but after the commit: announcing them meanwhile competes with
@@ -72,8 +73,8 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 		})
 		send()
 	}
-	if merr := a.kern.MuteNew(false); merr != nil {
-		a.log.Error("could not resume NEW events after the commit; resyncing", "err", merr)
+	if merr := a.kern.Mute(false); merr != nil {
+		a.log.Error("could not resume kernel events after the commit; resyncing", "err", merr)
 	}
 	rec.wait()
 	a.signalOverrun() // a resync: the kernel is the truth

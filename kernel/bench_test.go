@@ -100,7 +100,7 @@ func BenchmarkBulkCreate(b *testing.B) {
 }
 
 // BenchmarkBulkCreateWatched is BenchmarkBulkCreate with an event listener
-// in the namespace, as the daemon has one: every create also builds a NEW
+// in the namespace, as the daemon has one: every create also builds an
 // event, unless the listener is muted (what a commit does).
 func BenchmarkBulkCreateWatched(b *testing.B) {
 	for _, mute := range []bool{false, true} {
@@ -119,7 +119,7 @@ func BenchmarkBulkCreateWatched(b *testing.B) {
 			}()
 			<-ready
 			defer func() { cancel(); <-done }()
-			if err := c.MuteNew(mute); err != nil {
+			if err := c.Mute(mute); err != nil {
 				b.Fatal(err)
 			}
 			benchCreate(b, c, benchFlows(100_000), nil)

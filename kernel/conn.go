@@ -55,7 +55,7 @@ type Conn struct {
 	idle     []*sock
 	closed   bool
 	watchers map[*sock]uint32 // active watch sockets and their groups
-	muted    bool             // NEW events suppressed (MuteNew)
+	muted    bool             // events suppressed (Mute)
 }
 
 // Dial opens the conntrack table of cfg.NetNS.

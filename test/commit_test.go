@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/config"
+	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
 )
@@ -115,4 +116,51 @@ func TestNotifyBackupPurges(t *testing.T) {
 	if _, err := b.agent.Notify(context.Background(), "bogus"); err == nil {
 		t.Fatalf("notify with an unknown state succeeded")
 	}
+}
+
+// TestCommitRepairsEventsMissedMeanwhile: a commit mutes kernel events (a
+// big speed-up); a flow that packets destroy and one they create while it
+// runs are repaired by the resync that follows: the internal cache, and
+// then the peers, end up exact.
+func TestCommitRepairsEventsMissedMeanwhile(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgent(t, "fw-a", key, nil)
+	bk := kerneltest.NewMemTable()
+	b := startAgent(t, "fw-b", key, bk, a.agent.Addr())
+	own := natFlow(500) // b's own flow, to be destroyed during the commit
+	bk.Insert(own)
+	for i := 0; i < 50; i++ {
+		a.kern.Insert(natFlow(i))
+	}
+	waitFor(t, "replication", 15*time.Second, func() bool {
+		return cacheLen(t, b, "external", "fw-a") == 50 && cacheLen(t, a, "external", "fw-b") == 1
+	})
+	born := natFlow(600)
+	once := false
+	bk.BeforeBulk = func() {
+		if !once {
+			once = true
+			bk.Remove(own.Key()) // events are muted now: nobody is told
+			bk.Insert(born)
+		}
+	}
+	if _, err := b.agent.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	has := func(n *clusterNode, which, origin string, f flow.Flow) bool {
+		found := false
+		n.agent.Cache(context.Background(), control.CacheQuery{Cache: which, Origin: origin}, func(_ string, g *flow.Flow) error {
+			if g.Key() == f.Key() {
+				found = true
+			}
+			return nil
+		})
+		return found
+	}
+	waitFor(t, "b's internal cache to be repaired", 10*time.Second, func() bool {
+		return cacheLen(t, b, "internal", "") == 51 && !has(b, "internal", "", own) && has(b, "internal", "", born)
+	})
+	waitFor(t, "a to follow", 10*time.Second, func() bool {
+		return cacheLen(t, a, "external", "fw-b") == 51 && !has(a, "external", "fw-b", own) && has(a, "external", "fw-b", born)
+	})
 }

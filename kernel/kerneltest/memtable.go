@@ -21,13 +21,17 @@ type MemTable struct {
 	watchers map[chan *flow.Event]*atomic.Bool // value: events were lost
 	closed   bool
 	lose     int // events still to drop, as a socket overrun would
-	muteNew  bool
+	muted    bool
+
+	// BeforeBulk, if set, runs at the start of every Bulk call (outside the
+	// table's lock): a test's way to change the table while a commit runs.
+	BeforeBulk func()
 }
 
-// MuteNew suppresses NEW events, like kernel.Conn.MuteNew.
-func (m *MemTable) MuteNew(mute bool) error {
+// Mute suppresses every event, like kernel.Conn.Mute.
+func (m *MemTable) Mute(mute bool) error {
 	m.mu.Lock()
-	m.muteNew = mute
+	m.muted = mute
 	m.mu.Unlock()
 	return nil
 }
@@ -46,7 +50,7 @@ func NewMemTable() *MemTable {
 }
 
 func (m *MemTable) emitLocked(t flow.EventType, f *flow.Flow, portID uint32) {
-	if t == flow.EventNew && m.muteNew {
+	if m.muted {
 		return
 	}
 	if m.lose > 0 {
@@ -220,6 +224,9 @@ const memPortID = 4242
 
 // Bulk applies op to every flow like kernel.Conn.Bulk.
 func (m *MemTable) Bulk(ctx context.Context, op kernel.Op, flows []flow.Flow, o kernel.BulkOptions, errs []error) (int, error) {
+	if m.BeforeBulk != nil {
+		m.BeforeBulk()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	failed := 0
