@@ -53,15 +53,20 @@ func (n *Node) Stats() Stats {
 		BadHellos: n.stats.badHello.Load(), UnexpectedMsgs: n.stats.unexpectedMsgs.Load(),
 		JoinFailures: n.stats.joinFailures.Load(),
 	}
+	type peerAddr struct {
+		p    *peer
+		addr string // p.addr changes under n.mu
+	}
 	n.mu.Lock()
-	peers := make([]*peer, 0, len(n.peers))
+	peers := make([]peerAddr, 0, len(n.peers))
 	for _, p := range n.peers {
-		peers = append(peers, p)
+		peers = append(peers, peerAddr{p, p.addr})
 	}
 	n.mu.Unlock()
-	for _, p := range peers {
+	for _, pa := range peers {
+		p := pa.p
 		ps := PeerStats{
-			Peer: p.name, Addr: p.addr, Connected: p.connected.Load(), CaughtUp: p.caughtUp.Load(),
+			Peer: p.name, Addr: pa.addr, Connected: p.connected.Load(), CaughtUp: p.caughtUp.Load(),
 			Pending: p.pending.Load(), SentBytes: p.sentBytes.Load(), SentMsgs: p.sentMsgs.Load(),
 			SentEntries: p.sentEntries.Load(), Snapshots: p.snapshots.Load(), SendErrors: p.sendErrors.Load(),
 			RecvBytes: p.recvBytes.Load(), RecvMsgs: p.recvMsgs.Load(), RecvEntries: p.recvEntries.Load(),
