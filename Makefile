@@ -16,7 +16,7 @@ COMMIT   := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 200000x
 
-.PHONY: build deps lint unit fuzz test demo bench clean
+.PHONY: build deps lint unit fuzz test demo demo-table bench clean
 
 ## build: bin/ctsync, stamped with `git describe` and the commit
 build:
@@ -48,8 +48,14 @@ test: deps
 	@$(MAKE) unit
 	@$(MAKE) fuzz
 
-## demo: build, then a tour of `ctsync table` in a throw-away namespace (root)
+## demo: a firewall pair in namespaces (SNAT, strict ruleset, keepalived,
+## ctsync): long-lived TCP connections survive killing the master (root)
 demo: deps
+	@$(MAKE) build
+	@$(GO) run ./test/demo -bin $(CURDIR)/bin/ctsync
+
+## demo-table: a tour of `ctsync table` in a throw-away namespace (root)
+demo-table: deps
 	@$(MAKE) build
 	@scripts/demo-table.sh
 

@@ -1,0 +1,47 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/ctsync/ctsync/kernel/kerneltest"
+)
+
+// TestFailoverDemo runs the failover demo (test/demo): a client, two
+// firewalls with SNAT, a strict stateful ruleset, nf_conntrack_tcp_loose=0,
+// real keepalived and ctsync, and a server. 30 long-lived TCP connections
+// must all survive killing the master; in the control run without ctsync
+// they must all break.
+func TestFailoverDemo(t *testing.T) {
+	kerneltest.RequirePrivileged(t)
+	kerneltest.RequireTools(t, "keepalived", "nft", "conntrack", "ip")
+	_, self, _, _ := runtime.Caller(0)
+	demo := filepath.Join(filepath.Dir(self), "..", "demo")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"with ctsync", nil, `after: 30/30`},
+		{"control run without ctsync", []string{"-without-ctsync"}, `after: 0/30`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			args := append([]string{"run", demo, "-bin", binary}, tc.args...)
+			out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("demo: %v\n%s", err, out)
+			}
+			if !regexp.MustCompile(regexp.QuoteMeta(tc.want)).Match(out) {
+				t.Fatalf("demo output lacks %q:\n%s", tc.want, out)
+			}
+			t.Logf("\n%s", out)
+		})
+	}
+}
