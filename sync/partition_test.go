@@ -44,3 +44,24 @@ func TestPartitionDetectedAndHealed(t *testing.T) {
 		t.Fatalf("c holds %d of a's flows after the heal, want 300", c.ext.Len("a"))
 	}
 }
+
+// TestHealthySurvivesPeerDeath: a node is not ready before it ever synced,
+// is ready once in sync, and stays ready when its peer dies — that is when
+// keepalived asks it to take over.
+func TestHealthySurvivesPeerDeath(t *testing.T) {
+	key := newKey(t)
+	a := startNode(t, "a", key)
+	if ok, _ := a.Healthy(); ok {
+		t.Fatalf("a lone node that never synced says it is ready")
+	}
+	b := startNode(t, "b", key, a.Addr())
+	f := tflow(1)
+	a.in.Upsert(&f)
+	eventually(t, "b ready", 10*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
+	a.stop()
+	// b noticed (its stream from a ended) and is still ready.
+	eventually(t, "b to lose a's stream", 10*time.Second, func() bool { return !b.Stats().Peers[0].Connected })
+	if ok, why := b.Healthy(); !ok {
+		t.Fatalf("the survivor is not ready after its peer died: %s", why)
+	}
+}

@@ -86,31 +86,31 @@ func (n *Node) Stats() Stats {
 	return st
 }
 
-// Healthy reports whether this node is ready to take over: it has joined
-// (at least one other member is alive), and with every alive peer both
-// directions are in sync. The reason says what is missing.
+// Healthy reports whether this node is ready to take over: it has been
+// in sync with the cluster (a fresh node that never synced is not ready),
+// and every peer it currently receives from has confirmed that this node's
+// copy of its flows is complete (a recent matching digest). A peer whose
+// stream is down — dead, or cut off — does not make the node unready: its
+// last confirmed flows are all anyone has, and a node must be able to take
+// over exactly when its master dies. The reason says what is missing.
 func (n *Node) Healthy() (bool, string) {
-	alive := map[string]bool{}
-	for _, m := range n.Members() {
-		if !m.Self && m.State == "alive" {
-			alive[m.Name] = true
-		}
-	}
-	if len(alive) == 0 {
-		return false, "no peer is alive: not joined to a cluster"
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for name := range alive {
-		p := n.peers[name]
-		switch {
-		case p == nil || !p.connected.Load():
-			return false, fmt.Sprintf("no stream to peer %s yet", name)
-		case !p.caughtUp.Load():
-			return false, fmt.Sprintf("peer %s has not received all of this node's flows yet", name)
-		case !n.recentDigest(p):
-			return false, fmt.Sprintf("this node's copy of peer %s's flows is not confirmed in sync", name)
+	synced := false
+	for name, p := range n.peers {
+		p.inMu.Lock()
+		connected := p.inConn != nil
+		p.inMu.Unlock()
+		recent := n.recentDigest(p)
+		if p.digestOK.Load() != 0 {
+			synced = true
+		}
+		if connected && !recent {
+			return false, fmt.Sprintf("this node's copy of peer %s's flows is not confirmed complete yet", name)
 		}
 	}
-	return true, "in sync with every alive peer"
+	if !synced {
+		return false, "never in sync with a peer yet: not joined to a cluster"
+	}
+	return true, "in sync with every peer it hears"
 }
