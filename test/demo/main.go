@@ -33,6 +33,7 @@ var (
 	after    = flag.Duration("after", 8*time.Second, "how long to watch the connections after the failure")
 	noCtsync = flag.Bool("without-ctsync", false, "control run: keepalived only, no ctsync")
 	keep     = flag.Bool("keep", false, "keep the logs and configs (the directory is printed)")
+	flips    = flag.Int("flips", 0, "after the failure: bring the dead firewall back and kill the master again, this many times")
 	_        = time.Second
 	verbose  = flag.Bool("v", false, "show the commands run")
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -156,9 +157,19 @@ filter:
 			return err
 		}
 	}
-	prio, state := 150, "MASTER"
+	// Both start as BACKUP with nopreempt: the higher priority wins at
+	// start, and a firewall that comes back stays backup (no flapping).
+	prio, state := 150, "BACKUP"
 	if i == 1 {
-		prio, state = 100, "BACKUP"
+		prio = 100
+	}
+	track := ""
+	script := ""
+	if withCtsync {
+		// A node whose copy of the peers' flows is not confirmed complete
+		// must not take over: keepalived puts it in FAULT until it is.
+		script = fmt.Sprintf("vrrp_script ctsync_ready {\n  script \"%s health --socket %s\"\n  interval 1\n  fall 2\n  rise 1\n}\n", *bin, l.sock(fw))
+		track = "  track_script { ctsync_ready }\n"
 	}
 	notify := func(st string) string {
 		if !withCtsync {
@@ -171,15 +182,16 @@ filter:
   router_id %s
   script_user root
 }
-vrrp_sync_group G {
+%svrrp_sync_group G {
   group { LAN WAN }
-%s%s%s}
+%s%s%s%s}
 vrrp_instance LAN {
   state %s
   interface lan0
   virtual_router_id 51
   priority %d
   advert_int 1
+  nopreempt
   unicast_src_ip %s
   unicast_peer { %s }
   virtual_ipaddress { %s/24 dev lan0 }
@@ -190,11 +202,12 @@ vrrp_instance WAN {
   virtual_router_id 52
   priority %d
   advert_int 1
+  nopreempt
   unicast_src_ip %s
   unicast_peer { %s }
   virtual_ipaddress { %s/24 dev wan0 }
 }
-`, fw, notify("master"), notify("backup"), notify("fault"),
+`, fw, script, track, notify("master"), notify("backup"), notify("fault"),
 		state, prio, fwAddr(i+1, "10.10.1"), fwAddr(peer, "10.10.1"), lanVIP,
 		state, prio, fwAddr(i+1, "10.20.0"), fwAddr(peer, "10.20.0"), wanVIP)
 	kpath := filepath.Join(l.dir, fw+"-keepalived.conf")
@@ -455,16 +468,7 @@ func run(l *lab) error {
 	// Kill the master hard.
 	fmt.Println("== Killing fw1: keepalived and ctsync SIGKILLed, all links down")
 	fail := time.Now()
-	l.mu.Lock()
-	for _, p := range l.procs {
-		if strings.Contains(strings.Join(p.Args, " "), l.name("fw1")) {
-			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-		}
-	}
-	l.mu.Unlock()
-	for _, dev := range []string{"lan0", "wan0", "sync0"} {
-		l.in("fw1", "ip", "link", "set", dev, "down")
-	}
+	l.kill("fw1")
 	if err := waitUntil(30*time.Second, func() bool { return l.holdsVIP("fw2") }); err != nil {
 		return fmt.Errorf("fw2 never took the VIPs: %w", err)
 	}
@@ -507,11 +511,80 @@ func run(l *lab) error {
 		}
 		fmt.Printf("   fw2 caches after takeover: internal %d flows (its own now), external %d\n", st2.Internal.Flows, count(st2, ""))
 	}
-	fmt.Println("   logs and configs were in", l.dir, "(removed now)")
 	if withCtsync && survived != *conns {
 		return fmt.Errorf("%d of %d connections did not survive", *conns-survived, *conns)
 	}
+	// Fail-back and more flips: bring the dead firewall back (it stays
+	// backup until its copy is complete), then kill the master again.
+	dead, master := "fw1", "fw2"
+	for flip := 1; flip <= *flips; flip++ {
+		if err := l.revive(dead, withCtsync); err != nil {
+			return err
+		}
+		if err := waitUntil(60*time.Second, func() bool {
+			h, err := control.Dial(l.sock(dead)).Health(context.Background())
+			return err == nil && h.Ready
+		}); err != nil {
+			return fmt.Errorf("flip %d: %s never got in sync after its restart: %w", flip, dead, err)
+		}
+		t0 := time.Now()
+		l.kill(master)
+		if err := waitUntil(30*time.Second, func() bool { return l.holdsVIP(dead) }); err != nil {
+			return fmt.Errorf("flip %d: %s never took the VIPs: %w", flip, dead, err)
+		}
+		took := time.Since(t0)
+		time.Sleep(*after)
+		alive, worst := 0, time.Duration(0)
+		for _, s := range sessions {
+			ok, stall, _ := s.report(t0, time.Now().Add(-time.Second))
+			if ok {
+				alive++
+				worst = max(worst, stall)
+			}
+		}
+		fmt.Printf("   flip %2d: %s killed, %s master after %.2f s; alive %d/%d, longest stall %.2f s\n",
+			flip, master, dead, took.Seconds(), alive, *conns, worst.Seconds())
+		if alive != *conns {
+			return fmt.Errorf("flip %d: %d of %d connections did not survive", flip, *conns-alive, *conns)
+		}
+		dead, master = master, dead
+	}
+	fmt.Println("   logs and configs were in", l.dir, "(removed now)")
 	return nil
+}
+
+// kill ends a firewall hard: its processes SIGKILLed, its links down.
+func (l *lab) kill(fw string) {
+	l.mu.Lock()
+	var keep []*exec.Cmd
+	for _, p := range l.procs {
+		if strings.Contains(strings.Join(p.Args, " "), l.name(fw)) {
+			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			p.Wait()
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	l.procs = keep
+	l.mu.Unlock()
+	for _, dev := range []string{"lan0", "wan0", "sync0"} {
+		l.in(fw, "ip", "link", "set", dev, "down")
+	}
+}
+
+// revive brings a killed firewall back: links up, ctsync and keepalived
+// started afresh (its conntrack table is as the crash left it).
+func (l *lab) revive(fw string, withCtsync bool) error {
+	for _, dev := range []string{"lan0", "wan0", "sync0"} {
+		if err := l.in(fw, "ip", "link", "set", dev, "up"); err != nil {
+			return err
+		}
+	}
+	i := 0
+	if fw == "fw2" {
+		i = 1
+	}
+	return l.startFirewall(i, withCtsync)
 }
 
 func exec_output(name string, args ...string) (string, error) {
