@@ -66,3 +66,27 @@ bench:
 ## clean: remove build output
 clean:
 	rm -rf bin/ dist/
+
+# --- Packaging (not part of `make test`) -------------------------------------
+.PHONY: deb deb-check
+
+DEB_VERSION = $(shell packaging/deb-version.sh)
+DEB_ARCH    = $(shell $(GO) env GOARCH)
+
+## deb: Debian package dist/ctsync_VERSION_ARCH.deb (nfpm, pinned in go.mod's tool block)
+deb: build
+	@rm -rf dist/stage dist/man dist/ctsync_*.deb
+	@mkdir -p dist/stage/completion dist/man
+	bin/ctsync config default > dist/stage/ctsync.yaml
+	bin/ctsync gen-docs --man dist/man
+	gzip -9nf dist/man/*.8
+	bin/ctsync completion bash > dist/stage/completion/ctsync.bash
+	bin/ctsync completion zsh > dist/stage/completion/_ctsync
+	bin/ctsync completion fish > dist/stage/completion/ctsync.fish
+	CTSYNC_DEB_VERSION='$(DEB_VERSION)' CTSYNC_DEB_ARCH='$(DEB_ARCH)' \
+		$(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb \
+		--target 'dist/ctsync_$(DEB_VERSION)_$(DEB_ARCH).deb'
+
+## deb-check: build the package and inspect it (contents, control, unit); installs nothing
+deb-check: deb
+	@packaging/deb-check.sh dist/ctsync_*_$(DEB_ARCH).deb
