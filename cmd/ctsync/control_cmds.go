@@ -415,7 +415,7 @@ FAULT or STOP (DELETED, an instance removed from keepalived's configuration,
 counts as STOP). A commit with failed flows: exit 1.`,
 		Example: `  ctsync notify master
   # keepalived.conf, in vrrp_instance or vrrp_sync_group:
-  notify "/usr/sbin/ctsync notify"`,
+  notify "/usr/bin/ctsync notify"`,
 		Args: cobra.RangeArgs(1, 4),
 	}, func(cmd *cobra.Command, c *control.Client, args []string) error {
 		state, err := notifyState(args)
@@ -480,7 +480,7 @@ func newHealthCmd(s *streams) *cobra.Command {
 caches are in sync), 1 with the reason on standard error when it is not or the
 daemon is not running. Usable as a keepalived track_script:
 
-  vrrp_script ctsync { script "/usr/sbin/ctsync health"; interval 2; fall 3 }`,
+  vrrp_script ctsync { script "/usr/bin/ctsync health"; interval 2; fall 3 }`,
 	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
 		res, err := c.Health(cmd.Context())
 		if err != nil {
