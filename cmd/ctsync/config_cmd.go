@@ -38,6 +38,7 @@ problem, one per line as KEY: PROBLEM, and exits 1.`,
 			return err
 		},
 	})
+	cmd.AddCommand(newConfigImportCmd(s))
 	root.AddCommand(cmd)
 }
 

@@ -72,6 +72,7 @@ manages the local kernel conntrack table with conntrack(8) semantics.`,
 	addKeygenCommand(root, s)
 	addControlCommands(root, s)
 	addDaemonCommand(root, s)
+	root.AddCommand(newConntrackdCmd(s))
 
 	// Cobra adds these lazily inside Execute; add them now so that the
 	// pass below covers them too.

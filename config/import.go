@@ -1,0 +1,618 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ImportNote is a conntrackd.conf directive that Import did not translate,
+// and why.
+type ImportNote struct {
+	Line      int    // 1-based line of the directive
+	Directive string // e.g. "General.HashSize 32768"
+	Reason    string
+}
+
+func (n ImportNote) String() string {
+	return fmt.Sprintf("line %d: %s: %s", n.Line, n.Directive, n.Reason)
+}
+
+// ImportError is a syntax error in a conntrackd.conf.
+type ImportError struct {
+	Line int
+	Msg  string
+}
+
+func (e *ImportError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// Import translates a conntrackd.conf (conntrack-tools 1.4 syntax) into a
+// ctsync configuration file. It returns the YAML, which Parse accepts, and
+// one note per directive that has no ctsync equivalent. conntrackd has no
+// encryption, so the file sets cluster.insecure: true, with a comment
+// telling how to switch to a key. A syntax error is an *ImportError naming
+// the line. Import never panics on any input.
+func Import(data []byte) ([]byte, []ImportNote, error) {
+	root, err := parseConntrackdConf(string(data))
+	if err != nil {
+		return nil, nil, err
+	}
+	im := &importer{}
+	for _, n := range root {
+		im.top(n)
+	}
+	out := im.yaml()
+	if _, err := Parse(out); err != nil {
+		// A bug of the translation, not of the input: every value was
+		// checked before it was written.
+		return nil, nil, fmt.Errorf("import: the translated configuration does not parse: %w", err)
+	}
+	slices.SortStableFunc(im.notes, func(a, b ImportNote) int { return a.Line - b.Line })
+	return out, im.notes, nil
+}
+
+// confNode is a statement of a conntrackd.conf: words on one line, and for
+// a block ("Header words {"), its statements.
+type confNode struct {
+	line     int
+	words    []string
+	block    bool
+	children []*confNode
+}
+
+// parseConntrackdConf splits the text into statements and blocks. A
+// statement ends at a newline, ';', '{' (opening a block) or '}'.
+// Comments run from '#' to the end of the line; strings may be quoted.
+func parseConntrackdConf(src string) ([]*confNode, error) {
+	type frame struct {
+		node *confNode
+		list *[]*confNode
+	}
+	var top []*confNode
+	stack := []frame{{list: &top}}
+	var cur *confNode
+	line := 1
+	endStatement := func() {
+		if cur != nil {
+			l := stack[len(stack)-1].list
+			*l = append(*l, cur)
+			cur = nil
+		}
+	}
+	word := func(w string) {
+		if cur == nil {
+			cur = &confNode{line: line}
+		}
+		cur.words = append(cur.words, w)
+	}
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch {
+		case c == '\n':
+			endStatement()
+			line++
+			i++
+		case c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v':
+			i++
+		case c == ';':
+			endStatement()
+			i++
+		case c == '#':
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		case c == '{':
+			if cur == nil {
+				return nil, &ImportError{line, "'{' without a section name before it"}
+			}
+			if len(stack) > 32 {
+				return nil, &ImportError{line, "blocks nested too deep"}
+			}
+			cur.block = true
+			stack = append(stack, frame{node: cur, list: &cur.children})
+			cur = nil
+			i++
+		case c == '}':
+			endStatement()
+			if len(stack) == 1 {
+				return nil, &ImportError{line, "'}' without a matching '{'"}
+			}
+			f := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			l := stack[len(stack)-1].list
+			*l = append(*l, f.node)
+			i++
+		case c == '"':
+			j := i + 1
+			for j < len(src) && src[j] != '"' && src[j] != '\n' {
+				j++
+			}
+			if j >= len(src) || src[j] != '"' {
+				return nil, &ImportError{line, "unterminated quoted string"}
+			}
+			word(src[i+1 : j])
+			i = j + 1
+		default:
+			j := i
+			for j < len(src) && !strings.ContainsRune(" \t\r\f\v\n;{}#\"", rune(src[j])) {
+				j++
+			}
+			word(src[i:j])
+			i = j
+		}
+	}
+	endStatement()
+	if len(stack) > 1 {
+		f := stack[len(stack)-1]
+		return nil, &ImportError{line, fmt.Sprintf("missing '}' for %q opened on line %d", strings.Join(f.node.words, " "), f.node.line)}
+	}
+	return top, nil
+}
+
+// importer collects the translated values and the notes.
+type importer struct {
+	notes []ImportNote
+
+	bind, bindFrom string // host of cluster.bind, and the directive it came from
+	port           int    // 0 = DefaultPort
+	join           []string
+	transports     int
+	socket         string
+	protocols      []string
+	ignore         []string
+	ignoreSet      bool
+	tcpStates      []string
+	commitTimeout  *time.Duration
+	purgeTimeout   *time.Duration
+	eventBuffer    ByteSize
+	bufferLine     int    // the line eventBuffer came from
+	bufferFrom     string // its directive
+	maxFlows       int
+}
+
+// importDefaultPort is the port of cluster.bind and cluster.join when
+// conntrackd.conf names none.
+const importDefaultPort = 7946
+
+func (im *importer) note(n *confNode, path, reason string) {
+	d := strings.Join(n.words, " ")
+	if path != "" {
+		d = path + "." + d
+	}
+	if n.block {
+		d += " { ... }"
+	}
+	im.notes = append(im.notes, ImportNote{Line: n.line, Directive: d, Reason: reason})
+}
+
+func (im *importer) top(n *confNode) {
+	switch n.words[0] {
+	case "Sync":
+		if !n.block {
+			im.note(n, "", "want a block: Sync { ... }")
+			return
+		}
+		for _, c := range n.children {
+			im.sync(c)
+		}
+	case "General":
+		if !n.block {
+			im.note(n, "", "want a block: General { ... }")
+			return
+		}
+		for _, c := range n.children {
+			im.general(c)
+		}
+	case "Stats":
+		im.note(n, "", "statistics-collector mode has no ctsync equivalent (ctsync replicates; `ctsync stats` has its counters)")
+	case "Helper":
+		im.note(n, "", "user-space conntrack helpers are not part of ctsync")
+	default:
+		im.note(n, "", "unknown section")
+	}
+}
+
+func (im *importer) sync(n *confNode) {
+	const path = "Sync"
+	switch key := n.words[0]; key {
+	case "Mode":
+		mode := ""
+		if len(n.words) > 1 {
+			mode = n.words[1]
+		}
+		switch strings.ToUpper(mode) {
+		case "FTFW", "NACK":
+		case "NOTRACK", "ALARM", "PERSISTENT":
+			im.note(&confNode{line: n.line, words: n.words[:2]}, path,
+				"ctsync has one replication mode, reliable and ordered per flow; it replaces "+mode)
+		default:
+			im.note(n, path, "unknown mode")
+			return
+		}
+		for _, c := range n.children {
+			im.syncOption(c, path+".Mode "+mode)
+		}
+	case "UDP", "TCP", "Multicast":
+		im.transport(n, path)
+	case "Options":
+		for _, c := range n.children {
+			switch c.words[0] {
+			case "TCPWindowTracking":
+				im.note(c, path+".Options", "not needed: ctsync replicates the TCP window data a committed flow needs")
+			case "ExpectationSync":
+				im.note(c, path+".Options", "expectations are not replicated by ctsync")
+			default:
+				im.note(c, path+".Options", "unknown option")
+			}
+		}
+	default:
+		im.syncOption(n, path)
+	}
+}
+
+// syncOption handles the options allowed in Mode blocks (and most of them
+// directly in Sync).
+func (im *importer) syncOption(n *confNode, path string) {
+	switch n.words[0] {
+	case "CommitTimeout":
+		if d, ok := im.seconds(n, path); ok {
+			im.commitTimeout = &d
+		}
+	case "PurgeTimeout":
+		if d, ok := im.seconds(n, path); ok {
+			im.purgeTimeout = &d
+		}
+	case "ResendQueueSize", "ACKWindowSize":
+		im.note(n, path, "not needed: ctsync's peer streams are reliable and bounded on their own")
+	case "DisableExternalCache":
+		im.note(n, path, "ctsync always keeps an external cache and writes it on commit (commit.mode: commit)")
+	case "DisableInternalCache":
+		im.note(n, path, "ctsync always keeps an internal cache")
+	case "StartupResync":
+		im.note(n, path, "not needed: ctsync always resyncs with its peers at start")
+	case "RefreshTime", "CacheTimeout":
+		im.note(n, path, "ALARM mode's refresh has no equivalent: ctsync peers check each other's caches and resend what differs")
+	default:
+		im.note(n, path, "unknown option")
+	}
+}
+
+// transport translates a UDP, TCP or Multicast block into cluster.bind and
+// cluster.join.
+func (im *importer) transport(n *confNode, path string) {
+	kind := n.words[0]
+	im.transports++
+	if !n.block {
+		im.note(n, path, "want a block")
+		return
+	}
+	p := path + "." + strings.Join(n.words, " ")
+	if im.transports > 1 {
+		im.note(n, path, "ctsync uses one cluster address; this extra dedicated link is not translated (memberlist reaches peers over any route)")
+		return
+	}
+	for _, c := range n.children {
+		arg := ""
+		if len(c.words) > 1 {
+			arg = c.words[1]
+		}
+		switch key := c.words[0]; {
+		case (key == "IPv4_address" || key == "IPv6_address") && kind != "Multicast":
+			if a, ok := im.addr(c, p, arg); ok {
+				im.bind, im.bindFrom = a, p+"."+key
+			}
+		case key == "IPv4_address" || key == "IPv6_address":
+			im.note(c, p, "ctsync does not use multicast: list the peers in cluster.join")
+		case key == "IPv4_interface" && kind == "Multicast":
+			if a, ok := im.addr(c, p, arg); ok {
+				im.bind, im.bindFrom = a, p+"."+key
+			}
+		case key == "IPv4_Destination_Address" || key == "IPv6_Destination_Address":
+			if a, ok := im.addr(c, p, arg); ok {
+				im.join = append(im.join, a)
+			}
+		case key == "Port" || (key == "Group" && kind == "Multicast"):
+			v, err := strconv.Atoi(arg)
+			if err != nil || v < 1 || v > 65535 {
+				im.note(c, p, "want a port number from 1 to 65535")
+				continue
+			}
+			im.port = v
+		case key == "Interface":
+			im.note(c, p, "ctsync binds to an address, not an interface: cluster.bind holds the address")
+		case key == "SndSocketBuffer" || key == "RcvSocketBuffer":
+			im.note(c, p, "not needed: ctsync's cluster traffic is flow-controlled and retried")
+		case key == "Checksum":
+			im.note(c, p, "not needed: ctsync's cluster traffic is checked (and authenticated with a key)")
+		case key == "ErrorQueueLength":
+			im.note(c, p, "not needed: ctsync's peer streams retry on their own")
+		case key == "IPv6_interface":
+			im.note(c, p, "ignored by conntrackd too")
+		default:
+			im.note(c, p, "unknown option")
+		}
+	}
+	if kind == "Multicast" && len(im.join) == 0 {
+		im.note(n, path, "a multicast group has no peer addresses: add each peer's address:port to cluster.join")
+	}
+}
+
+func (im *importer) general(n *confNode) {
+	const path = "General"
+	arg := ""
+	if len(n.words) > 1 {
+		arg = n.words[1]
+	}
+	switch n.words[0] {
+	case "UNIX":
+		for _, c := range n.children {
+			switch {
+			case c.words[0] == "Path" && len(c.words) == 2 && strings.HasPrefix(c.words[1], "/"):
+				im.socket = c.words[1]
+			case c.words[0] == "Path":
+				im.note(c, path+".UNIX", "want an absolute path")
+			case c.words[0] == "Backlog":
+				im.note(c, path+".UNIX", "deprecated in conntrackd, not needed")
+			default:
+				im.note(c, path+".UNIX", "unknown option")
+			}
+		}
+	case "LockFile":
+		im.note(n, path, "not needed: the control socket guards against a second daemon, and a stale one after a crash does not block a restart")
+	case "NetlinkBufferSize", "SocketBufferSize", "NetlinkBufferSizeMaxGrowth", "SocketBufferSizeMaxGrowth", "SocketBufferSizeMaxGrown":
+		v, err := strconv.ParseInt(arg, 10, 64)
+		if err != nil || v < 0 {
+			im.note(n, path, "want a number of bytes")
+			return
+		}
+		// ctsync does not grow the buffer on overrun: it sets the largest
+		// size at once.
+		if b := ByteSize(v); b > im.eventBuffer {
+			im.eventBuffer = b
+			im.bufferLine, im.bufferFrom = n.line, "General."+n.words[0]+" "+arg
+		}
+	case "HashLimit":
+		v, err := strconv.Atoi(arg)
+		if err != nil || v < 1000 {
+			im.note(n, path, "want a number of at least 1000 (cache.max_flows)")
+			return
+		}
+		im.maxFlows = v
+	case "HashSize":
+		im.note(n, path, "not needed: ctsync sizes its tables itself (cache.max_flows bounds them)")
+	case "Systemd":
+		im.note(n, path, "not needed: `ctsync daemon` always speaks sd_notify under systemd")
+	case "Nice", "Scheduler":
+		im.note(n, path, "not translated: set the scheduling policy in the systemd unit (CPUSchedulingPolicy=) if needed")
+	case "LogFile", "Syslog":
+		im.note(n, path, "not translated: ctsync logs to standard error (the journal under systemd); see log.level and log.format")
+	case "NetlinkOverrunResync":
+		im.note(n, path, "not needed: ctsync always resyncs with the kernel after an overrun")
+	case "NetlinkEventsReliable":
+		im.note(n, path, "not translated: ctsync detects lost events and resyncs instead")
+	case "PollSecs":
+		im.note(n, path, "polling mode has no equivalent: ctsync follows kernel events")
+	case "EventIterationLimit":
+		im.note(n, path, "not needed")
+	case "Filter":
+		if len(n.words) > 1 {
+			im.note(&confNode{line: n.line, words: n.words}, path, "not needed: ctsync filters in user space; the rules inside are translated")
+		}
+		for _, c := range n.children {
+			im.filter(c, path+".Filter")
+		}
+	default:
+		im.note(n, path, "unknown option")
+	}
+}
+
+// importProtocols maps conntrackd's protocol names (getprotobyname's) to
+// filter.protocols names.
+var importProtocols = map[string]string{
+	"tcp": "tcp", "udp": "udp", "icmp": "icmp", "ipv6-icmp": "icmpv6", "icmpv6": "icmpv6",
+	"sctp": "sctp", "dccp": "dccp", "gre": "gre", "udplite": "udplite", "udp-lite": "udplite",
+}
+
+func (im *importer) filter(n *confNode, path string) {
+	if len(n.words) < 2 || (n.words[1] != "Accept" && n.words[1] != "Ignore") || !n.block {
+		im.note(n, path, "want Protocol|Address|State Accept|Ignore { ... }")
+		return
+	}
+	kind, accept := n.words[0], n.words[1] == "Accept"
+	p := path + "." + kind + " " + n.words[1]
+	switch kind {
+	case "Protocol":
+		var listed []string
+		for _, c := range n.children {
+			for _, w := range c.words {
+				name, ok := importProtocols[strings.ToLower(w)]
+				if !ok {
+					im.note(&confNode{line: c.line, words: []string{w}}, p, "protocol not replicated by ctsync")
+					continue
+				}
+				if !slices.Contains(listed, name) {
+					listed = append(listed, name)
+				}
+			}
+		}
+		if !accept {
+			listed = slices.DeleteFunc(slices.Clone(protocols), func(s string) bool { return slices.Contains(listed, s) })
+		}
+		if len(listed) == 0 {
+			im.note(n, path, "no protocol left to replicate; filter.protocols keeps its default (all)")
+			return
+		}
+		im.protocols = listed
+	case "Address":
+		if accept {
+			im.note(n, path, "ctsync has no address accept list, only filter.ignore_addresses: not translated, every address is replicated")
+			return
+		}
+		im.ignoreSet = true
+		for _, c := range n.children {
+			if len(c.words) != 2 || (c.words[0] != "IPv4_address" && c.words[0] != "IPv6_address") {
+				im.note(c, p, "want IPv4_address A[/N] or IPv6_address A[/N]")
+				continue
+			}
+			if _, msg := parsePrefix(c.words[1]); msg != "" {
+				im.note(c, p, msg)
+				continue
+			}
+			if !slices.Contains(im.ignore, c.words[1]) {
+				im.ignore = append(im.ignore, c.words[1])
+			}
+		}
+	case "State":
+		var listed []string
+		for _, c := range n.children {
+			words := c.words
+			if i := slices.Index(words, "for"); i >= 0 {
+				if rest := words[i+1:]; len(rest) != 1 || !strings.EqualFold(rest[0], "TCP") {
+					im.note(c, p, "ctsync filters states of TCP only")
+				}
+				words = words[:i]
+			}
+			for _, w := range words {
+				s := strings.ToUpper(w)
+				if s == "CLOSED" {
+					s = "CLOSE"
+				}
+				if !slices.Contains(tcpStates, s) {
+					im.note(&confNode{line: c.line, words: []string{w}}, p, "unknown TCP state")
+					continue
+				}
+				if !slices.Contains(listed, s) {
+					listed = append(listed, s)
+				}
+			}
+		}
+		if !accept {
+			listed = slices.DeleteFunc(slices.Clone(tcpStates), func(s string) bool { return slices.Contains(listed, s) })
+		}
+		if len(listed) == 0 {
+			im.note(n, path, "no TCP state left to replicate; filter.tcp_states keeps its default (all)")
+			return
+		}
+		im.tcpStates = listed
+	default:
+		im.note(n, path, "unknown filter")
+	}
+}
+
+// seconds reads "Key N" as N seconds.
+func (im *importer) seconds(n *confNode, path string) (time.Duration, bool) {
+	if len(n.words) != 2 {
+		im.note(n, path, "want a number of seconds")
+		return 0, false
+	}
+	v, err := strconv.ParseInt(n.words[1], 10, 32)
+	if err != nil || v < 0 {
+		im.note(n, path, "want a number of seconds")
+		return 0, false
+	}
+	return time.Duration(v) * time.Second, true
+}
+
+// addr reads an IP address (conntrackd allows a /N, meaningless here).
+func (im *importer) addr(n *confNode, path, s string) (string, bool) {
+	s, _, _ = strings.Cut(s, "/")
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		im.note(n, path, "want an IP address")
+		return "", false
+	}
+	return a.String(), true
+}
+
+// yaml writes the configuration.
+func (im *importer) yaml() []byte {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	port := im.port
+	if port == 0 {
+		port = importDefaultPort
+	}
+	w("# ctsync configuration imported from conntrackd.conf by `ctsync config import`.\n")
+	w("# Keys not written here keep their defaults (`ctsync config default` lists\n")
+	w("# them all). Check the result with `ctsync config check -c FILE`.\n\n")
+	w("# Unique name of this node in the cluster. Default: the hostname.\n#node: fw-a\n\n")
+
+	w("cluster:\n")
+	bind := "0.0.0.0"
+	if im.bind != "" {
+		bind = im.bind
+		w("  # From %s.\n", im.bindFrom)
+	} else {
+		w("  # conntrackd.conf gave no local address: listening on every address.\n")
+	}
+	if im.port == 0 {
+		w("  # conntrackd.conf gave no port: ctsync's default, %d. Cluster traffic is\n", port)
+	} else {
+		w("  # Port %d, from conntrackd.conf. Cluster traffic is\n", port)
+	}
+	w("  # memberlist, TCP and UDP: allow both on the sync link.\n")
+	w("  bind: %s\n", yamlQuote(net.JoinHostPort(bind, strconv.Itoa(port))))
+	join := make([]string, len(im.join))
+	for i, a := range im.join {
+		join[i] = yamlQuote(net.JoinHostPort(a, strconv.Itoa(port)))
+	}
+	w("  join: [%s]\n", strings.Join(join, ", "))
+	w("  # !!! WARNING: conntrackd neither encrypts nor authenticates its sync\n")
+	w("  # !!! traffic, and neither does this imported file: anyone on the sync link\n")
+	w("  # !!! can read and forge connection state. Switch to a key now:\n")
+	w("  # !!!   ctsync keygen > %s && chmod 600 %s\n", DefaultKeyFile, DefaultKeyFile)
+	w("  # !!! copy the file to every node, then replace the next line with\n")
+	w("  # !!!   key_file: %s\n", DefaultKeyFile)
+	w("  insecure: true\n\n")
+
+	if im.socket != "" {
+		w("control:\n  # From General.UNIX.Path.\n  socket: %s\n\n", yamlQuote(im.socket))
+	}
+
+	if im.protocols != nil || im.ignoreSet || im.tcpStates != nil {
+		w("filter:\n")
+		if im.protocols != nil {
+			w("  protocols: [%s]\n", strings.Join(im.protocols, ", "))
+		}
+		if im.ignoreSet {
+			quoted := make([]string, len(im.ignore))
+			for i, a := range im.ignore {
+				quoted[i] = yamlQuote(a)
+			}
+			w("  # From Filter.Address Ignore: flows from or to these addresses stay local.\n")
+			w("  ignore_addresses: [%s]\n", strings.Join(quoted, ", "))
+		}
+		if im.tcpStates != nil {
+			w("  tcp_states: [%s]\n", strings.Join(im.tcpStates, ", "))
+		}
+		w("\n")
+	}
+	if im.commitTimeout != nil {
+		w("commit:\n  # From CommitTimeout.\n  timeout: %s\n\n", im.commitTimeout)
+	}
+	if im.purgeTimeout != nil {
+		w("# From PurgeTimeout.\npurge_timeout: %s\n\n", im.purgeTimeout)
+	}
+	switch eb := im.eventBuffer; {
+	case eb == 0:
+	case eb < DefaultEventBuffer:
+		im.notes = append(im.notes, ImportNote{Line: im.bufferLine, Directive: im.bufferFrom, Reason: fmt.Sprintf(
+			"kept ctsync's default kernel.event_buffer, %s, larger than this: ctsync sets its buffer once and does not grow it on overrun",
+			DefaultEventBuffer)})
+	default:
+		eb = min(eb, 2*GiB)
+		w("kernel:\n  # From the largest of NetlinkBufferSize and NetlinkBufferSizeMaxGrowth.\n  event_buffer: %s\n\n", eb)
+	}
+	if im.maxFlows != 0 {
+		w("cache:\n  # From HashLimit.\n  max_flows: %d\n", im.maxFlows)
+	}
+	return []byte(b.String())
+}
+
+// yamlQuote returns s as a YAML double-quoted scalar. Go's escapes are a
+// subset of YAML's.
+func yamlQuote(s string) string { return strconv.Quote(s) }

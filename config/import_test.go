@@ -1,0 +1,234 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// importFile imports a testdata conntrackd.conf and returns the parsed,
+// validated result and the notes as strings.
+func importFile(t *testing.T, name string) (*Config, string, []string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "conntrackd", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, notes, err := Import(data)
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	c, err := Parse(out)
+	if err != nil {
+		t.Fatalf("Parse of the imported YAML: %v\n%s", err, out)
+	}
+	c.Node = "fw-a" // the hostname may not be a valid node name
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate of the imported YAML: %v\n%s", err, out)
+	}
+	ns := make([]string, len(notes))
+	for i, n := range notes {
+		ns[i] = n.String()
+	}
+	return c, string(out), ns
+}
+
+func TestImport(t *testing.T) {
+	tests := []struct {
+		file  string
+		check func(t *testing.T, c *Config)
+		notes []string // substrings, each of a different note, in order
+		count int      // number of notes
+	}{
+		{file: "ftfw-udp.conf", count: 15,
+			check: func(t *testing.T, c *Config) {
+				want := Default()
+				want.Node = "fw-a"
+				want.Cluster = Cluster{Bind: "192.168.2.100:3780", Join: []string{"192.168.2.101:3780"},
+					Insecure: true, KeyFile: DefaultKeyFile, Name: DefaultClusterName}
+				want.Control.Socket = "/var/run/conntrackd.ctl"
+				want.Filter = Filter{
+					Protocols: []string{"tcp", "sctp", "dccp"},
+					IgnoreAddresses: []string{"127.0.0.1", "192.168.0.100", "192.168.1.100", "192.168.0.1",
+						"192.168.1.1", "192.168.100.100", "::1"},
+					TCPStates: []string{"ESTABLISHED", "CLOSE", "TIME_WAIT", "CLOSE_WAIT"},
+				}
+				want.Commit.Timeout = Duration(180 * time.Second)
+				want.PurgeTimeout = Duration(60 * time.Second)
+				want.Kernel.EventBuffer = 128 * MiB
+				want.Cache.MaxFlows = 131072
+				if !reflect.DeepEqual(c, want) {
+					t.Errorf("imported\n%+v\nwant\n%+v", c, want)
+				}
+			},
+			notes: []string{
+				"line 5: Sync.Mode FTFW.ResendQueueSize 131072: not needed",
+				"line 16: Sync.UDP Default.Interface eth2: ",
+				"line 24: Sync.Options.ExpectationSync { ... }: expectations are not replicated",
+				"line 37: General.LockFile /var/lock/conntrack.lock: not needed",
+			}},
+		{file: "notrack-multicast.conf", count: 14,
+			check: func(t *testing.T, c *Config) {
+				if c.Cluster.Bind != "10.0.0.1:3780" || len(c.Cluster.Join) != 0 {
+					t.Errorf("cluster: %+v, want bind 10.0.0.1:3780 (IPv4_interface, Group) and no join", c.Cluster)
+				}
+				if c.Control.Socket != "/run/ctsync/ctsync.sock" {
+					t.Errorf("control.socket %q", c.Control.Socket)
+				}
+				if want := []string{"tcp", "sctp", "dccp"}; !reflect.DeepEqual(c.Filter.Protocols, want) {
+					t.Errorf("filter.protocols %q, want %q (Ignore inverted)", c.Filter.Protocols, want)
+				}
+				if s := c.Filter.TCPStates; len(s) != len(tcpStates)-2 || strings.Contains(strings.Join(s, " "), "SYN_SENT ") {
+					t.Errorf("filter.tcp_states %q: want all but SYN_SENT and SYN_RECV", s)
+				}
+				if c.PurgeTimeout != Duration(15*time.Second) || c.Commit.Timeout != 0 {
+					t.Errorf("purge_timeout %s, commit.timeout %s; want 15s and 0s", c.PurgeTimeout, c.Commit.Timeout)
+				}
+				if c.Kernel.EventBuffer != DefaultEventBuffer {
+					t.Errorf("kernel.event_buffer %s, want the default", c.Kernel.EventBuffer)
+				}
+			},
+			notes: []string{
+				"line 3: Sync.Mode NOTRACK: ctsync has one replication mode",
+				"line 8: Sync.Multicast Default { ... }: a multicast group has no peer addresses",
+				"line 9: Sync.Multicast Default.IPv4_address 225.0.0.50: ctsync does not use multicast",
+				"line 17: Sync.Multicast { ... }: ctsync uses one cluster address",
+				"line 27: General.Scheduler { ... }",
+			}},
+		{file: "tcp-ipv6.conf", count: 4,
+			check: func(t *testing.T, c *Config) {
+				if c.Cluster.Bind != "[fd00::1]:7946" || !reflect.DeepEqual(c.Cluster.Join, []string{"[fd00::2]:7946"}) {
+					t.Errorf("cluster: %+v, want [fd00::1]:7946 joining [fd00::2]:7946", c.Cluster)
+				}
+				if !reflect.DeepEqual(c.Filter.IgnoreAddresses, []string{"fe80::/10"}) {
+					t.Errorf("filter.ignore_addresses %q", c.Filter.IgnoreAddresses)
+				}
+				if c.Cache.MaxFlows != DefaultMaxFlows {
+					t.Errorf("cache.max_flows %d: HashLimit 500 is too small and must be left out", c.Cache.MaxFlows)
+				}
+			},
+			notes: []string{
+				"line 12: General.HashLimit 500: want a number of at least 1000",
+				"line 14: General.Filter.Address Accept { ... }: ctsync has no address accept list",
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			c, out, notes := importFile(t, tt.file)
+			tt.check(t, c)
+			if !strings.Contains(out, "insecure: true") || !strings.Contains(out, "ctsync keygen") {
+				t.Errorf("output lacks insecure: true and the keygen warning:\n%s", out)
+			}
+			if len(notes) != tt.count {
+				t.Errorf("%d notes, want %d:\n%s", len(notes), tt.count, strings.Join(notes, "\n"))
+			}
+			i := 0
+			for _, want := range tt.notes {
+				for i < len(notes) && !strings.Contains(notes[i], want) {
+					i++
+				}
+				if i == len(notes) {
+					t.Errorf("no note %q (in order) among:\n%s", want, strings.Join(notes, "\n"))
+					break
+				}
+			}
+		})
+	}
+}
+
+func TestImportSyntaxErrors(t *testing.T) {
+	tests := []struct {
+		in   string
+		line int
+		msg  string
+	}{
+		{"General {\n  HashSize 1\n", 3, `missing '}' for "General" opened on line 1`},
+		{"General {\n}\n}\n", 3, "'}' without a matching '{'"},
+		{"# c\n{\n}\n", 2, "'{' without a section name"},
+		{"General {\n UNIX { Path \"/run/x }\n}\n", 2, "unterminated quoted string"},
+		{strings.Repeat("A {", 40), 1, "nested too deep"},
+	}
+	for _, tt := range tests {
+		_, _, err := Import([]byte(tt.in))
+		ie, ok := errors.AsType[*ImportError](err)
+		if !ok {
+			t.Errorf("Import(%q) = %v, want an *ImportError", tt.in, err)
+			continue
+		}
+		if ie.Line != tt.line || !strings.Contains(ie.Msg, tt.msg) {
+			t.Errorf("Import(%q) = %v, want line %d: %s", tt.in, err, tt.line, tt.msg)
+		}
+	}
+}
+
+func TestImportOddInput(t *testing.T) {
+	tests := []struct {
+		in   string
+		note string
+	}{
+		{"", ""},
+		{"Sync\n", "want a block"},
+		{"Frobnicate { }\n", "unknown section"},
+		{"Sync { UDP { IPv4_address not-an-ip; Port 99999 } }\n", "want an IP address"},
+		{"Sync { UDP { Port 99999 } }\n", "want a port number"},
+		{"Sync { Mode FTFW { CommitTimeout -1 } }\n", "want a number of seconds"},
+		{"General { UNIX { Path relative/sock } }\n", "want an absolute path"},
+		{"General { Filter { Protocol Accept { FOO } } }\n", "protocol not replicated"},
+		{"General { Filter { Address Ignore { IPv4_address 1.2.3.4/99 } } }\n", "Address Ignore.IPv4_address 1.2.3.4/99"},
+		{"General { Filter { State Accept { BOGUS for TCP } } }\n", "unknown TCP state"},
+	}
+	for _, tt := range tests {
+		out, notes, err := Import([]byte(tt.in))
+		if err != nil {
+			t.Errorf("Import(%q): %v", tt.in, err)
+			continue
+		}
+		if _, err := Parse(out); err != nil {
+			t.Errorf("Import(%q) output does not parse: %v", tt.in, err)
+		}
+		var all []string
+		for _, n := range notes {
+			all = append(all, n.String())
+		}
+		if tt.note != "" && !strings.Contains(strings.Join(all, "\n"), tt.note) {
+			t.Errorf("Import(%q) notes %q, want one with %q", tt.in, all, tt.note)
+		}
+	}
+}
+
+func FuzzImport(f *testing.F) {
+	for _, name := range []string{"ftfw-udp.conf", "notrack-multicast.conf", "tcp-ipv6.conf"} {
+		data, err := os.ReadFile(filepath.Join("testdata", "conntrackd", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte("Sync { UDP { IPv6_address \"fe80::1%eth0\" } }"))
+	f.Add([]byte("General { UNIX { Path \"/a\\\"b\" } }"))
+	f.Add([]byte("}{;#\n\""))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, notes, err := Import(data)
+		if err != nil {
+			if _, ok := errors.AsType[*ImportError](err); !ok {
+				t.Fatalf("Import: %v (%T), want an *ImportError", err, err)
+			}
+			return
+		}
+		c, err := Parse(out)
+		if err != nil {
+			t.Fatalf("imported YAML does not parse: %v\n%s", err, out)
+		}
+		c.Node = "fw-a"
+		if err := c.Validate(); err != nil {
+			t.Fatalf("imported YAML does not validate: %v\n%s", err, out)
+		}
+		for _, n := range notes {
+			_ = n.String()
+		}
+	})
+}
