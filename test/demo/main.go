@@ -34,6 +34,8 @@ var (
 	noCtsync = flag.Bool("without-ctsync", false, "control run: keepalived only, no ctsync")
 	keep     = flag.Bool("keep", false, "keep the logs and configs (the directory is printed)")
 	flips    = flag.Int("flips", 0, "after the failure: bring the dead firewall back and kill the master again, this many times")
+	udp      = flag.Int("udp", 0, "also this many UDP sessions (their SNAT mapping, chosen at random, must survive)")
+	pbScript = flag.String("primary-backup", "", "keepalived runs this conntrackd primary-backup.sh through a conntrackd symlink to ctsync, instead of ctsync notify")
 	_        = time.Second
 	verbose  = flag.Bool("v", false, "show the commands run")
 )

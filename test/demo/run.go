@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	stdsync "sync"
 	"syscall"
@@ -125,7 +126,7 @@ table ip nat {
 	chain prerouting { type nat hook prerouting priority -100; }
 	chain postrouting {
 		type nat hook postrouting priority 100;
-		oifname "wan0" snat to ` + wanVIP + `
+		oifname "wan0" snat to ` + wanVIP + ` random
 	}
 }
 `
@@ -175,7 +176,33 @@ filter:
 		if !withCtsync {
 			return ""
 		}
+		if *pbScript != "" {
+			arg := map[string]string{"master": "primary", "backup": "backup", "fault": "fault"}[st]
+			return fmt.Sprintf("  notify_%s \"/bin/sh %s %s\"\n", st, filepath.Join(l.dir, fw+"-primary-backup.sh"), arg)
+		}
 		return fmt.Sprintf("  notify_%s \"%s notify %s --socket %s\"\n", st, *bin, st, l.sock(fw))
+	}
+	if withCtsync && *pbScript != "" {
+		// conntrackd's own script, pointed at a conntrackd symlink to ctsync
+		// and at this firewall's ctsync configuration (-C).
+		script, err := os.ReadFile(*pbScript)
+		if err != nil {
+			return err
+		}
+		link := filepath.Join(l.dir, "conntrackd")
+		if _, err := os.Lstat(link); err != nil {
+			if err := os.Symlink(*bin, link); err != nil {
+				return err
+			}
+		}
+		body := strings.NewReplacer(
+			"CONNTRACKD_BIN=/usr/sbin/conntrackd", "CONNTRACKD_BIN="+link,
+			"CONNTRACKD_CONFIG=/etc/conntrackd/conntrackd.conf", "CONNTRACKD_CONFIG="+filepath.Join(l.dir, fw+".yaml"),
+			"CONNTRACKD_LOCK=/var/lock/conntrack.lock", "CONNTRACKD_LOCK="+filepath.Join(l.dir, fw+".lock"),
+		).Replace(string(script))
+		if err := os.WriteFile(filepath.Join(l.dir, fw+"-primary-backup.sh"), []byte(body), 0o755); err != nil {
+			return err
+		}
 	}
 	peer := 2 - i // the other firewall: fw1 is fwAddr(1), fw2 fwAddr(2)
 	conf := fmt.Sprintf(`global_defs {
@@ -290,9 +317,52 @@ func readFull(c net.Conn, b []byte) (int, error) {
 	return n, nil
 }
 
+// udpEcho echoes datagrams and records, per session id, the source ports
+// the server saw: a SNAT mapping that survives the failover shows one.
+type udpEcho struct {
+	mu    stdsync.Mutex
+	ports map[uint64]map[int]bool
+	first map[uint64]int // the source port a session started with
+	last  map[uint64]int // the source port of its latest datagram
+}
+
+func (u *udpEcho) serve(pc net.PacketConn) {
+	buf := make([]byte, 64)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if n == 8 {
+			id := binary.BigEndian.Uint64(buf) >> 32
+			u.mu.Lock()
+			if u.ports[id] == nil {
+				u.ports[id] = map[int]bool{}
+			}
+			port := from.(*net.UDPAddr).Port
+			u.ports[id][port] = true
+			if _, ok := u.first[id]; !ok {
+				u.first[id] = port
+			}
+			u.last[id] = port
+			u.mu.Unlock()
+		}
+		pc.WriteTo(buf[:n], from)
+	}
+}
+
+// mapping reports whether the session's latest datagrams carry the
+// mapping it started with, and how many mappings the server saw.
+func (u *udpEcho) mapping(id uint64) (kept bool, seen int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.first[id] == u.last[id], len(u.ports[id])
+}
+
 // session is one long-lived connection: it sends a numbered message every
 // 100 ms and records when echoes come back.
 type session struct {
+	id     uint64 // in the high 32 bits of every message (UDP: the server tells sessions apart by it)
 	conn   net.Conn
 	mu     stdsync.Mutex
 	echoes []time.Time
@@ -326,7 +396,7 @@ func (s *session) run(ctx context.Context) {
 		case <-t.C:
 		}
 		seq++
-		b := binary.BigEndian.AppendUint64(nil, seq)
+		b := binary.BigEndian.AppendUint64(nil, s.id<<32|seq&0xffffffff)
 		s.conn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 		s.conn.Write(b) // a blocked send is just a stall; TCP retransmits
 	}
@@ -414,7 +484,7 @@ func run(l *lab) error {
 	// The server, and the connections through fw1.
 	var ln net.Listener
 	if err := inNetns(l.name("server"), func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf("%s:%d", serverIP, serverPort))
+		ln, err = net.Listen("tcp", net.JoinHostPort(serverIP, strconv.Itoa(serverPort)))
 		return err
 	}); err != nil {
 		return err
@@ -427,7 +497,7 @@ func run(l *lab) error {
 	for i := range sessions {
 		var c net.Conn
 		if err := inNetns(l.name("client"), func() (err error) {
-			c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", serverIP, serverPort), 5*time.Second)
+			c, err = net.DialTimeout("tcp", net.JoinHostPort(serverIP, strconv.Itoa(serverPort)), 5*time.Second)
 			return err
 		}); err != nil {
 			return fmt.Errorf("connection %d: %w", i, err)
@@ -436,7 +506,33 @@ func run(l *lab) error {
 		defer c.Close()
 		go sessions[i].run(ctx)
 	}
-	fmt.Printf("== %d long-lived TCP connections client → server through fw1 (SNAT to %s)\n", *conns, wanVIP)
+	var udpSessions []*session
+	ue := &udpEcho{ports: map[uint64]map[int]bool{}, first: map[uint64]int{}, last: map[uint64]int{}}
+	if *udp > 0 {
+		var pc net.PacketConn
+		if err := inNetns(l.name("server"), func() (err error) {
+			pc, err = net.ListenPacket("udp", net.JoinHostPort(serverIP, strconv.Itoa(serverPort)))
+			return err
+		}); err != nil {
+			return err
+		}
+		defer pc.Close()
+		go ue.serve(pc)
+		for i := 0; i < *udp; i++ {
+			var c net.Conn
+			if err := inNetns(l.name("client"), func() (err error) {
+				c, err = net.Dial("udp", net.JoinHostPort(serverIP, strconv.Itoa(serverPort)))
+				return err
+			}); err != nil {
+				return err
+			}
+			defer c.Close()
+			us := &session{id: uint64(i + 1), conn: c}
+			udpSessions = append(udpSessions, us)
+			go us.run(ctx)
+		}
+	}
+	fmt.Printf("== %d long-lived TCP connections and %d UDP sessions client → server through fw1 (SNAT to %s, random ports)\n", *conns, *udp, wanVIP)
 	time.Sleep(time.Second) // let them exchange a few echoes
 	before := 0
 	now := time.Now()
@@ -511,8 +607,29 @@ func run(l *lab) error {
 		}
 		fmt.Printf("   fw2 caches after takeover: internal %d flows (its own now), external %d\n", st2.Internal.Flows, count(st2, ""))
 	}
+	udpOK, detour := 0, 0
+	for _, us := range udpSessions {
+		alive, _, _ := us.report(fail, end.Add(-time.Second))
+		kept, seen := ue.mapping(us.id)
+		if alive && kept {
+			udpOK++
+		}
+		if seen > 1 {
+			detour++
+		}
+	}
+	if *udp > 0 {
+		fmt.Printf("   UDP sessions answered after the failure, on their original SNAT mapping: %d/%d\n", udpOK, *udp)
+		if detour > 0 && withCtsync {
+			fmt.Printf("   (%d of them sent a few datagrams on a new mapping between the VIP move and the commit,\n"+
+				"    which then restored the original: the window a pre-commit gate would close)\n", detour)
+		}
+	}
 	if withCtsync && survived != *conns {
 		return fmt.Errorf("%d of %d connections did not survive", *conns-survived, *conns)
+	}
+	if withCtsync && udpOK != *udp {
+		return fmt.Errorf("%d of %d UDP sessions lost their mapping or their answers", *udp-udpOK, *udp)
 	}
 	// Fail-back and more flips: bring the dead firewall back (it stays
 	// backup until its copy is complete), then kill the master again.

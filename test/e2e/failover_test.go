@@ -30,7 +30,13 @@ func TestFailoverDemo(t *testing.T) {
 		want string
 	}{
 		{"with ctsync", []string{"-flips", "11", "-after", "5s"}, `flip 11: `},
-		{"control run without ctsync", []string{"-without-ctsync", "-after", "5s"}, `after: 0/30`},
+		// UDP through SNAT with random ports: each session must end on the
+		// mapping it started with (the demo fails otherwise).
+		{"udp keeps its mapping", []string{"-udp", "10", "-after", "5s"}, `original SNAT mapping: 10/10`},
+		// keepalived runs conntrackd's own primary-backup.sh, its
+		// CONNTRACKD_BIN pointed at a conntrackd symlink to ctsync.
+		{"conntrackd primary-backup.sh", []string{"-primary-backup", "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh", "-flips", "1", "-after", "5s"}, `flip  1: `},
+		{"control run without ctsync", []string{"-without-ctsync", "-udp", "10", "-after", "5s"}, `after: 0/30`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
