@@ -130,14 +130,7 @@ Beyond conntrack: "delete ID" is "delete --id ID", and --state without -p matche
   ctsync table delete -d 10.0.0.5 -p udp`,
 	}, ctDelete, nil, func(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequest) error {
 		n, err := deleteEntries(ctx, conn, req, s.out)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errors.New("no conntrack entry matched; nothing was deleted")
-		}
-		summary(s, "%d flow entries have been deleted.", n)
-		return nil
+		return changed(s, n, err, "deleted", "no conntrack entry matched; nothing was deleted")
 	})
 }
 
@@ -184,14 +177,7 @@ Beyond conntrack: "update ID ..." is "update --id ID ...".`,
   ctsync table update -p tcp -m 0/0xffff0000`,
 	}, ctUpdate, nil, func(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequest) error {
 		n, err := updateEntries(ctx, conn, req, s.out)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errors.New("no conntrack entry matched or needed a change; nothing was updated")
-		}
-		summary(s, "%d flow entries have been updated.", n)
-		return nil
+		return changed(s, n, err, "updated", "no conntrack entry matched or needed a change; nothing was updated")
 	})
 }
 
@@ -303,4 +289,17 @@ func newTableStatsCmd(s *streams) *cobra.Command {
 	}
 	addNetNSFlag(cmd, &netns)
 	return cmd
+}
+
+// changed ends a command that changed n entries, as conntrack does: the
+// summary on standard error, or exit 1 with none when nothing changed.
+func changed(s *streams, n int, err error, verb, none string) error {
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errors.New(none)
+	}
+	summary(s, "%d flow entries have been "+verb+".", n)
+	return nil
 }
