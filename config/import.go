@@ -313,6 +313,11 @@ func (im *importer) transport(n *confNode, path string) {
 			}
 		case key == "IPv4_Destination_Address" || key == "IPv6_Destination_Address":
 			if a, ok := im.addr(c, p, arg); ok {
+				if ip := netip.MustParseAddr(a); ip.IsUnspecified() || ip.IsMulticast() {
+					// Not a peer anyone can reach (found by FuzzImport).
+					im.note(c, p, "not a reachable peer address: put the peer's address in cluster.join")
+					continue
+				}
 				im.join = append(im.join, a)
 			}
 		case key == "Port" || (key == "Group" && kind == "Multicast"):
