@@ -134,6 +134,7 @@ type peer struct {
 	// incoming stream (its flows to us)
 	inMu        stdsync.Mutex
 	inConn      *conn
+	inSince     time.Time // when inConn was established
 	inSession   uint64
 	inEpoch     uint64
 	recvBytes   atomic.Uint64
@@ -655,6 +656,7 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 		p.inConn.Close()
 	}
 	p.inConn, p.inSession, p.inEpoch = s, session, epoch
+	p.inSince = time.Now()
 	p.inMu.Unlock()
 	// A peer that streams to us is alive: stream back at once rather than
 	// wait for memberlist's gossip to say so (a restarted node refutes its

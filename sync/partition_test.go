@@ -65,3 +65,39 @@ func TestHealthySurvivesPeerDeath(t *testing.T) {
 		t.Fatalf("the survivor is not ready after its peer died: %s", why)
 	}
 }
+
+// TestHealthyWhilePeerRejoins: a node stays ready while a peer that was
+// gone reconnects and its first digest is on the way (keepalived must not
+// demote a master because its backup came back).
+func TestHealthyWhilePeerRejoins(t *testing.T) {
+	key := newKey(t)
+	a := startNode(t, "a", key)
+	b := startNode(t, "b", key, a.Addr())
+	for i := 0; i < 50000; i++ { // a snapshot that takes a moment
+		f := tflow(i)
+		a.in.Upsert(&f)
+	}
+	eventually(t, "b ready", 20*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
+	b.stop()
+	// b stays down long enough for a's last confirmation to age out.
+	eventually(t, "a's confirmation of b to age", 10*time.Second, func() bool {
+		a.mu.Lock()
+		p := a.peers["b"]
+		a.mu.Unlock()
+		return p != nil && !a.recentDigest(p)
+	})
+	b2 := startNode(t, "b", key, a.Addr())
+	for i := 0; i < 200000; i++ { // b comes back with a table to send
+		f := tflow(1000000 + i)
+		b2.in.Upsert(&f)
+	}
+	// While b2 comes back and streams to a, a must never look unready.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok, why := a.Healthy(); !ok {
+			t.Fatalf("a turned unready while b rejoined: %s", why)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	eventually(t, "b2 ready", 20*time.Second, func() bool { ok, _ := b2.Healthy(); return ok })
+}

@@ -92,14 +92,18 @@ func (n *Node) Stats() Stats {
 // copy of its flows is complete (a recent matching digest). A peer whose
 // stream is down — dead, or cut off — does not make the node unready: its
 // last confirmed flows are all anyone has, and a node must be able to take
-// over exactly when its master dies. The reason says what is missing.
+// over exactly when its master dies. Nor does a peer that reconnected a
+// moment ago: a firewall coming back must not make the master it streams
+// to look unready (keepalived would demote it) while the first digest is
+// on its way. The reason says what is missing.
 func (n *Node) Healthy() (bool, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	synced := false
+	grace := 5 * n.cfg.DigestEvery
 	for name, p := range n.peers {
 		p.inMu.Lock()
-		connected := p.inConn != nil
+		connected := p.inConn != nil && time.Since(p.inSince) > grace
 		p.inMu.Unlock()
 		recent := n.recentDigest(p)
 		if p.digestOK.Load() != 0 {

@@ -169,7 +169,7 @@ filter:
 	if withCtsync {
 		// A node whose copy of the peers' flows is not confirmed complete
 		// must not take over: keepalived puts it in FAULT until it is.
-		script = fmt.Sprintf("vrrp_script ctsync_ready {\n  script \"%s health --socket %s\"\n  interval 1\n  fall 2\n  rise 1\n}\n", *bin, l.sock(fw))
+		script = fmt.Sprintf("vrrp_script ctsync_ready {\n  script \"%s health --socket %s\"\n  interval 1\n  fall 3\n  rise 1\n}\n", *bin, l.sock(fw))
 		track = "  track_script { ctsync_ready }\n"
 	}
 	notify := func(st string) string {
