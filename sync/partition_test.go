@@ -87,7 +87,7 @@ func TestHealthyWhilePeerRejoins(t *testing.T) {
 		return p != nil && !a.recentDigest(p)
 	})
 	b2 := startNode(t, "b", key, a.Addr())
-	for i := 0; i < 200000; i++ { // b comes back with a table to send
+	for i := 0; i < 20000; i++ { // b comes back with a table to send
 		f := tflow(1000000 + i)
 		b2.in.Upsert(&f)
 	}
