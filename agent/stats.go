@@ -35,11 +35,15 @@ type Stats struct {
 	Node          string                `json:"node"`
 	UptimeSeconds float64               `json:"uptime_seconds"`
 	Ready         bool                  `json:"ready"`
+	Mode          string                `json:"mode"` // commit.mode: commit or hot
+	Role          string                `json:"role"` // the last keepalived transition: master, backup, fault, or "" before any
 	Kernel        KernelStats           `json:"kernel"`
 	Internal      InternalStats         `json:"internal_cache"`
 	External      []cache.OriginStats   `json:"external_cache"`
 	Commit        CommitStats           `json:"commit"`
 	Purge         PurgeStats            `json:"purge"`
+	Hot           HotStats              `json:"hot"`
+	Gate          GateStats             `json:"gate"`
 	Sync          ctsync.Stats          `json:"sync"`
 	Transitions   uint64                `json:"transitions"`
 	LastNotify    *control.NotifyResult `json:"last_notify,omitempty"`
@@ -76,6 +80,29 @@ type CommitStats struct {
 	Committed uint64                `json:"flows_committed"`
 	Failed    uint64                `json:"flows_failed"`
 	Last      *control.CommitResult `json:"last,omitempty"`
+}
+
+// HotStats describe hot standby (commit.mode: hot): the peers' flows this
+// node keeps in its kernel table ahead of a failover.
+type HotStats struct {
+	Active  bool   `json:"active"`  // hot mode on and this node is not master
+	Flows   int    `json:"flows"`   // peers' flows held in the kernel table
+	Pending int    `json:"pending"` // changes not yet written to the kernel
+	Created uint64 `json:"created"`
+	Updated uint64 `json:"updated"` // timeouts refreshed and attributes changed
+	Deleted uint64 `json:"deleted"`
+	Failed  uint64 `json:"failed"`
+}
+
+// GateStats describe the commit gate (commit.gate): while this node is
+// backup or fault, packets of flows its kernel table does not know are
+// dropped, so that none is answered with a reset or creates a new NAT
+// mapping before the takeover has put the flows in place.
+type GateStats struct {
+	Enabled     bool    `json:"enabled"`
+	Armed       bool    `json:"armed"`
+	Dropped     uint64  `json:"dropped"`      // packets dropped while armed (now, or in the last armed period)
+	LastSeconds float64 `json:"last_seconds"` // from the last notify master to the gate's removal
 }
 
 // PurgeStats describe purges.
