@@ -39,6 +39,10 @@ type Options struct {
 	SyncTimings bool
 	// DigestEvery overrides the digest interval (tests); 0 = 1s.
 	DigestEvery time.Duration
+	// Gate is the commit gate. nil with Config.Commit.Gate set uses
+	// nftables in the served namespace, unless Kernel is given (a test
+	// table has no nftables to gate): then there is none.
+	Gate Gate
 }
 
 // Agent is a running ctsync node. Create it with New and run it with Run;
@@ -68,6 +72,15 @@ type Agent struct {
 	purgeMu    stdsync.Mutex
 	purgeTimer *time.Timer
 	purgeAt    time.Time
+
+	hot       *hot // nil unless commit.mode is hot
+	gate      Gate // nil when commit.gate is off
+	gateArmed atomic.Bool
+	gateDrops atomic.Uint64 // dropped in the current or last armed period
+	gateLast  atomic.Int64  // ns from the last notify master to the gate's removal
+	gateMu    stdsync.Mutex // guards gateRead
+	gateRead  time.Time     // when the armed gate's counters were last read
+	role      atomic.Pointer[string]
 
 	st stats
 }
@@ -104,7 +117,22 @@ func New(o Options) (*Agent, error) {
 	}
 	a.filter.Store(f)
 	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
-	a.ext = cache.NewExternal(cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
+	extOpts := cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic}
+	if cfg.Commit.Mode == config.ModeHot {
+		a.hot = newHot(a)
+		extOpts.OnChange = a.hot.changed
+	}
+	a.ext = cache.NewExternal(extOpts)
+	switch {
+	case o.Gate != nil:
+		a.gate = o.Gate
+	case cfg.Commit.Gate && o.Kernel == nil:
+		g, err := newNftGate(cfg.Kernel.Netns)
+		if err != nil {
+			return nil, err
+		}
+		a.gate = g
+	}
 
 	keys := o.Keys
 	if keys == nil && !cfg.Cluster.Insecure {
@@ -194,6 +222,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.signalOverrun()
 	}
 	a.ready.Store(true)
+	if a.gate != nil {
+		// A gate left by a crash stays: this node's role has not changed.
+		if armed, _, err := a.gate.State(ctx); err != nil {
+			a.log.Warn("commit gate: cannot read its state", "err", err)
+		} else if armed {
+			a.gateArmed.Store(true)
+			a.log.Info("commit gate found armed (left by a previous run); keeping it until notify master")
+		}
+	}
+	if a.hot != nil {
+		a.hot.activate()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.hot.loop(ctx)
+		}()
+	}
 
 	wg.Add(1)
 	syncErr := make(chan error, 1)
@@ -216,6 +261,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.transition.Lock()
 			defer a.transition.Unlock()
 			err := <-syncErr
+			if a.gateArmed.Load() {
+				// Fail open: without ctsync nothing would lift it.
+				if _, gerr := a.liftGate(context.Background()); gerr != nil {
+					a.log.Error("commit gate: could not lift it at shutdown", "err", gerr)
+				}
+			}
 			a.kern.Close()
 			return err
 		case err := <-watchErr:
@@ -347,6 +398,9 @@ func (a *Agent) apply(batch []flow.Event) {
 		case flow.EventDestroy:
 			a.in.Delete(&ev.Flow)
 		default:
+			if a.hot.owns(&ev.Flow) {
+				continue // a peer's flow, written by hot standby
+			}
 			normalize(&ev.Flow)
 			if !f.pass(&ev.Flow) {
 				a.st.filtered.Add(1)
@@ -373,7 +427,7 @@ func (a *Agent) resync(ctx context.Context) (int, error) {
 	n := 0
 	err := a.kern.Dump(ctx, kernel.DumpFilter{}, func(fl *flow.Flow) error {
 		normalize(fl)
-		if !f.pass(fl) {
+		if !f.pass(fl) || a.hot.owns(fl) {
 			return nil
 		}
 		n++

@@ -14,9 +14,15 @@ import (
 var _ control.Backend = (*Agent)(nil)
 
 // Commit implements control.Backend.
+//
+// In hot standby (while not master) the peers' flows are in the kernel
+// already: a commit then writes what is still pending and reports it.
 func (a *Agent) Commit(ctx context.Context) (control.CommitResult, error) {
 	a.transition.Lock()
 	defer a.transition.Unlock()
+	if a.hot != nil && a.hot.active.Load() {
+		return a.hot.commit(ctx)
+	}
 	return a.commit(ctx)
 }
 
@@ -153,15 +159,29 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 	var err error
 	switch state {
 	case "master":
+		start := time.Now()
 		a.cancelPurge()
-		err = step("commit", func() (string, error) {
-			c, err := a.commit(ctx)
-			res.Commit = &c
-			if err == nil && c.Failed > 0 {
-				return fmt.Sprintf("%d flows failed", c.Failed), nil
-			}
-			return fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced), err
-		})
+		if a.hot != nil && a.hot.active.Load() {
+			err = step("hot standby takeover", func() (string, error) {
+				held, written, err := a.hot.takeover(ctx)
+				return fmt.Sprintf("%d flows in the kernel already, %d written now", held, written), err
+			})
+		} else {
+			err = step("commit", func() (string, error) {
+				c, err := a.commit(ctx)
+				res.Commit = &c
+				if err == nil && c.Failed > 0 {
+					return fmt.Sprintf("%d flows failed", c.Failed), nil
+				}
+				return fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced), err
+			})
+		}
+		// The flows are in place (or the commit failed: this node is
+		// master either way and must forward): lift the gate.
+		if gerr := step("lift commit gate", func() (string, error) { return a.liftGate(ctx) }); gerr != nil && err == nil {
+			err = gerr
+		}
+		a.gateLast.Store(int64(time.Since(start)))
 		if err == nil {
 			// The committed flows are this node's own now.
 			err = step("flush external cache", func() (string, error) { a.ext.Flush(""); return "", nil })
@@ -182,9 +202,19 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 			})
 		}
 	case "backup":
-		err = step("request resync from peers", func() (string, error) {
-			return fmt.Sprintf("%d peers", a.node.RequestResync()), nil
-		})
+		err = step("arm commit gate", func() (string, error) { return a.armGate(ctx) })
+		if a.hot != nil {
+			step("hot standby", func() (string, error) {
+				a.hot.activate()
+				a.signalOverrun() // the peers' flows leave the internal cache
+				return "peers' flows are kept in the kernel", nil
+			})
+		}
+		if err == nil {
+			err = step("request resync from peers", func() (string, error) {
+				return fmt.Sprintf("%d peers", a.node.RequestResync()), nil
+			})
+		}
 		if err == nil {
 			err = step("schedule purge", func() (string, error) {
 				p := a.schedulePurge(a.cfg.PurgeTimeout.Duration())
@@ -192,17 +222,28 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 			})
 		}
 	case "fault":
-		err = step("schedule purge", func() (string, error) {
-			p := a.schedulePurge(a.cfg.PurgeTimeout.Duration())
-			return "at " + p.At.Format(time.RFC3339), nil
-		})
+		err = step("arm commit gate", func() (string, error) { return a.armGate(ctx) })
+		if a.hot != nil {
+			step("hot standby", func() (string, error) {
+				a.hot.activate()
+				a.signalOverrun()
+				return "peers' flows are kept in the kernel", nil
+			})
+		}
+		if err == nil {
+			err = step("schedule purge", func() (string, error) {
+				p := a.schedulePurge(a.cfg.PurgeTimeout.Duration())
+				return "at " + p.At.Format(time.RFC3339), nil
+			})
+		}
 	case "stop":
-		// keepalived is stopping: this node holds no VIP any more, but its
-		// state stays as it is until it is told more.
-		err = step("note", func() (string, error) { return "keepalived stopped; nothing to do", nil })
+		// keepalived is stopping: this node holds no VIP any more and no
+		// takeover will come to lift the gate. Its flows stay as they are.
+		err = step("lift commit gate", func() (string, error) { return a.liftGate(ctx) })
 	default:
 		return res, fmt.Errorf("unknown state %q (want master, backup, fault or stop)", state)
 	}
+	a.role.Store(&state)
 	a.st.transitions.Add(1)
 	a.st.lastTransition.Store(&res)
 	a.log.Info("keepalived transition", "state", state, "steps", len(res.Steps), "err", err)

@@ -266,7 +266,8 @@ func (a *Agent) purge(ctx context.Context) {
 	f := a.filter.Load()
 	var victims []flow.Flow
 	err := a.kern.Dump(ctx, kernel.DumpFilter{}, func(fl *flow.Flow) error {
-		if f.pass(fl) {
+		// In hot standby, the peers' flows written here stay.
+		if f.pass(fl) && !a.hot.owns(fl) {
 			victims = append(victims, *fl)
 		}
 		return nil

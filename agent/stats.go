@@ -128,10 +128,18 @@ func (a *Agent) stats() Stats {
 		External: a.ext.Stats(),
 		Commit: CommitStats{Commits: a.st.commits.Load(), Committed: a.st.committed.Load(), Failed: a.st.commitFailed.Load(),
 			Last: a.st.lastCommit.Load()},
+		Mode:        a.cfg.Commit.Mode,
+		Gate:        a.gateStats(),
 		Purge:       PurgeStats{Scheduled: a.st.purgesScheduled.Load(), Runs: a.st.purges.Load(), Deleted: a.st.purged.Load()},
 		Sync:        a.node.Stats(),
 		Transitions: a.st.transitions.Load(),
 		LastNotify:  a.st.lastTransition.Load(),
+	}
+	if r := a.role.Load(); r != nil {
+		s.Role = *r
+	}
+	if a.hot != nil {
+		s.Hot = a.hot.stats()
 	}
 	a.purgeMu.Lock()
 	if a.purgeTimer != nil {

@@ -508,3 +508,58 @@ func TestHoldPausesReaders(t *testing.T) {
 		t.Fatalf("resumed reader read %d, want 1", n)
 	}
 }
+
+// TestExternalOnChangeGetHas: every way a flow enters, changes or leaves
+// the external cache is reported (hot standby relies on it), and Get
+// returns the newest copy with its remaining timeout and version.
+func TestExternalOnChangeGetHas(t *testing.T) {
+	clk := &fakeClock{ns: 1}
+	changes := map[Key]int{}
+	ext := NewExternal(ExternalOptions{Clock: clk.now, OnChange: func(k *Key) { changes[*k]++ }})
+	f0, f1, f2 := mkFlow(0), mkFlow(1), mkFlow(2)
+	k0, k1, k2 := KeyOf(&f0), KeyOf(&f1), KeyOf(&f2)
+	ext.BeginSnapshot("a", 1)
+	ext.Apply("a", 1, &Entry{Key: k0, Version: 1, Flow: f0})
+	ext.Apply("a", 1, &Entry{Key: k1, Version: 2, Flow: f1})
+	ext.EndSnapshot("a", 1)
+	if changes[k0] != 1 || changes[k1] != 1 {
+		t.Fatalf("adds reported %v", changes)
+	}
+	var g flow.Flow
+	if from, v, ok := ext.Get(&k1, &g); !ok || from != "a" || v != 2 || g.Orig != f1.Orig || g.Timeout != 300 {
+		t.Fatalf("Get = %q %d %v %+v", from, v, ok, g)
+	}
+	if !ext.Has(&k0) || ext.Has(&k2) {
+		t.Fatal("Has wrong")
+	}
+	ext.Apply("a", 1, &Entry{Key: k0, Version: 3, Deleted: true}) // delete
+	ext.BeginSnapshot("a", 1)                                     // a snapshot without k1
+	ext.EndSnapshot("a", 1)
+	if changes[k0] != 2 || changes[k1] != 2 {
+		t.Fatalf("delete and snapshot sweep reported %v", changes)
+	}
+	if _, _, ok := ext.Get(&k0, &g); ok {
+		t.Fatal("deleted flow still found")
+	}
+	// Expiry, flush and a new epoch report too.
+	ext.BeginSnapshot("b", 1)
+	ext.Apply("b", 1, &Entry{Key: k2, Version: 1, Flow: f2})
+	ext.EndSnapshot("b", 1)
+	clk.advance(301 * time.Second)
+	ext.Expire()
+	if changes[k2] != 2 {
+		t.Fatalf("expiry reported %v", changes)
+	}
+	ext.BeginSnapshot("b", 2)
+	ext.Apply("b", 2, &Entry{Key: k2, Version: 1, Flow: f2})
+	ext.BeginSnapshot("b", 3) // owner restarted: what was held goes
+	if changes[k2] != 4 {
+		t.Fatalf("epoch reset reported %v", changes)
+	}
+	ext.Apply("b", 3, &Entry{Key: k2, Version: 1, Flow: f2})
+	ext.Flush("")
+	ext.Forget("b")
+	if changes[k2] != 6 {
+		t.Fatalf("flush reported %v", changes)
+	}
+}

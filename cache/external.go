@@ -12,6 +12,10 @@ import (
 type ExternalOptions struct {
 	MaxFlows int   // per origin; 0 = unlimited
 	Clock    Clock // required
+	// OnChange, if set, is called with the key of every flow added,
+	// changed or removed, with the cache's lock held: it must be quick and
+	// must not call back into the cache (hot standby collects the keys).
+	OnChange func(k *Key)
 }
 
 // External holds other nodes' flows, per origin node. Safe for concurrent use.
@@ -67,7 +71,7 @@ func (e *External) BeginSnapshot(name string, epoch uint64) {
 	defer e.mu.Unlock()
 	o := e.originLocked(name)
 	if o.epoch != epoch {
-		o.t.reset()
+		e.resetLocked(o)
 		o.epoch = epoch
 		o.synced = false
 	}
@@ -91,6 +95,7 @@ func (e *External) EndSnapshot(name string, epoch uint64) int {
 	stale := o.t.keys(func(s *slot) bool { return s.r.gen != o.gen })
 	for i := range stale {
 		o.t.del(&stale[i])
+		e.changed(&stale[i])
 	}
 	return len(stale)
 }
@@ -113,6 +118,7 @@ func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
 				return false
 			}
 			o.t.del(&k)
+			e.changed(&k)
 		}
 		o.stats.Applied++
 		return true
@@ -134,8 +140,24 @@ func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
 	r.updated = e.opts.Clock()
 	r.gen = o.gen
 	o.t.put(&k, &r, x)
+	e.changed(&k)
 	o.stats.Applied++
 	return true
+}
+
+// changed reports a key's change to OnChange (lock held).
+func (e *External) changed(k *Key) {
+	if e.opts.OnChange != nil {
+		e.opts.OnChange(k)
+	}
+}
+
+// resetLocked empties an origin's table, reporting every key.
+func (e *External) resetLocked(o *origin) {
+	if e.opts.OnChange != nil {
+		o.t.each(func(s *slot) { e.opts.OnChange(&s.k) })
+	}
+	o.t.reset()
 }
 
 // Vouch records that origin's owner confirmed its flows (for example with a
@@ -179,6 +201,7 @@ func (e *External) Expire() int {
 		dead := o.t.keys(func(s *slot) bool { return s.r.attrs&rTimeout != 0 && deadline(&s.r, o.vouched) <= now })
 		for i := range dead {
 			o.t.del(&dead[i])
+			e.changed(&dead[i])
 		}
 		o.stats.Expired += uint64(len(dead))
 		n += len(dead)
@@ -192,7 +215,7 @@ func (e *External) Flush(name string) {
 	defer e.mu.Unlock()
 	for n, o := range e.origins {
 		if name == "" || n == name {
-			o.t.reset()
+			e.resetLocked(o)
 			o.synced = false
 		}
 	}
@@ -201,8 +224,48 @@ func (e *External) Flush(name string) {
 // Forget drops an origin entirely (for example a node that left for good).
 func (e *External) Forget(name string) {
 	e.mu.Lock()
+	if o := e.origins[name]; o != nil {
+		e.resetLocked(o)
+	}
 	delete(e.origins, name)
 	e.mu.Unlock()
+}
+
+// Has reports whether any origin holds the flow with key k.
+func (e *External) Has(k *Key) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, o := range e.origins {
+		if o.t.get(k) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Get fills f with the flow of key k, its Timeout set to its remaining
+// lifetime as Range does, and returns its origin and its version there.
+// When several origins hold the key, the most recently updated copy wins.
+func (e *External) Get(k *Key, f *flow.Flow) (from string, version uint64, ok bool) {
+	now := e.opts.Clock()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var best *slot
+	var bestO *origin
+	for name, o := range e.origins {
+		if s := o.t.get(k); s != nil && (best == nil || s.r.updated > best.r.updated) {
+			best, bestO, from = s, o, name
+		}
+	}
+	if best == nil {
+		return "", 0, false
+	}
+	decode(best.k, &best.r, bestO.t.extras[best.k], f)
+	if best.r.attrs&rTimeout != 0 {
+		left := (deadline(&best.r, bestO.vouched) - now) / int64(time.Second)
+		f.Timeout = uint32(max(left, 1))
+	}
+	return from, best.r.version, true
 }
 
 // Len returns the number of flows held (of one origin, or all for "").

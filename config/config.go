@@ -59,6 +59,10 @@ type Filter struct {
 type Commit struct {
 	Timeout Duration `yaml:"timeout"` // 0 = each flow keeps its remaining timeout
 	Mode    string   `yaml:"mode"`    // ModeCommit or ModeHot
+	// Gate drops packets of flows the kernel table does not know while
+	// this node is backup or fault, and until a takeover has put the
+	// peers' flows in place (see README, "The commit gate").
+	Gate bool `yaml:"gate"`
 }
 
 // Metrics is the "metrics" section.
@@ -89,7 +93,7 @@ const (
 	// to the kernel on `notify master` (conntrackd's behaviour).
 	ModeCommit = "commit"
 	// ModeHot keeps peers' flows in this node's kernel table ahead of time
-	// (hot standby).
+	// (hot standby): a takeover has nothing left to write.
 	ModeHot = "hot"
 )
 

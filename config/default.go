@@ -62,9 +62,20 @@ commit:
   # commit: peers' flows wait in the external cache and are written to the
   #   kernel on ` + "`notify master`" + ` (conntrackd's behaviour).
   # hot: hot standby; peers' flows are kept in this node's kernel table ahead
-  #   of time, so a takeover has nothing left to write. Not available in
-  #   this version: config check refuses it.
+  #   of time (timeouts refreshed while their owner holds them, deleted when
+  #   it drops them), so a takeover has nothing left to write. Costs kernel
+  #   table space and netlink work on the standby all the time.
   mode: commit
+  # The commit gate: while this node is backup or fault (keepalived's
+  # notify), and until ` + "`notify master`" + ` has put the peers' flows in
+  # place, packets of flows the kernel table does not know are dropped
+  # (an nftables table "inet ctsync_gate": forwarded packets in state new or
+  # invalid, and invalid or non-SYN new TCP to this box), so that none is
+  # answered with a TCP reset or takes a new NAT mapping before the state
+  # is there. keepalived moves the VIPs before it runs notify scripts; the
+  # gate closes that window. Needs nft(8). false for active-active setups,
+  # where a backup forwards new connections.
+  gate: true
 
 # Delay before flows this node no longer owns are deleted from the kernel
 # after ` + "`notify backup`" + ` or ` + "`notify fault`" + ` (conntrackd -t); a commit before then

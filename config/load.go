@@ -77,7 +77,7 @@ func Default() *Config {
 			IgnoreAddresses: []string{"127.0.0.0/8", "::1/128"},
 			TCPStates:       []string{},
 		},
-		Commit:       Commit{Timeout: 0, Mode: ModeCommit},
+		Commit:       Commit{Timeout: 0, Mode: ModeCommit, Gate: true},
 		PurgeTimeout: Duration(60 * time.Second),
 		Log:          Log{Level: "info", Format: "text"},
 		Kernel:       Kernel{EventBuffer: DefaultEventBuffer},
@@ -421,11 +421,7 @@ func (c *Config) Validate() error {
 		ps.add("commit.timeout", "must not be negative, got %s", c.Commit.Timeout)
 	}
 	switch c.Commit.Mode {
-	case ModeCommit:
-	case ModeHot:
-		// Refused rather than silently run as "commit": an operator who
-		// asks for hot standby must not believe they have it.
-		ps.add("commit.mode", "%s (hot standby) is not available in this version; use %s", ModeHot, ModeCommit)
+	case ModeCommit, ModeHot:
 	default:
 		ps.add("commit.mode", "want %s or %s, got %q", ModeCommit, ModeHot, c.Commit.Mode)
 	}

@@ -40,6 +40,11 @@ func startAgent(t *testing.T, name string, key []byte, kern *kerneltest.MemTable
 // startAgentWith is startAgent with a chance to change the configuration.
 func startAgentWith(t *testing.T, name string, key []byte, kern *kerneltest.MemTable, tune func(*config.Config), join ...string) *clusterNode {
 	t.Helper()
+	return startAgentOpts(t, name, key, kern, tune, nil, join...)
+}
+
+func startAgentOpts(t *testing.T, name string, key []byte, kern *kerneltest.MemTable, tune func(*config.Config), opts func(*agent.Options), join ...string) *clusterNode {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Node = name
 	cfg.Cluster.Bind = "127.0.0.1:0"
@@ -51,7 +56,11 @@ func startAgentWith(t *testing.T, name string, key []byte, kern *kerneltest.MemT
 	if kern == nil {
 		kern = kerneltest.NewMemTable()
 	}
-	a, err := agent.New(agent.Options{Config: cfg, Kernel: kern, Keys: [][]byte{key}, SyncTimings: true, DigestEvery: 100 * time.Millisecond})
+	o := agent.Options{Config: cfg, Kernel: kern, Keys: [][]byte{key}, SyncTimings: true, DigestEvery: 100 * time.Millisecond}
+	if opts != nil {
+		opts(&o)
+	}
+	a, err := agent.New(o)
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

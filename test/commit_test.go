@@ -97,7 +97,7 @@ func TestNotifyBackupPurges(t *testing.T) {
 		return cacheLen(t, b, "external", "fw-a") == 20 && cacheLen(t, a, "external", "fw-b") == 1
 	})
 	res, err := a.agent.Notify(context.Background(), "backup")
-	if err != nil || len(res.Steps) != 2 {
+	if err != nil || len(res.Steps) != 3 {
 		t.Fatalf("notify backup: %+v %v", res, err)
 	}
 	waitFor(t, "the purge", 10*time.Second, func() bool { return a.kern.Len() == 1 })

@@ -1,0 +1,333 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	stdsync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctsync/ctsync/cache"
+	"github.com/ctsync/ctsync/control"
+	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/kernel"
+)
+
+// hot is hot standby (commit.mode: hot): while this node is not master,
+// the flows in its external cache are kept in its kernel table ahead of a
+// failover. A flow its owner adds or changes is written within a pass; a
+// flow its owner drops (deleted, expired, or gone from a snapshot) is
+// deleted; and while its owner still holds it, its timeout in this
+// kernel is refreshed before it runs out, so a quiet flow (a UDP stream
+// whose packets refresh the owner's entry without any event) never
+// expires here. The takeover then has only the last pass to write.
+//
+// The kernel entries it writes are not this node's flows: while hot is
+// active, events and dumps of flows the external cache holds are kept out
+// of the internal cache (they would otherwise echo back to their owner).
+type hot struct {
+	a      *Agent
+	active atomic.Bool
+
+	mu    stdsync.Mutex
+	dirty map[cache.Key]struct{} // keys changed in the external cache
+	kick  chan struct{}
+
+	run  stdsync.Mutex // serialises passes and the takeover
+	held map[cache.Key]heldFlow
+
+	flows                             atomic.Int64
+	created, updated, deleted, failed atomic.Uint64
+}
+
+// heldFlow is what hot wrote to the kernel for one key.
+type heldFlow struct {
+	from    string       // origin of the copy written
+	version uint64       // its version there
+	expires int64        // monotonic ns when the kernel entry times out
+	check   int64        // when to look at its timeout again
+	zoneDir flow.ZoneDir // to address the entry for a delete
+}
+
+// hotChunk bounds the flows one kernel round of a pass carries.
+const hotChunk = 8192
+
+func newHot(a *Agent) *hot {
+	return &hot{a: a, dirty: make(map[cache.Key]struct{}), kick: make(chan struct{}, 1),
+		held: make(map[cache.Key]heldFlow)}
+}
+
+// changed is the external cache's OnChange hook (its lock is held).
+func (h *hot) changed(k *cache.Key) {
+	if !h.active.Load() {
+		return
+	}
+	h.mu.Lock()
+	h.dirty[*k] = struct{}{}
+	h.mu.Unlock()
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// owns reports whether a kernel flow is one hot keeps for a peer.
+func (h *hot) owns(f *flow.Flow) bool {
+	if h == nil || !h.active.Load() {
+		return false
+	}
+	k := cache.KeyOf(f)
+	return h.a.ext.Has(&k)
+}
+
+// activate starts keeping the external cache in the kernel (at start in
+// hot mode, and on notify backup or fault).
+func (h *hot) activate() {
+	if h.active.Swap(true) {
+		return
+	}
+	h.markAll()
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs passes when keys change and once a second (timeouts).
+func (h *hot) loop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.kick:
+		case <-t.C:
+		}
+		h.run.Lock()
+		if err := h.pass(ctx); err != nil && ctx.Err() == nil {
+			h.a.log.Warn("hot standby: writing peers' flows to the kernel failed; retrying", "err", err)
+		}
+		h.run.Unlock()
+	}
+}
+
+// takeover writes what is pending and hands the flows over: from now on
+// they are this node's own (the internal cache's resync picks them up).
+// It returns how many flows were in the kernel already and how many this
+// last pass wrote.
+func (h *hot) takeover(ctx context.Context) (held, written int, err error) {
+	h.run.Lock()
+	defer h.run.Unlock()
+	before := h.created.Load() + h.updated.Load()
+	held = len(h.held)
+	err = h.pass(ctx)
+	written = int(h.created.Load() + h.updated.Load() - before)
+	h.active.Store(false)
+	h.held = make(map[cache.Key]heldFlow)
+	h.flows.Store(0)
+	h.mu.Lock()
+	h.dirty = make(map[cache.Key]struct{})
+	h.mu.Unlock()
+	return held, written, err
+}
+
+func (h *hot) pending() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.dirty)
+}
+
+// pass brings the kernel in line with the external cache for the changed
+// keys and refreshes timeouts that are due. Callers hold h.run.
+func (h *hot) pass(ctx context.Context) error {
+	if !h.active.Load() {
+		return nil
+	}
+	h.mu.Lock()
+	keys := h.dirty
+	h.dirty = make(map[cache.Key]struct{}, len(keys)/2)
+	h.mu.Unlock()
+	now := monotonic()
+	for k, e := range h.held {
+		if e.check <= now {
+			keys[k] = struct{}{}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	var create, update, del []flow.Flow
+	var first error
+	flush := func() {
+		if err := h.write(ctx, create, update, del, now); err != nil && first == nil {
+			first = err
+		}
+		create, update, del = create[:0], update[:0], del[:0]
+	}
+	var f flow.Flow
+	for k := range keys {
+		f = flow.Flow{}
+		from, version, ok := h.a.ext.Get(&k, &f)
+		e, isHeld := h.held[k]
+		switch {
+		case !ok && isHeld:
+			d := flow.Flow{Orig: k.Orig(), Zone: k.Zone(), ZoneDir: e.zoneDir}
+			d.Attrs |= flow.AttrZone
+			del = append(del, d)
+		case !ok:
+		case !isHeld:
+			create = append(create, f)
+		case e.from != from || e.version != version:
+			update = append(update, f)
+		default:
+			// Unchanged: refresh the timeout when its owner's word
+			// (vouched since) reaches further than the kernel's entry.
+			left := (e.expires - now) / int64(time.Second)
+			if int64(f.Timeout) > left+1 {
+				update = append(update, f)
+			} else {
+				e.check = now + max(int64(time.Second), (e.expires-now)/2)
+				h.held[k] = e
+			}
+		}
+		if len(create)+len(update)+len(del) >= hotChunk {
+			flush()
+		}
+	}
+	flush()
+	return first
+}
+
+// write applies one round of a pass to the kernel and records the result.
+func (h *hot) write(ctx context.Context, create, update, del []flow.Flow, now int64) error {
+	a := h.a
+	var first error
+	note := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if len(del) > 0 {
+		errs := make([]error, len(del))
+		_, err := a.kern.Bulk(ctx, kernel.OpDelete, del, kernel.BulkOptions{}, errs)
+		note(err)
+		for i := range del {
+			if errs[i] == nil || errors.Is(errs[i], kernel.ErrNotFound) {
+				delete(h.held, cache.KeyOf(&del[i]))
+				h.deleted.Add(1)
+			} else {
+				h.retry(&del[i])
+			}
+		}
+	}
+	if len(update) > 0 {
+		errs := make([]error, len(update))
+		fields := kernel.UpdateFields{Timeout: true, Mark: true, TCP: true}
+		_, err := a.kern.Bulk(ctx, kernel.OpUpdate, update, kernel.BulkOptions{Update: fields}, errs)
+		note(err)
+		n := 0
+		for i := range update {
+			if errs[i] == nil {
+				h.hold(&update[i], now)
+				h.updated.Add(1)
+			} else {
+				// Gone from the kernel (expired, deleted by hand) or not
+				// updatable: write it anew.
+				update[n] = update[i]
+				n++
+			}
+		}
+		create = append(create, update[:n]...)
+	}
+	if len(create) > 0 {
+		var res control.CommitResult
+		opts := kernel.BulkOptions{Create: kernel.CreateOptions{Liberal: true}}
+		done, err := a.commitSet(ctx, create, opts, &res)
+		note(err)
+		ok := make(map[cache.Key]bool, len(done))
+		var mine []flow.Flow
+		for i := range done {
+			ok[cache.KeyOf(&done[i])] = true
+			h.hold(&done[i], now)
+			h.created.Add(1)
+			mine = append(mine, done[i])
+		}
+		for i := range create {
+			if !ok[cache.KeyOf(&create[i])] {
+				h.retry(&create[i])
+			}
+		}
+		h.failed.Add(uint64(res.Failed))
+		if res.Failed > 0 {
+			a.log.Warn("hot standby: flows not written to the kernel; retrying", "failed", res.Failed, "first", firstErr(res.Errors))
+		}
+		// A flow this node held as its own (it was master before) belongs
+		// to its new owner now: stop announcing it.
+		if len(mine) > 0 {
+			_ = a.do(ctx, func() {
+				for i := range mine {
+					a.in.Delete(&mine[i])
+				}
+			})
+		}
+	}
+	h.flows.Store(int64(len(h.held)))
+	return first
+}
+
+func firstErr(errs []string) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	return errs[0]
+}
+
+// hold records a flow written to the kernel.
+func (h *hot) hold(f *flow.Flow, now int64) {
+	k := cache.KeyOf(f)
+	var g flow.Flow
+	from, version, _ := h.a.ext.Get(&k, &g)
+	life := int64(f.Timeout) * int64(time.Second)
+	h.held[k] = heldFlow{from: from, version: version, expires: now + life,
+		check: now + max(int64(time.Second), life/2), zoneDir: f.ZoneDir}
+}
+
+// retry marks a key for the next pass.
+func (h *hot) retry(f *flow.Flow) {
+	k := cache.KeyOf(f)
+	h.mu.Lock()
+	h.dirty[k] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *hot) stats() HotStats {
+	return HotStats{Active: h.active.Load(), Flows: int(h.flows.Load()), Pending: h.pending(),
+		Created: h.created.Load(), Updated: h.updated.Load(), Deleted: h.deleted.Load(), Failed: h.failed.Load()}
+}
+
+// commit is `ctsync commit` in hot standby: every flow of the external
+// cache is checked against what was written, and what is missing or
+// changed is written now.
+func (h *hot) commit(ctx context.Context) (control.CommitResult, error) {
+	start := time.Now()
+	h.run.Lock()
+	defer h.run.Unlock()
+	h.markAll()
+	c0, u0, f0 := h.created.Load(), h.updated.Load(), h.failed.Load()
+	err := h.pass(ctx)
+	res := control.CommitResult{Created: int(h.created.Load() - c0), Replaced: int(h.updated.Load() - u0),
+		Failed: int(h.failed.Load() - f0), Seconds: time.Since(start).Seconds()}
+	return res, err
+}
+
+// markAll marks every flow of the external cache for the next pass.
+func (h *hot) markAll() {
+	h.a.ext.Range("", func(_ string, f *flow.Flow) bool {
+		k := cache.KeyOf(f)
+		h.mu.Lock()
+		h.dirty[k] = struct{}{}
+		h.mu.Unlock()
+		return true
+	})
+}
