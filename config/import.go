@@ -168,6 +168,7 @@ type importer struct {
 	tcpStates      []string
 	commitTimeout  *time.Duration
 	purgeTimeout   *time.Duration
+	hot            bool // DisableExternalCache On
 	eventBuffer    ByteSize
 	bufferLine     int    // the line eventBuffer came from
 	bufferFrom     string // its directive
@@ -269,7 +270,16 @@ func (im *importer) syncOption(n *confNode, path string) {
 	case "ResendQueueSize", "ACKWindowSize":
 		im.note(n, path, "not needed: ctsync's peer streams are reliable and bounded on their own")
 	case "DisableExternalCache":
-		im.note(n, path, "ctsync always keeps an external cache and writes it on commit (commit.mode: commit)")
+		switch {
+		case len(n.words) == 2 && strings.EqualFold(n.words[1], "on"):
+			// conntrackd then injects the peers' flows into the kernel
+			// as they arrive: ctsync's hot standby.
+			im.hot = true
+		case len(n.words) == 2 && strings.EqualFold(n.words[1], "off"):
+			im.note(n, path, "the default: peers' flows wait in the external cache until notify master commits them (commit.mode: commit)")
+		default:
+			im.note(n, path, "want On or Off")
+		}
 	case "DisableInternalCache":
 		im.note(n, path, "ctsync always keeps an internal cache")
 	case "StartupResync":
@@ -596,8 +606,17 @@ func (im *importer) yaml() []byte {
 		}
 		w("\n")
 	}
-	if im.commitTimeout != nil {
-		w("commit:\n  # From CommitTimeout.\n  timeout: %s\n\n", im.commitTimeout)
+	if im.commitTimeout != nil || im.hot {
+		w("commit:\n")
+		if im.commitTimeout != nil {
+			w("  # From CommitTimeout.\n  timeout: %s\n", im.commitTimeout)
+		}
+		if im.hot {
+			w("  # From DisableExternalCache On: the peers' flows go into the kernel\n")
+			w("  # table as they arrive (hot standby; ctsync keeps its external cache too).\n")
+			w("  mode: hot\n")
+		}
+		w("\n")
 	}
 	if im.purgeTimeout != nil {
 		w("# From PurgeTimeout.\npurge_timeout: %s\n\n", im.purgeTimeout)

@@ -232,3 +232,23 @@ func FuzzImport(f *testing.F) {
 		}
 	})
 }
+
+// TestImportDisableExternalCache: conntrackd's direct injection becomes
+// hot standby, with CommitTimeout kept beside it.
+func TestImportDisableExternalCache(t *testing.T) {
+	out, _, err := Import([]byte("Sync {\n Mode FTFW {\n  DisableExternalCache On\n  CommitTimeout 180\n }\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if c.Commit.Mode != ModeHot || c.Commit.Timeout.Duration() != 180*time.Second || !c.Commit.Gate {
+		t.Fatalf("commit %+v from:\n%s", c.Commit, out)
+	}
+	_, notes, _ := Import([]byte("Sync { Mode FTFW { DisableExternalCache maybe } }\n"))
+	if len(notes) != 1 || !strings.Contains(notes[0].String(), "want On or Off") {
+		t.Fatalf("notes %v", notes)
+	}
+}

@@ -17,6 +17,7 @@ pass() { echo "ok:   $*"; }
 field() { dpkg-deb -f "$deb" "$1"; }
 [[ $(field Package) == ctsync ]] && pass "Package: ctsync" || fail "Package is $(field Package)"
 [[ $(field Depends) == *conntrack* ]] && pass "Depends: $(field Depends)" || fail "Depends lacks conntrack"
+[[ $(field Depends) == *nftables* ]] || fail "Depends lacks nftables (the commit gate runs nft)"
 [[ $(field Recommends) == *keepalived* ]] && pass "Recommends: $(field Recommends)" || fail "Recommends lacks keepalived"
 version=$(field Version)
 if dpkg --compare-versions "$version" gt 0~; then pass "Version: $version"; else fail "Version $version is not a Debian version"; fi
