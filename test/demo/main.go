@@ -3,13 +3,18 @@
 //
 //	go run ./test/demo -bin bin/ctsync
 //
-// It builds, in network namespaces, a client, two firewalls (SNAT to a
-// virtual address, a strict stateful nftables ruleset, nf_conntrack_tcp_loose
-// off) running ctsync and real keepalived, and a server; opens long-lived
-// TCP connections through the master; kills the master hard (processes
-// killed, links down); and reports which connections survived, the longest
-// stall, what the caches held and how long the takeover took. It removes
-// everything it made, also when interrupted.
+// It builds, in network namespaces, a client, two or three firewalls
+// (-firewalls; SNAT to a virtual address, a strict stateful nftables
+// ruleset, nf_conntrack_tcp_loose off, a sync network of their own) running
+// ctsync and real keepalived, and a server; opens long-lived TCP
+// connections through the master; optionally loads many more flows into the
+// master's table (-extra); kills the master hard (processes killed, links
+// down); and reports which firewall took over, which connections survived,
+// the longest stall, what the caches held and how long the takeover and its
+// commit took. -reset makes the firewalls answer TCP packets of unknown
+// flows with a reset, so that any packet that beats the state to the new
+// master breaks its connection; -mode hot runs ctsync in hot standby. It
+// removes everything it made, also when interrupted.
 package main
 
 import (
@@ -36,7 +41,10 @@ var (
 	flips    = flag.Int("flips", 0, "after the failure: bring the dead firewall back and kill the master again, this many times")
 	udp      = flag.Int("udp", 0, "also this many UDP sessions (their SNAT mapping, chosen at random, must survive)")
 	pbScript = flag.String("primary-backup", "", "keepalived runs this conntrackd primary-backup.sh through a conntrackd symlink to ctsync, instead of ctsync notify")
-	_        = time.Second
+	nfw      = flag.Int("firewalls", 2, "firewalls in the cluster: 2 or 3 (fw1..fwN, keepalived priorities 150, 100, 50)")
+	extra    = flag.Int("extra", 0, "before the failure, load this many extra (synthetic) flows into the master's table")
+	reset    = flag.Bool("reset", false, "the firewalls answer TCP packets of unknown flows with a reset instead of dropping them")
+	mode     = flag.String("mode", "commit", "ctsync commit.mode: commit or hot")
 	verbose  = flag.Bool("v", false, "show the commands run")
 )
 
@@ -45,8 +53,11 @@ type lab struct {
 	dir   string
 	tag   string
 	ns    map[string]string // role → namespace name
+	fws   []string          // fw1..fwN
 	procs []*exec.Cmd
 	mu    stdsync.Mutex
+	done  bool // cleaned up: start nothing more
+	once  stdsync.Once
 }
 
 func (l *lab) name(role string) string { return l.ns[role] }
@@ -79,17 +90,29 @@ func (l *lab) start(role, logName string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", l.name(role)}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Under the lock, so that a cleanup (Ctrl-C) running now either sees
+	// this process or stops it from starting.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		logf.Close()
+		return nil, fmt.Errorf("interrupted")
+	}
 	if err := cmd.Start(); err != nil {
+		logf.Close()
 		return nil, err
 	}
-	l.mu.Lock()
 	l.procs = append(l.procs, cmd)
-	l.mu.Unlock()
 	return cmd, nil
 }
 
-func (l *lab) cleanup() {
+// cleanup removes everything the demo made. It runs once; a second caller
+// (Ctrl-C during the first) waits until it is done.
+func (l *lab) cleanup() { l.once.Do(l.removeAll) }
+
+func (l *lab) removeAll() {
 	l.mu.Lock()
+	l.done = true
 	for _, p := range l.procs {
 		if p.Process != nil {
 			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
@@ -99,7 +122,6 @@ func (l *lab) cleanup() {
 	l.procs = nil
 	l.mu.Unlock()
 	for _, ns := range l.ns {
-		exec.Command("ip", "netns", "pids", ns).Run()
 		if pids, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
 			for _, p := range strings.Fields(string(pids)) {
 				exec.Command("kill", "-9", p).Run()
@@ -114,6 +136,18 @@ func (l *lab) cleanup() {
 
 func main() {
 	flag.Parse()
+	if *nfw < 2 || *nfw > 3 {
+		fmt.Fprintln(os.Stderr, "demo: -firewalls must be 2 or 3")
+		os.Exit(2)
+	}
+	if *mode != "commit" && *mode != "hot" {
+		fmt.Fprintln(os.Stderr, "demo: -mode must be commit or hot")
+		os.Exit(2)
+	}
+	if *extra < 0 || *conns < 1 {
+		fmt.Fprintln(os.Stderr, "demo: -extra must be 0 or more, -conns 1 or more")
+		os.Exit(2)
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "demo: run as root (it creates network namespaces)")
 		os.Exit(1)
@@ -125,7 +159,10 @@ func main() {
 	}
 	tag := fmt.Sprintf("%d", os.Getpid()%100000)
 	l := &lab{dir: dir, tag: tag, ns: map[string]string{}}
-	for _, r := range []string{"client", "fw1", "fw2", "server", "lan", "wan"} {
+	for i := 1; i <= *nfw; i++ {
+		l.fws = append(l.fws, fmt.Sprintf("fw%d", i))
+	}
+	for _, r := range append([]string{"client", "server", "lan", "wan", "sync"}, l.fws...) {
 		l.ns[r] = "ctdemo-" + r + "-" + tag
 	}
 	sig := make(chan os.Signal, 1)
@@ -135,6 +172,9 @@ func main() {
 	l.cleanup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
+		if *keep {
+			fmt.Fprintln(os.Stderr, "demo: logs and configs kept in", l.dir)
+		}
 		os.Exit(1)
 	}
 }

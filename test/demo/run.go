@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +32,9 @@ const (
 
 func fwAddr(i int, net string) string { return fmt.Sprintf("%s.%d", net, i+1) }
 
+// syncAddr is fw i's address on the sync network (fw1 10.30.0.1).
+func syncAddr(i int) string { return fmt.Sprintf("10.30.0.%d", i) }
+
 // topology builds the namespaces, links, addresses, routes and rulesets.
 func (l *lab) topology() error {
 	for _, ns := range l.ns {
@@ -40,7 +45,7 @@ func (l *lab) topology() error {
 			return err
 		}
 	}
-	for _, sw := range []string{"lan", "wan"} {
+	for _, sw := range []string{"lan", "wan", "sync"} {
 		if err := l.in(sw, "ip", "link", "add", "br0", "type", "bridge"); err != nil {
 			return err
 		}
@@ -73,23 +78,15 @@ func (l *lab) topology() error {
 	if err := link("server", "eth0", "wan", "p-server", serverIP+"/24"); err != nil {
 		return err
 	}
-	for i, fw := range []string{"fw1", "fw2"} {
+	for i, fw := range l.fws {
 		if err := link(fw, "lan0", "lan", "p-"+fw+"-l", fwAddr(i+1, "10.10.1")+"/24"); err != nil {
 			return err
 		}
 		if err := link(fw, "wan0", "wan", "p-"+fw+"-w", fwAddr(i+1, "10.20.0")+"/24"); err != nil {
 			return err
 		}
-	}
-	// The sync link: a veth straight between the firewalls.
-	if err := l.sh("ip", "link", "add", "sync0", "netns", l.name("fw1"), "type", "veth", "peer", "name", "sync0", "netns", l.name("fw2")); err != nil {
-		return err
-	}
-	for i, fw := range []string{"fw1", "fw2"} {
-		if err := l.in(fw, "ip", "addr", "add", fmt.Sprintf("10.30.0.%d/24", i+1), "dev", "sync0"); err != nil {
-			return err
-		}
-		if err := l.in(fw, "ip", "link", "set", "sync0", "up"); err != nil {
+		// The sync network: a bridge of its own, 10.30.0.i on fw i.
+		if err := link(fw, "sync0", "sync", "p-"+fw+"-s", syncAddr(i+1)+"/24"); err != nil {
 			return err
 		}
 		for _, kv := range []string{"net.ipv4.ip_forward=1", "net.netfilter.nf_conntrack_tcp_loose=0"} {
@@ -98,7 +95,7 @@ func (l *lab) topology() error {
 			}
 		}
 		rules := filepath.Join(l.dir, fw+".nft")
-		if err := os.WriteFile(rules, []byte(ruleset), 0o644); err != nil {
+		if err := os.WriteFile(rules, []byte(ruleset(*reset)), 0o644); err != nil {
 			return err
 		}
 		if err := l.in(fw, "nft", "-f", rules); err != nil {
@@ -113,13 +110,28 @@ func (l *lab) topology() error {
 
 // ruleset is a strict stateful firewall with SNAT to the WAN VIP: only
 // connections from the LAN may start; everything else must belong to a
-// tracked connection, or it is dropped.
-const ruleset = `
-table inet filter {
+// tracked connection, or it is dropped. With reset, a TCP packet of a flow
+// the table does not know is answered with a reset instead (forwarded, or
+// to the firewall itself: a reply to the SNAT address that found no state),
+// so a packet that reaches a new master before the flow's state kills its
+// connection.
+func ruleset(reset bool) string {
+	input, rejectFwd := "", ""
+	if reset {
+		input = `
+	chain input {
+		type filter hook input priority 0; policy accept;
+		meta l4proto tcp ct state invalid reject with tcp reset
+	}`
+		rejectFwd = `
+		meta l4proto tcp ct state invalid,new reject with tcp reset`
+	}
+	return `
+table inet filter {` + input + `
 	chain forward {
 		type filter hook forward priority 0; policy drop;
 		ct state established,related accept
-		iifname "lan0" oifname "wan0" ct state new accept
+		iifname "lan0" oifname "wan0" ct state new accept` + rejectFwd + `
 	}
 }
 table ip nat {
@@ -130,17 +142,28 @@ table ip nat {
 	}
 }
 `
+}
 
 func (l *lab) sock(fw string) string { return filepath.Join(l.dir, fw+".sock") }
 
-// startFirewall runs ctsync (unless disabled) and keepalived on fw i.
+// startFirewall runs ctsync (unless disabled) and keepalived on fw i
+// (0-based: fw1 is 0).
 func (l *lab) startFirewall(i int, withCtsync bool) error {
-	fw := fmt.Sprintf("fw%d", i+1)
+	fw := l.fws[i]
+	var join, lanPeers, wanPeers []string
+	for j := range l.fws {
+		if j != i {
+			join = append(join, fmt.Sprintf("%q", syncAddr(j+1)+":7946"))
+			// keepalived takes one peer a line.
+			lanPeers = append(lanPeers, "    "+fwAddr(j+1, "10.10.1")+"\n")
+			wanPeers = append(wanPeers, "    "+fwAddr(j+1, "10.20.0")+"\n")
+		}
+	}
 	if withCtsync {
 		cfg := fmt.Sprintf(`node: %s
 cluster:
-  bind: 10.30.0.%d:7946
-  join: ["10.30.0.%d:7946"]
+  bind: %s:7946
+  join: [%s]
   key_file: %s
   name: demo
 control:
@@ -148,11 +171,19 @@ control:
 filter:
   # the box's own addresses: traffic to and from it stays local
   ignore_addresses: [127.0.0.0/8, "::1/128", %s, %s, 10.30.0.0/24, %s, %s]
-`, fw, i+1, 2-i, filepath.Join(l.dir, "cluster.key"), l.sock(fw),
+`, fw, syncAddr(i+1), strings.Join(join, ", "), filepath.Join(l.dir, "cluster.key"), l.sock(fw),
 			fwAddr(i+1, "10.10.1"), fwAddr(i+1, "10.20.0"), lanVIP, wanVIP)
+		if *mode == "hot" {
+			cfg += "commit:\n  mode: hot\n"
+		}
 		path := filepath.Join(l.dir, fw+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return err
+		}
+		// A configuration the daemon would refuse stops the demo here, with
+		// the daemon's own words, not after a wait for a master.
+		if out, err := exec.Command(*bin, "config", "check", "--config", path).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s's configuration: ctsync config check: %v\n%s", fw, err, strings.TrimSpace(string(out)))
 		}
 		if _, err := l.start(fw, fw+"-ctsync.log", *bin, "daemon", "--config", path); err != nil {
 			return err
@@ -160,10 +191,7 @@ filter:
 	}
 	// Both start as BACKUP with nopreempt: the higher priority wins at
 	// start, and a firewall that comes back stays backup (no flapping).
-	prio, state := 150, "BACKUP"
-	if i == 1 {
-		prio = 100
-	}
+	prio, state := 150-50*i, "BACKUP"
 	track := ""
 	script := ""
 	if withCtsync {
@@ -204,7 +232,6 @@ filter:
 			return err
 		}
 	}
-	peer := 2 - i // the other firewall: fw1 is fwAddr(1), fw2 fwAddr(2)
 	conf := fmt.Sprintf(`global_defs {
   router_id %s
   script_user root
@@ -220,7 +247,8 @@ vrrp_instance LAN {
   advert_int 1
   nopreempt
   unicast_src_ip %s
-  unicast_peer { %s }
+  unicast_peer {
+%s  }
   virtual_ipaddress { %s/24 dev lan0 }
 }
 vrrp_instance WAN {
@@ -231,12 +259,13 @@ vrrp_instance WAN {
   advert_int 1
   nopreempt
   unicast_src_ip %s
-  unicast_peer { %s }
+  unicast_peer {
+%s  }
   virtual_ipaddress { %s/24 dev wan0 }
 }
 `, fw, script, track, notify("master"), notify("backup"), notify("fault"),
-		state, prio, fwAddr(i+1, "10.10.1"), fwAddr(peer, "10.10.1"), lanVIP,
-		state, prio, fwAddr(i+1, "10.20.0"), fwAddr(peer, "10.20.0"), wanVIP)
+		state, prio, fwAddr(i+1, "10.10.1"), strings.Join(lanPeers, ""), lanVIP,
+		state, prio, fwAddr(i+1, "10.20.0"), strings.Join(wanPeers, ""), wanVIP)
 	kpath := filepath.Join(l.dir, fw+"-keepalived.conf")
 	if err := os.WriteFile(kpath, []byte(conf), 0o644); err != nil {
 		return err
@@ -250,13 +279,29 @@ func (l *lab) holdsVIP(fw string) bool {
 	return strings.Contains(l.output(fw, "ip", "-4", "addr", "show", "dev", "lan0"), lanVIP+"/24")
 }
 
+// vipHolders lists the firewalls that hold the LAN VIP.
+func (l *lab) vipHolders() []string {
+	var h []string
+	for _, fw := range l.fws {
+		if l.holdsVIP(fw) {
+			h = append(h, fw)
+		}
+	}
+	return h
+}
+
 func waitUntil(d time.Duration, cond func() bool) error {
+	return waitEvery(d, 20*time.Millisecond, cond)
+}
+
+// waitEvery checks cond every interval until it holds or d has passed.
+func waitEvery(d, every time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %v", d)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(every)
 	}
 	return nil
 }
@@ -430,7 +475,9 @@ func (s *session) report(from, t time.Time) (alive bool, stall time.Duration, er
 
 func stats(sock string) (agent.Stats, error) {
 	var s agent.Stats
-	err := control.Dial(sock).Stats(context.Background(), &s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := control.Dial(sock).Stats(ctx, &s)
 	return s, err
 }
 
@@ -444,11 +491,141 @@ func count(st agent.Stats, origin string) int {
 	return n
 }
 
+func (l *lab) ready(fw string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, err := control.Dial(l.sock(fw)).Health(ctx)
+	return err == nil && h.Ready
+}
+
+// others lists the firewalls but the given ones.
+func (l *lab) others(not ...string) []string {
+	var out []string
+	for _, fw := range l.fws {
+		if !slices.Contains(not, fw) {
+			out = append(out, fw)
+		}
+	}
+	return out
+}
+
+// waitTakeover waits until one of the candidates holds the VIPs.
+func (l *lab) waitTakeover(candidates []string, d time.Duration) (string, error) {
+	taker := ""
+	err := waitUntil(d, func() bool {
+		for _, fw := range candidates {
+			if l.holdsVIP(fw) {
+				taker = fw
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return "", fmt.Errorf("none of %s took the VIPs: %w", strings.Join(candidates, ", "), err)
+	}
+	return taker, nil
+}
+
+// waitSynced waits until every backup's external cache holds at least want
+// flows from master, and returns the backups' stats.
+func (l *lab) waitSynced(master string, backups []string, want int, d time.Duration) (map[string]agent.Stats, error) {
+	got := map[string]agent.Stats{}
+	err := waitEvery(d, 200*time.Millisecond, func() bool {
+		for _, fw := range backups {
+			s, err := stats(l.sock(fw))
+			if err != nil {
+				return false
+			}
+			got[fw] = s
+		}
+		for _, fw := range backups {
+			if count(got[fw], master) < want {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		var have []string
+		for _, fw := range backups {
+			have = append(have, fmt.Sprintf("%s %d", fw, count(got[fw], master)))
+		}
+		return got, fmt.Errorf("the backups' copies of %s's flows (want %d): %s: %w", master, want, strings.Join(have, ", "), err)
+	}
+	return got, nil
+}
+
+// connFlows counts the demo's connections in fw's kernel table.
+func (l *lab) connFlows(fw string) int {
+	out := l.output(fw, "conntrack", "-L", "-p", "tcp", "-s", clientIP, "-d", serverIP, "--dport", strconv.Itoa(serverPort))
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "dport="+strconv.Itoa(serverPort)) {
+			n++
+		}
+	}
+	return n
+}
+
+// tableSize is the number of entries in fw's kernel table.
+func (l *lab) tableSize(fw string) int {
+	n, _ := strconv.Atoi(strings.TrimSpace(l.output(fw, "conntrack", "-C")))
+	return n
+}
+
+// loadExtra writes n synthetic established TCP flows (172.16.0.0/12, each
+// with its own ports) into fw's kernel table with ctsync table load, which
+// reads conntrack -R lines.
+func (l *lab) loadExtra(fw string, n int) error {
+	var b bytes.Buffer
+	for i := 0; i < n; i++ {
+		src := fmt.Sprintf("172.16.%d.%d", i/60000/250, i/60000%250+1)
+		dst := fmt.Sprintf("172.24.%d.%d", i/60000/250, i/60000%250+1)
+		sport, dport := 1024+i%60000, 443
+		fmt.Fprintf(&b, "-I -p tcp -s %s -d %s --sport %d --dport %d -r %s -q %s --reply-port-src %d --reply-port-dst %d --state ESTABLISHED -t 600 -u SEEN_REPLY,ASSURED\n",
+			src, dst, sport, dport, dst, src, dport, sport)
+	}
+	cmd := exec.Command("ip", "netns", "exec", l.name(fw), *bin, "table", "load", "-")
+	cmd.Stdin = &b
+	if *verbose {
+		fmt.Println("  $", strings.Join(cmd.Args, " "), fmt.Sprintf("< (%d -I lines)", n))
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ctsync table load in %s: %v: %s", fw, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orQ(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
 func run(l *lab) error {
 	withCtsync := !*noCtsync
+	start := time.Now()
 	fmt.Printf("== Building the lab (namespaces ctdemo-*-%s)\n", l.tag)
-	fmt.Println("   client 10.10.1.10 ─ LAN (VIP 10.10.1.1) ─ fw1 | fw2 ─ WAN (VIP 10.20.0.1, SNAT) ─ server 10.20.0.100")
-	fmt.Println("   firewalls: strict stateful nftables (policy drop), nf_conntrack_tcp_loose=0, keepalived VRRP")
+	fmt.Printf("   client %s ─ LAN (VIP %s) ─ %s ─ WAN (VIP %s, SNAT) ─ server %s\n", clientIP, lanVIP, strings.Join(l.fws, " | "), wanVIP, serverIP)
+	var prios, syncs []string
+	for i, fw := range l.fws {
+		prios = append(prios, strconv.Itoa(150-50*i))
+		syncs = append(syncs, fw+" "+syncAddr(i+1))
+	}
+	fmt.Printf("   sync network (a bridge of its own): %s\n", strings.Join(syncs, ", "))
+	fmt.Printf("   firewalls: strict stateful nftables (policy drop), nf_conntrack_tcp_loose=0, keepalived VRRP (priorities %s, all BACKUP nopreempt)\n", strings.Join(prios, "/"))
+	if *reset {
+		fmt.Println("   reset ruleset ON: a TCP packet of a flow the firewall does not know is answered with a TCP reset, not dropped")
+	}
 	if err := l.topology(); err != nil {
 		return err
 	}
@@ -461,27 +638,39 @@ func run(l *lab) error {
 			return err
 		}
 	}
-	for i := 0; i < 2; i++ {
+	for i := range l.fws {
 		if err := l.startFirewall(i, withCtsync); err != nil {
 			return err
 		}
 	}
-	if err := waitUntil(30*time.Second, func() bool { return l.holdsVIP("fw1") }); err != nil {
-		return fmt.Errorf("fw1 never became master: %w", err)
+	// The master is whichever firewall won the first election (usually
+	// fw1, but a firewall whose health check passed first can win it).
+	master, err := l.waitTakeover(l.fws, 30*time.Second)
+	if err != nil {
+		return err
 	}
+	backups := l.others(master)
 	if withCtsync {
-		fmt.Println("== ctsync running on both firewalls; waiting until fw2 is in sync")
-		if err := waitUntil(30*time.Second, func() bool {
-			h, err := control.Dial(l.sock("fw2")).Health(context.Background())
-			return err == nil && h.Ready
-		}); err != nil {
-			return fmt.Errorf("fw2 never became healthy: %w", err)
+		fmt.Printf("== ctsync (commit.mode %s) running on %s; waiting until %s in sync\n", *mode,
+			map[bool]string{true: "both firewalls", false: fmt.Sprintf("all %d firewalls", len(l.fws))}[len(l.fws) == 2],
+			strings.Join(backups, " and ")+map[bool]string{true: " is", false: " are"}[len(backups) == 1])
+		for _, fw := range backups {
+			if err := waitUntil(30*time.Second, func() bool { return l.ready(fw) }); err != nil {
+				return fmt.Errorf("%s never became healthy: %w", fw, err)
+			}
 		}
 	} else {
 		fmt.Println("== CONTROL RUN: keepalived only, no ctsync")
 	}
+	// Two masters at once settle within a few adverts.
+	if err := waitUntil(10*time.Second, func() bool { return len(l.vipHolders()) == 1 }); err != nil {
+		return fmt.Errorf("VIPs on %v: %w", l.vipHolders(), err)
+	}
+	master = l.vipHolders()[0]
+	backups = l.others(master)
+	fmt.Printf("   lab ready in %.1f s, %s master\n", time.Since(start).Seconds(), master)
 
-	// The server, and the connections through fw1.
+	// The server, and the connections through the master.
 	var ln net.Listener
 	if err := inNetns(l.name("server"), func() (err error) {
 		ln, err = net.Listen("tcp", net.JoinHostPort(serverIP, strconv.Itoa(serverPort)))
@@ -532,44 +721,112 @@ func run(l *lab) error {
 			go us.run(ctx)
 		}
 	}
-	fmt.Printf("== %d long-lived TCP connections and %d UDP sessions client → server through fw1 (SNAT to %s, random ports)\n", *conns, *udp, wanVIP)
-	time.Sleep(time.Second) // let them exchange a few echoes
-	before := 0
-	now := time.Now()
-	for _, s := range sessions {
-		if alive, _, _ := s.report(now.Add(-time.Second), now.Add(-500*time.Millisecond)); alive {
-			before++
+	fmt.Printf("== %d long-lived TCP connections and %d UDP sessions client → server through %s (SNAT to %s, random ports)\n", *conns, *udp, master, wanVIP)
+	// Until every connection has had a few echoes (or 10 s).
+	opened := time.Now()
+	aliveNow := func(list []*session) int {
+		n, now := 0, time.Now()
+		for _, s := range list {
+			s.mu.Lock()
+			k := len(s.echoes)
+			ok := k >= 3 && s.echoes[k-1].After(now.Add(-500*time.Millisecond))
+			s.mu.Unlock()
+			if ok {
+				n++
+			}
 		}
+		return n
 	}
+	waitUntil(10*time.Second, func() bool { return aliveNow(sessions) == *conns && aliveNow(udpSessions) == *udp })
+	before := aliveNow(sessions)
 	fmt.Printf("   alive before the failure: %d/%d\n", before, *conns)
-	fmt.Println("   fw1's table (conntrack -L -d " + serverIP + "), first lines:")
-	for i, line := range strings.Split(strings.TrimSpace(l.output("fw1", "conntrack", "-L", "-d", serverIP)), "\n") {
+	fmt.Printf("   %s's table (conntrack -L -d %s), first lines:\n", master, serverIP)
+	for i, line := range strings.Split(strings.TrimSpace(l.output(master, "conntrack", "-L", "-d", serverIP)), "\n") {
 		if i < 2 {
 			fmt.Println("     " + line)
 		}
 	}
-	var st1, st2 agent.Stats
-	if withCtsync {
-		if err := waitUntil(10*time.Second, func() bool {
-			s, err := stats(l.sock("fw2"))
-			return err == nil && count(s, "fw1") >= *conns
-		}); err != nil {
-			return fmt.Errorf("fw2 never received fw1's flows: %w", err)
+	repl := opened // the master's flows replicate from here
+	if *extra > 0 {
+		t := time.Now()
+		repl = t
+		if err := l.loadExtra(master, *extra); err != nil {
+			return err
 		}
-		st1, _ = stats(l.sock("fw1"))
-		st2, _ = stats(l.sock("fw2"))
-		fmt.Printf("   caches: fw1 internal %d flows; fw2 external %d flows (from fw1)\n", st1.Internal.Flows, count(st2, "fw1"))
+		fmt.Printf("   %d extra flows loaded into %s's table in %.1f s (ctsync table load; %d entries in all)\n", *extra, master, time.Since(t).Seconds(), l.tableSize(master))
+	}
+	want := *conns + *extra // the master's flows every backup must hold
+	if withCtsync {
+		bst, err := l.waitSynced(master, backups, want, 30*time.Second+time.Duration(*extra)*time.Second/2000)
+		if err != nil {
+			return err
+		}
+		mst, _ := stats(l.sock(master))
+		var ext []string
+		for _, fw := range backups {
+			ext = append(ext, fmt.Sprintf("%s external %d from %s", fw, count(bst[fw], master), master))
+		}
+		fmt.Printf("   caches: %s internal %d flows; %s (complete %.1f s after %s)\n", master, mst.Internal.Flows, strings.Join(ext, ", "), time.Since(repl).Seconds(),
+			map[bool]string{true: "the load began", false: "the connections opened"}[*extra > 0])
+		if *mode == "hot" {
+			// Hot standby: the backups write the peers' flows into their own
+			// kernel tables ahead of time. Waited for, but not required.
+			t := time.Now()
+			err := waitEvery(45*time.Second, 200*time.Millisecond, func() bool {
+				for _, fw := range backups {
+					s, err := stats(l.sock(fw))
+					if err != nil || s.Hot.Flows < want {
+						return false
+					}
+					bst[fw] = s
+				}
+				return true
+			})
+			var hot []string
+			for _, fw := range backups {
+				h := bst[fw].Hot
+				hot = append(hot, fmt.Sprintf("%s %d flows in its kernel table (active %s, pending %d, failed %d)", fw, h.Flows, yesNo(h.Active), h.Pending, h.Failed))
+			}
+			note := fmt.Sprintf("complete %.1f s after the caches", time.Since(t).Seconds())
+			if err != nil {
+				note = fmt.Sprintf("NOT complete: want %d each", want)
+			}
+			fmt.Printf("   hot standby: %s (%s)\n", strings.Join(hot, "; "), note)
+		}
+		var roles []string
+		for _, fw := range l.fws {
+			s := mst
+			if fw != master {
+				s = bst[fw]
+			}
+			roles = append(roles, fw+" "+orQ(s.Role))
+		}
+		fmt.Printf("   ctsync stats: mode %s; roles %s\n", orQ(mst.Mode), strings.Join(roles, ", "))
+	}
+
+	// One master only: a backup holding the VIPs too would make the
+	// failover prove nothing.
+	if h := l.vipHolders(); len(h) != 1 || h[0] != master {
+		return fmt.Errorf("the VIPs are on %v, not on %s alone (split brain?): see the keepalived logs", h, master)
 	}
 
 	// Kill the master hard.
-	fmt.Println("== Killing fw1: keepalived and ctsync SIGKILLed, all links down")
+	var commitsBefore = map[string]uint64{}
+	if withCtsync {
+		for _, fw := range backups {
+			s, _ := stats(l.sock(fw))
+			commitsBefore[fw] = s.Commit.Commits
+		}
+	}
+	fmt.Printf("== Killing %s, the master: keepalived and ctsync SIGKILLed, all links down\n", master)
 	fail := time.Now()
-	l.kill("fw1")
-	if err := waitUntil(30*time.Second, func() bool { return l.holdsVIP("fw2") }); err != nil {
-		return fmt.Errorf("fw2 never took the VIPs: %w", err)
+	l.kill(master)
+	taker, err := l.waitTakeover(backups, 30*time.Second)
+	if err != nil {
+		return err
 	}
 	vip := time.Since(fail)
-	fmt.Printf("   fw2 holds the VIPs %.2f s after the failure\n", vip.Seconds())
+	fmt.Printf("   %s took over: it holds the VIPs %.2f s after the failure\n", taker, vip.Seconds())
 	time.Sleep(*after)
 	end := time.Now()
 	survived, worst := 0, time.Duration(0)
@@ -598,14 +855,37 @@ func run(l *lab) error {
 		sort.Strings(broken)
 		fmt.Printf("   broken: %s\n", strings.Join(broken[:min(len(broken), 5)], ", "))
 	}
+	held := l.connFlows(taker)
 	if withCtsync {
-		st2, _ = stats(l.sock("fw2"))
-		if n := st2.LastNotify; n != nil {
+		// The takeover's own account, once its transition is done.
+		var st agent.Stats
+		waitEvery(30*time.Second, 100*time.Millisecond, func() bool {
+			s, err := stats(l.sock(taker))
+			if err != nil {
+				return false
+			}
+			st = s
+			return s.LastNotify != nil && s.LastNotify.State == "master" || s.Commit.Commits > commitsBefore[taker]
+		})
+		if n := st.LastNotify; n != nil {
 			for _, step := range n.Steps {
-				fmt.Printf("   fw2 notify %s: %-36s %.3f s  %s\n", n.State, step.Name, step.Seconds, step.Detail)
+				fmt.Printf("   %s notify %s: %-36s %.3f s  %s\n", taker, n.State, step.Name, step.Seconds, step.Detail)
 			}
 		}
-		fmt.Printf("   fw2 caches after takeover: internal %d flows (its own now), external %d\n", st2.Internal.Flows, count(st2, ""))
+		if c := st.Commit.Last; c != nil {
+			fmt.Printf("   %s commit: %d created, %d replaced, %d failed in %.3f s\n", taker, c.Created, c.Replaced, c.Failed, c.Seconds)
+		} else if st.Mode == "hot" {
+			fmt.Printf("   %s commit: none (hot standby: the flows were in its kernel table already)\n", taker)
+		} else {
+			fmt.Printf("   %s commit: none recorded\n", taker)
+		}
+		g := st.Gate
+		fmt.Printf("   %s commit gate: enabled %s, armed %s, %d packets dropped, lifted %.3f s after notify master\n",
+			taker, yesNo(g.Enabled), yesNo(g.Armed), g.Dropped, g.LastSeconds)
+		fmt.Printf("   %s after takeover: role %s; kernel table %d/%d of the connections, %d entries in all; caches internal %d (its own now), external %d\n",
+			taker, orQ(st.Role), held, *conns, l.tableSize(taker), st.Internal.Flows, count(st, ""))
+	} else {
+		fmt.Printf("   %s after takeover: kernel table %d/%d of the connections\n", taker, held, *conns)
 	}
 	udpOK, detour := 0, 0
 	for _, us := range udpSessions {
@@ -625,29 +905,37 @@ func run(l *lab) error {
 				"    which then restored the original: the window a pre-commit gate would close)\n", detour)
 		}
 	}
+	fmt.Printf("   timings: lab %.1f s, connections to failure %.1f s, failure to VIPs %.2f s\n",
+		opened.Sub(start).Seconds(), fail.Sub(opened).Seconds(), vip.Seconds())
 	if withCtsync && survived != *conns {
 		return fmt.Errorf("%d of %d connections did not survive", *conns-survived, *conns)
+	}
+	if withCtsync && held < *conns {
+		return fmt.Errorf("%s took over with %d of the %d connections in its table", taker, held, *conns)
 	}
 	if withCtsync && udpOK != *udp {
 		return fmt.Errorf("%d of %d UDP sessions lost their mapping or their answers", *udp-udpOK, *udp)
 	}
 	// Fail-back and more flips: bring the dead firewall back (it stays
 	// backup until its copy is complete), then kill the master again.
-	dead, master := "fw1", "fw2"
+	dead, master := master, taker
 	for flip := 1; flip <= *flips; flip++ {
 		if err := l.revive(dead, withCtsync); err != nil {
 			return err
 		}
-		if err := waitUntil(60*time.Second, func() bool {
-			h, err := control.Dial(l.sock(dead)).Health(context.Background())
-			return err == nil && h.Ready
-		}); err != nil {
-			return fmt.Errorf("flip %d: %s never got in sync after its restart: %w", flip, dead, err)
+		if withCtsync {
+			if err := waitUntil(60*time.Second, func() bool { return l.ready(dead) }); err != nil {
+				return fmt.Errorf("flip %d: %s never got in sync after its restart: %w", flip, dead, err)
+			}
+			if _, err := l.waitSynced(master, l.others(master), want, 30*time.Second+time.Duration(*extra)*time.Second/2000); err != nil {
+				return fmt.Errorf("flip %d: %w", flip, err)
+			}
 		}
 		t0 := time.Now()
 		l.kill(master)
-		if err := waitUntil(30*time.Second, func() bool { return l.holdsVIP(dead) }); err != nil {
-			return fmt.Errorf("flip %d: %s never took the VIPs: %w", flip, dead, err)
+		taker, err := l.waitTakeover(l.others(master), 30*time.Second)
+		if err != nil {
+			return fmt.Errorf("flip %d: %w", flip, err)
 		}
 		took := time.Since(t0)
 		time.Sleep(*after)
@@ -659,14 +947,18 @@ func run(l *lab) error {
 				worst = max(worst, stall)
 			}
 		}
-		fmt.Printf("   flip %2d: %s killed, %s master after %.2f s; alive %d/%d, longest stall %.2f s\n",
-			flip, master, dead, took.Seconds(), alive, *conns, worst.Seconds())
+		held := l.connFlows(taker)
+		fmt.Printf("   flip %2d: %s killed, %s master after %.2f s; alive %d/%d, longest stall %.2f s; %s's table %d/%d connections\n",
+			flip, master, taker, took.Seconds(), alive, *conns, worst.Seconds(), taker, held, *conns)
 		if alive != *conns {
 			return fmt.Errorf("flip %d: %d of %d connections did not survive", flip, *conns-alive, *conns)
 		}
-		dead, master = master, dead
+		if withCtsync && held < *conns {
+			return fmt.Errorf("flip %d: %s took over with %d of the %d connections in its table", flip, taker, held, *conns)
+		}
+		dead, master = master, taker
 	}
-	fmt.Println("   logs and configs were in", l.dir, "(removed now)")
+	fmt.Printf("   total %.1f s; logs and configs were in %s (%s)\n", time.Since(start).Seconds(), l.dir, map[bool]string{true: "kept", false: "removed now"}[*keep])
 	return nil
 }
 
@@ -675,7 +967,7 @@ func (l *lab) kill(fw string) {
 	l.mu.Lock()
 	var keep []*exec.Cmd
 	for _, p := range l.procs {
-		if strings.Contains(strings.Join(p.Args, " "), l.name(fw)) {
+		if slices.Contains(p.Args, l.name(fw)) {
 			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
 			p.Wait()
 		} else {
@@ -684,6 +976,12 @@ func (l *lab) kill(fw string) {
 	}
 	l.procs = keep
 	l.mu.Unlock()
+	// Whatever else runs there (a health check, a notify script).
+	if pids, err := exec.Command("ip", "netns", "pids", l.name(fw)).Output(); err == nil {
+		for _, p := range strings.Fields(string(pids)) {
+			exec.Command("kill", "-9", p).Run()
+		}
+	}
 	for _, dev := range []string{"lan0", "wan0", "sync0"} {
 		l.in(fw, "ip", "link", "set", dev, "down")
 	}
@@ -697,11 +995,7 @@ func (l *lab) revive(fw string, withCtsync bool) error {
 			return err
 		}
 	}
-	i := 0
-	if fw == "fw2" {
-		i = 1
-	}
-	return l.startFirewall(i, withCtsync)
+	return l.startFirewall(slices.Index(l.fws, fw), withCtsync)
 }
 
 func exec_output(name string, args ...string) (string, error) {

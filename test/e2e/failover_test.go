@@ -12,36 +12,77 @@ import (
 	"github.com/ctsync/ctsync/kernel/kerneltest"
 )
 
-// TestFailoverDemo runs the failover demo (test/demo): a client, two
-// firewalls with SNAT, a strict stateful ruleset, nf_conntrack_tcp_loose=0,
-// real keepalived and ctsync, and a server. 30 long-lived TCP connections
-// must all survive a hard failure of the master (processes killed, links
-// down), then a fail-back, then 10 more flips in a row (the demo fails if
-// any connection breaks); in the control run without ctsync they must all
-// break.
+// TestFailoverDemo runs the failover demo (test/demo): a client, two or
+// three firewalls with SNAT, a strict stateful ruleset,
+// nf_conntrack_tcp_loose=0, real keepalived and ctsync, and a server. 30
+// long-lived TCP connections must all survive a hard failure of the master
+// (processes killed, links down), then a fail-back, then 10 more flips in a
+// row (the demo fails if any connection breaks, or if the firewall that took
+// over does not hold them in its table); in the control run without ctsync
+// they must all break. Each case's output must hold want, and match every
+// regexp of checks.
 func TestFailoverDemo(t *testing.T) {
 	kerneltest.RequirePrivileged(t)
 	kerneltest.RequireTools(t, "keepalived", "nft", "conntrack", "ip")
 	_, self, _, _ := runtime.Caller(0)
 	demo := filepath.Join(filepath.Dir(self), "..", "demo")
+	// The firewall that took over held the connections (in its kernel
+	// table, after the failure).
+	const tookOver = `took over: it holds the VIPs [\d.]+ s after the failure`
+	const heldConns = `kernel table 30/30 of the connections`
 	for _, tc := range []struct {
-		name string
-		args []string
-		want string
+		name   string
+		args   []string
+		want   string
+		checks []string
 	}{
-		{"with ctsync", []string{"-flips", "11", "-after", "5s"}, `flip 11: `},
+		{"with ctsync", []string{"-flips", "11", "-after", "5s"}, `flip 11: `, nil},
 		// UDP through SNAT with random ports: each session must end on the
 		// mapping it started with (the demo fails otherwise).
-		{"udp keeps its mapping", []string{"-udp", "10", "-after", "5s"}, `original SNAT mapping: 10/10`},
+		{"udp keeps its mapping", []string{"-udp", "10", "-after", "5s"}, `original SNAT mapping: 10/10`, nil},
 		// keepalived runs conntrackd's own primary-backup.sh, its
 		// CONNTRACKD_BIN pointed at a conntrackd symlink to ctsync.
-		{"conntrackd primary-backup.sh", []string{"-primary-backup", "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh", "-after", "5s"}, `after: 30/30`},
-		{"control run without ctsync", []string{"-without-ctsync", "-udp", "10", "-after", "5s"}, `after: 0/30`},
+		{"conntrackd primary-backup.sh", []string{"-primary-backup", "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh", "-after", "5s"}, `after: 30/30`, nil},
+		{"control run without ctsync", []string{"-without-ctsync", "-udp", "10", "-after", "5s"}, `after: 0/30`, nil},
+		// Three firewalls on a sync bridge: before each failure every backup
+		// holds the master's flows; whichever takes over must have them, at
+		// the first failure and at each of the three flips after it.
+		{"three firewalls", []string{"-firewalls", "3", "-flips", "3", "-after", "5s"}, "after: 30/30", []string{
+			`fw1 \| fw2 \| fw3`,
+			`fw\d external 30 from fw\d, fw\d external 30 from fw\d`, // both backups had the master's flows
+			tookOver, heldConns,
+			`flip  1: fw\d killed, fw\d master after [\d.]+ s; alive 30/30, longest stall [\d.]+ s; fw\d's table 30/30 connections`,
+			`flip  2: fw\d killed, fw\d master after [\d.]+ s; alive 30/30, longest stall [\d.]+ s; fw\d's table 30/30 connections`,
+			`flip  3: fw\d killed, fw\d master after [\d.]+ s; alive 30/30, longest stall [\d.]+ s; fw\d's table 30/30 connections`,
+		}},
+		// 100k more flows in the master's table, all replicated before the
+		// failure and all committed at it; the ruleset resets any packet
+		// that reaches the new master before its flow's state does.
+		{"commit mode, 100k flows, reset ruleset", []string{"-extra", "100000", "-reset", "-after", "5s"}, "after: 30/30", []string{
+			`reset ruleset ON`,
+			`100000 extra flows loaded`,
+			`external 100030 from fw\d`,
+			tookOver, heldConns,
+			`notify master: commit +[\d.]+ s  \d+ created`,
+			`commit: \d+ created, \d+ replaced, 0 failed`,
+			`caches internal 100030 `,
+		}},
+		// The same with hot standby: the backup holds the flows in its
+		// kernel table ahead of the failure.
+		{"hot mode, 100k flows, reset ruleset", []string{"-mode", "hot", "-extra", "100000", "-reset", "-after", "5s"}, "after: 30/30", []string{
+			`reset ruleset ON`,
+			`commit.mode hot`,
+			`external 100030 from fw\d`,
+			`hot standby: fw\d 100030 flows in its kernel table`,
+			tookOver, heldConns,
+			`caches internal 100030 `,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 			defer cancel()
 			args := append([]string{"run", demo, "-bin", binary}, tc.args...)
+			start := time.Now()
 			out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
 			if err != nil {
 				t.Fatalf("demo: %v\n%s", err, out)
@@ -49,7 +90,15 @@ func TestFailoverDemo(t *testing.T) {
 			if !regexp.MustCompile(regexp.QuoteMeta(tc.want)).Match(out) {
 				t.Fatalf("demo output lacks %q:\n%s", tc.want, out)
 			}
-			t.Logf("\n%s", out)
+			for _, re := range tc.checks {
+				if !regexp.MustCompile(re).Match(out) {
+					t.Errorf("demo output does not match %q", re)
+				}
+			}
+			if t.Failed() {
+				t.Fatalf("demo output:\n%s", out)
+			}
+			t.Logf("%.0f s\n%s", time.Since(start).Seconds(), out)
 		})
 	}
 }
