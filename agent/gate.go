@@ -45,18 +45,21 @@ const gateTable = "ctsync_gate"
 //     would answer with a reset.
 //
 // Traffic of the box itself (VRRP, the cluster link, SSH, new TCP
-// connections to it) passes.
+// connections to it) passes. One named counter counts every drop; it
+// outlives the rules, so that lifting (flushing the rules) is a single
+// quick transaction and the count is read afterwards.
 const gateRules = `table inet ` + gateTable + `
 delete table inet ` + gateTable + `
 table inet ` + gateTable + ` {
+	counter dropped { }
 	chain forward {
 		type filter hook forward priority -300; policy accept;
-		ct state new,invalid counter drop comment "ctsync gate: flow not committed yet"
+		ct state new,invalid counter name "dropped" drop comment "ctsync gate: flow not committed yet"
 	}
 	chain input {
 		type filter hook input priority -300; policy accept;
-		ct state invalid counter drop comment "ctsync gate: flow not committed yet"
-		meta l4proto tcp ct state new tcp flags & (syn | ack) != syn counter drop comment "ctsync gate: flow not committed yet"
+		ct state invalid counter name "dropped" drop comment "ctsync gate: flow not committed yet"
+		meta l4proto tcp ct state new tcp flags & (syn | ack) != syn counter name "dropped" drop comment "ctsync gate: flow not committed yet"
 	}
 }
 `
@@ -113,62 +116,54 @@ func (g *nftGate) Arm(ctx context.Context) error {
 }
 
 func (g *nftGate) Lift(ctx context.Context) (uint64, error) {
+	// Open first (one transaction: the rules go, the counter stays), then
+	// count, then tidy up.
+	if _, err := g.nft(ctx, "table inet "+gateTable+"\nflush table inet "+gateTable+"\n", "-f", "-"); err != nil {
+		return 0, err
+	}
 	_, dropped, err := g.State(ctx)
 	if err != nil {
 		dropped = 0 // lifting matters more than counting
 	}
-	_, lerr := g.nft(ctx, "table inet "+gateTable+"\ndelete table inet "+gateTable+"\n", "-f", "-")
-	return dropped, lerr
+	_, err = g.nft(ctx, "table inet "+gateTable+"\ndelete table inet "+gateTable+"\n", "-f", "-")
+	return dropped, err
 }
 
 func (g *nftGate) State(ctx context.Context) (bool, uint64, error) {
-	out, err := g.nft(ctx, "", "-j", "list", "tables", "inet")
+	out, err := g.nft(ctx, "", "-j", "list", "table", "inet", gateTable)
 	if err != nil {
+		if strings.Contains(err.Error(), "No such file or directory") {
+			return false, 0, nil
+		}
 		return false, 0, err
 	}
-	if !bytes.Contains(out, []byte(`"`+gateTable+`"`)) {
-		return false, 0, nil
-	}
-	out, err = g.nft(ctx, "", "-j", "list", "table", "inet", gateTable)
-	if err != nil {
-		return true, 0, err
-	}
-	n, err := countDropped(out)
-	return true, n, err
+	return parseGate(out)
 }
 
-// countDropped sums the packet counters in `nft -j list table` output.
-func countDropped(js []byte) (uint64, error) {
+// parseGate reads `nft -j list table` output of the gate's table: armed
+// when it has rules; dropped is its counter.
+func parseGate(js []byte) (armed bool, dropped uint64, err error) {
 	var doc struct {
 		Nftables []struct {
-			Rule *struct {
-				Expr []map[string]json.RawMessage `json:"expr"`
-			} `json:"rule"`
+			Rule    json.RawMessage `json:"rule"`
+			Counter *struct {
+				Name    string `json:"name"`
+				Packets uint64 `json:"packets"`
+			} `json:"counter"`
 		} `json:"nftables"`
 	}
 	if err := json.Unmarshal(js, &doc); err != nil {
-		return 0, fmt.Errorf("nft -j: %w", err)
+		return false, 0, fmt.Errorf("nft -j: %w", err)
 	}
-	var n uint64
 	for _, o := range doc.Nftables {
-		if o.Rule == nil {
-			continue
+		if o.Rule != nil {
+			armed = true
 		}
-		for _, e := range o.Rule.Expr {
-			raw, ok := e["counter"]
-			if !ok {
-				continue
-			}
-			var c struct {
-				Packets uint64 `json:"packets"`
-			}
-			if err := json.Unmarshal(raw, &c); err != nil {
-				return 0, fmt.Errorf("nft -j counter: %w", err)
-			}
-			n += c.Packets
+		if o.Counter != nil && o.Counter.Name == "dropped" {
+			dropped = o.Counter.Packets
 		}
 	}
-	return n, nil
+	return armed, dropped, nil
 }
 
 // armGate installs the gate (notify backup and fault).

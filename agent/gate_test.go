@@ -175,16 +175,22 @@ func TestNftGate(t *testing.T) {
 	}
 }
 
-// TestCountDropped reads nft's JSON.
-func TestCountDropped(t *testing.T) {
-	js := `{"nftables":[{"metainfo":{"version":"1.0.6"}},{"table":{"family":"inet","name":"ctsync_gate"}},
-{"rule":{"chain":"forward","expr":[{"match":{}},{"counter":{"packets":3,"bytes":180}},{"drop":null}]}},
-{"rule":{"chain":"input","expr":[{"counter":{"packets":4,"bytes":240}},{"drop":null}]}}]}`
-	n, err := countDropped([]byte(js))
-	if err != nil || n != 7 {
-		t.Fatalf("countDropped = %d, %v; want 7", n, err)
+// TestParseGate reads nft's JSON.
+func TestParseGate(t *testing.T) {
+	js := `{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "ctsync_gate", "handle": 2}},
+{"counter": {"family": "inet", "name": "dropped", "table": "ctsync_gate", "handle": 3, "packets": 7, "bytes": 420}},
+{"chain": {"family": "inet", "table": "ctsync_gate", "name": "forward", "handle": 1}},
+{"rule": {"family": "inet", "table": "ctsync_gate", "chain": "forward", "handle": 4, "expr": [{"counter": "dropped"}, {"drop": null}]}}]}`
+	armed, n, err := parseGate([]byte(js))
+	if err != nil || !armed || n != 7 {
+		t.Fatalf("parseGate = %v %d %v; want armed, 7", armed, n, err)
 	}
-	if _, err := countDropped([]byte("garbage")); err == nil {
+	// Lifted but not yet removed: chains and counter, no rules.
+	js = `{"nftables": [{"table": {"family": "inet", "name": "ctsync_gate"}}, {"counter": {"name": "dropped", "packets": 3}}, {"chain": {"name": "input"}}]}`
+	if armed, n, err := parseGate([]byte(js)); err != nil || armed || n != 3 {
+		t.Fatalf("parseGate (flushed) = %v %d %v; want not armed, 3", armed, n, err)
+	}
+	if _, _, err := parseGate([]byte("garbage")); err == nil {
 		t.Fatal("garbage accepted")
 	}
 }
