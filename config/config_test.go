@@ -275,6 +275,12 @@ func TestValidateAcceptsValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
+	for _, listen := range []string{"127.0.0.1:9469", ":9469", "[::1]:9469"} {
+		c.Metrics.Listen = listen
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Validate with metrics.listen %q: %v", listen, err)
+		}
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -316,7 +322,6 @@ func TestValidate(t *testing.T) {
 		{"duplicate TCP state", func(c *Config) { c.Filter.TCPStates = []string{"close", "CLOSE"} }, "filter.tcp_states[1]", "listed twice"},
 		{"negative commit timeout", func(c *Config) { c.Commit.Timeout = Duration(-time.Second) }, "commit.timeout", "must not be negative"},
 		{"commit mode", func(c *Config) { c.Commit.Mode = "warm" }, "commit.mode", `want commit or hot, got "warm"`},
-		{"metrics not built", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9469" }, "metrics.listen", "not available in this version"},
 		{"negative purge timeout", func(c *Config) { c.PurgeTimeout = -1 }, "purge_timeout", "must not be negative"},
 		{"metrics without port", func(c *Config) { c.Metrics.Listen = "127.0.0.1" }, "metrics.listen", "want host:port"},
 		{"log level", func(c *Config) { c.Log.Level = "trace" }, "log.level", `want debug, info, warn or error, got "trace"`},

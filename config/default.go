@@ -83,9 +83,9 @@ commit:
 purge_timeout: 60s
 
 metrics:
-  # address:port serving Prometheus /metrics, e.g. 127.0.0.1:9469. "" = off.
-  # Not available in this version: config check refuses a non-empty value;
-  # ctsync stats -o json has the figures.
+  # address:port serving Prometheus /metrics, e.g. 127.0.0.1:9469 (":9469"
+  # = every address). "" = off. Plain HTTP without authentication: bind it
+  # to a management address. The daemon refuses to start if it cannot bind.
   listen: ""
 
 log:

@@ -433,9 +433,6 @@ func (c *Config) Validate() error {
 	if c.Metrics.Listen != "" {
 		if msg := checkHostPort(c.Metrics.Listen, emptyHostOK); msg != "" {
 			ps.add("metrics.listen", "%s", msg)
-		} else {
-			// Refused rather than ignored: nothing would listen.
-			ps.add("metrics.listen", "the Prometheus endpoint is not available in this version; leave it empty and use `ctsync stats -o json`")
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

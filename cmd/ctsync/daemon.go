@@ -15,6 +15,7 @@ import (
 	"github.com/ctsync/ctsync/agent"
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/control"
+	"github.com/ctsync/ctsync/metrics"
 	"github.com/spf13/cobra"
 )
 
@@ -95,6 +96,23 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	defer srv.Close()
 
+	// The metrics address next, for the same reason: a port that cannot
+	// be bound stops the daemon before it starts anything.
+	var ms *metrics.Server
+	if cfg.Metrics.Listen != "" {
+		ms, err = metrics.Listen(cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("cannot serve Prometheus metrics: %w", err)
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := ms.Shutdown(ctx); err != nil {
+				log.Warn("metrics endpoint shutdown", "err", err)
+			}
+		}()
+	}
+
 	a, err := agent.New(agent.Options{Config: cfg, Logger: log})
 	if err != nil {
 		return err
@@ -127,8 +145,19 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, a, log) }()
 	go notifyWhenReady(ctx, a, log)
+	if ms != nil {
+		go func() {
+			if err := ms.Serve(statsSource(a), log); err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+	}
 
-	log.Info("ctsync daemon starting", "version", version, "cluster", a.Addr(), "control", cfg.Control.Socket)
+	logArgs := []any{"version", version, "cluster", a.Addr(), "control", cfg.Control.Socket}
+	if ms != nil {
+		logArgs = append(logArgs, "metrics", "http://"+ms.Addr().String()+"/metrics")
+	}
+	log.Info("ctsync daemon starting", logArgs...)
 	err = a.Run(ctx)
 	sdNotify("STOPPING=1")
 	cancel()
@@ -137,6 +166,22 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	log.Info("ctsync daemon stopped")
 	return err
+}
+
+// statsSource adapts the agent's control.Backend Stats (an any) to the
+// metrics endpoint.
+func statsSource(a *agent.Agent) metrics.Source {
+	return func(ctx context.Context) (agent.Stats, error) {
+		v, err := a.Stats(ctx)
+		if err != nil {
+			return agent.Stats{}, err
+		}
+		s, ok := v.(agent.Stats)
+		if !ok {
+			return agent.Stats{}, fmt.Errorf("agent stats: unexpected type %T", v)
+		}
+		return s, nil
+	}
 }
 
 // notifyWhenReady tells systemd READY=1 once the agent has loaded the

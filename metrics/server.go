@@ -1,0 +1,130 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ctsync/ctsync/agent"
+)
+
+// Source returns the agent's current statistics; it is called once per
+// scrape, with the request's context.
+type Source func(ctx context.Context) (agent.Stats, error)
+
+// Handler serves GET and HEAD /metrics from src, a short pointer on /, and
+// 404 for anything else.
+func Handler(src Source, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		s, err := src(r.Context())
+		var body []byte
+		if err == nil {
+			body, err = Render(s)
+		}
+		if err != nil {
+			log.Warn("metrics scrape failed", "err", err)
+			http.Error(w, "ctsync: statistics unavailable: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", ContentType)
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h.Set("Cache-Control", "no-store")
+		if r.Method == http.MethodHead {
+			return
+		}
+		_, _ = w.Write(body)
+	})
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = fmt.Fprintln(w, "ctsync: Prometheus metrics are at /metrics")
+	})
+	return mux
+}
+
+// Server is the metrics endpoint: Listen binds the address (so that a bad
+// metrics.listen stops the daemon before it starts anything else), Serve
+// answers scrapes, Shutdown stops it.
+type Server struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	srv    *http.Server // set by Serve
+	closed bool         // Shutdown ran
+}
+
+// Listen binds addr (host:port; an empty host is every address).
+func Listen(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	return &Server{ln: ln}, nil
+}
+
+// Addr is the bound address (with the port chosen, for port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve answers scrapes from src until Shutdown; it then returns nil.
+// Call it once.
+func (s *Server) Serve(src Source, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := &http.Server{
+		Handler:           Handler(src, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.srv != nil {
+		s.mu.Unlock()
+		return errors.New("metrics: Serve called twice")
+	}
+	s.srv = srv
+	s.mu.Unlock()
+	err := srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting scrapes and waits for those in flight until ctx
+// is done, then closes them.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
+		return s.ln.Close()
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, srv.Close())
+	}
+	return err
+}

@@ -1,0 +1,177 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctsync/ctsync/agent"
+)
+
+func staticSource(s agent.Stats) Source {
+	return func(context.Context) (agent.Stats, error) { return s, nil }
+}
+
+func TestHandler(t *testing.T) {
+	srv := httptest.NewServer(Handler(staticSource(fullStats()), nil))
+	defer srv.Close()
+	want, err := Render(fullStats())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %s", res.Status)
+	}
+	if ct := res.Header.Get("Content-Type"); ct != ContentType {
+		t.Errorf("Content-Type %q, want %q", ct, ContentType)
+	}
+	if string(body) != string(want) {
+		t.Errorf("GET /metrics body differs from Render")
+	}
+	if _, err := parseExposition(string(body)); err != nil {
+		t.Error(err)
+	}
+
+	res, err = http.Head(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || len(body) != 0 {
+		t.Errorf("HEAD /metrics: %s, %d bytes of body", res.Status, len(body))
+	}
+
+	tests := []struct {
+		method, path string
+		code         int
+		contains     string
+	}{
+		{"GET", "/", 200, "/metrics"},
+		{"GET", "/metrics/", 404, ""},
+		{"GET", "/metricsx", 404, ""},
+		{"GET", "/favicon.ico", 404, ""},
+		{"GET", "/v1/stats", 404, ""},
+		{"POST", "/metrics", 405, ""},
+		{"DELETE", "/metrics", 405, ""},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tt.code || !strings.Contains(string(body), tt.contains) {
+			t.Errorf("%s %s: %s %q, want %d containing %q", tt.method, tt.path, res.Status, body, tt.code, tt.contains)
+		}
+		if tt.code == 405 && res.Header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s %s: Allow %q", tt.method, tt.path, res.Header.Get("Allow"))
+		}
+	}
+}
+
+func TestHandlerSourceError(t *testing.T) {
+	src := func(context.Context) (agent.Stats, error) { return agent.Stats{}, errors.New("agent stopping") }
+	rec := httptest.NewRecorder()
+	Handler(src, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "agent stopping") {
+		t.Errorf("got %d %q, want 500 with the error", rec.Code, rec.Body.String())
+	}
+	if strings.Contains(rec.Body.String(), "ctsync_up") {
+		t.Error("a failed scrape served metrics")
+	}
+}
+
+// TestHandlerFreshStats: the handler keeps nothing between scrapes.
+func TestHandlerFreshStats(t *testing.T) {
+	var n uint64
+	src := func(context.Context) (agent.Stats, error) {
+		n++
+		return agent.Stats{Transitions: n}, nil
+	}
+	h := Handler(src, nil)
+	for i := 1; i <= 3; i++ {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if want := "ctsync_transitions_total " + string(rune('0'+i)) + "\n"; !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("scrape %d lacks %q", i, want)
+		}
+	}
+}
+
+func TestServerLifecycle(t *testing.T) {
+	s, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(staticSource(agent.Stats{Ready: true}), nil) }()
+	url := "http://" + s.Addr().String() + "/metrics"
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "ctsync_ready 1\n") {
+		t.Fatalf("%s %q", res.Status, body)
+	}
+
+	// The address is taken: a second Listen fails and says which setting.
+	if _, err := Listen(s.Addr().String()); err == nil || !strings.Contains(err.Error(), "metrics.listen") {
+		t.Errorf("second Listen on %s: %v, want an address-in-use error naming metrics.listen", s.Addr(), err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve after Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after Shutdown")
+	}
+	if c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("still listening after Shutdown")
+	}
+}
+
+// TestServerShutdownBeforeServe: a daemon that fails between Listen and
+// Serve releases the port, and a late Serve returns at once.
+func TestServerShutdownBeforeServe(t *testing.T) {
+	s, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(staticSource(agent.Stats{}), nil); err != nil {
+		t.Errorf("Serve after Shutdown: %v", err)
+	}
+	s2, err := Listen(s.Addr().String())
+	if err != nil {
+		t.Fatalf("the port was not released: %v", err)
+	}
+	_ = s2.Shutdown(context.Background())
+}
