@@ -45,6 +45,8 @@ var (
 	extra    = flag.Int("extra", 0, "before the failure, load this many extra (synthetic) flows into the master's table")
 	reset    = flag.Bool("reset", false, "the firewalls answer TCP packets of unknown flows with a reset instead of dropping them")
 	mode     = flag.String("mode", "commit", "ctsync commit.mode: commit or hot")
+	noGate   = flag.Bool("no-gate", false, "commit.gate: false (the RST window stays open)")
+	probe    = flag.Duration("probe", 0, "also a UDP probe stream sending a datagram this often (e.g. 2ms): shows the window between the VIP move and the takeover")
 	verbose  = flag.Bool("v", false, "show the commands run")
 )
 

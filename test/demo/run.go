@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -173,8 +174,14 @@ filter:
   ignore_addresses: [127.0.0.0/8, "::1/128", %s, %s, 10.30.0.0/24, %s, %s]
 `, fw, syncAddr(i+1), strings.Join(join, ", "), filepath.Join(l.dir, "cluster.key"), l.sock(fw),
 			fwAddr(i+1, "10.10.1"), fwAddr(i+1, "10.20.0"), lanVIP, wanVIP)
-		if *mode == "hot" {
-			cfg += "commit:\n  mode: hot\n"
+		if *mode == "hot" || *noGate {
+			cfg += "commit:\n"
+			if *mode == "hot" {
+				cfg += "  mode: hot\n"
+			}
+			if *noGate {
+				cfg += "  gate: false\n"
+			}
 		}
 		path := filepath.Join(l.dir, fw+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -407,7 +414,9 @@ func (u *udpEcho) mapping(id uint64) (kept bool, seen int) {
 // session is one long-lived connection: it sends a numbered message every
 // 100 ms and records when echoes come back.
 type session struct {
-	id     uint64 // in the high 32 bits of every message (UDP: the server tells sessions apart by it)
+	id     uint64        // in the high 32 bits of every message (UDP: the server tells sessions apart by it)
+	every  time.Duration // between messages; 0 = 100 ms
+	sent   atomic.Uint64
 	conn   net.Conn
 	mu     stdsync.Mutex
 	echoes []time.Time
@@ -431,7 +440,11 @@ func (s *session) run(ctx context.Context) {
 			s.mu.Unlock()
 		}
 	}()
-	t := time.NewTicker(100 * time.Millisecond)
+	every := s.every
+	if every == 0 {
+		every = 100 * time.Millisecond
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	var seq uint64
 	for {
@@ -444,6 +457,7 @@ func (s *session) run(ctx context.Context) {
 		b := binary.BigEndian.AppendUint64(nil, s.id<<32|seq&0xffffffff)
 		s.conn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 		s.conn.Write(b) // a blocked send is just a stall; TCP retransmits
+		s.sent.Add(1)
 	}
 }
 
@@ -696,8 +710,10 @@ func run(l *lab) error {
 		go sessions[i].run(ctx)
 	}
 	var udpSessions []*session
+	var probeSession *session
+	const probeID = 1 << 20
 	ue := &udpEcho{ports: map[uint64]map[int]bool{}, first: map[uint64]int{}, last: map[uint64]int{}}
-	if *udp > 0 {
+	if *udp > 0 || *probe > 0 {
 		var pc net.PacketConn
 		if err := inNetns(l.name("server"), func() (err error) {
 			pc, err = net.ListenPacket("udp", net.JoinHostPort(serverIP, strconv.Itoa(serverPort)))
@@ -719,6 +735,18 @@ func run(l *lab) error {
 			us := &session{id: uint64(i + 1), conn: c}
 			udpSessions = append(udpSessions, us)
 			go us.run(ctx)
+		}
+		if *probe > 0 {
+			var c net.Conn
+			if err := inNetns(l.name("client"), func() (err error) {
+				c, err = net.Dial("udp", net.JoinHostPort(serverIP, strconv.Itoa(serverPort)))
+				return err
+			}); err != nil {
+				return err
+			}
+			defer c.Close()
+			probeSession = &session{id: probeID, conn: c, every: *probe}
+			go probeSession.run(ctx)
 		}
 	}
 	fmt.Printf("== %d long-lived TCP connections and %d UDP sessions client → server through %s (SNAT to %s, random ports)\n", *conns, *udp, master, wanVIP)
@@ -905,6 +933,14 @@ func run(l *lab) error {
 				"    which then restored the original: the window a pre-commit gate would close)\n", detour)
 		}
 	}
+	probeOK := true
+	if probeSession != nil {
+		kept, seen := ue.mapping(probeID)
+		alive, _, _ := probeSession.report(fail, end.Add(-time.Second))
+		probeOK = alive && kept && seen == 1
+		fmt.Printf("   UDP probe (a datagram every %v, %d sent): answered after the failure %s; SNAT mappings the server saw: %d (1 = never a wrong one)\n",
+			*probe, probeSession.sent.Load(), yesNo(alive), seen)
+	}
 	fmt.Printf("   timings: lab %.1f s, connections to failure %.1f s, failure to VIPs %.2f s\n",
 		opened.Sub(start).Seconds(), fail.Sub(opened).Seconds(), vip.Seconds())
 	if withCtsync && survived != *conns {
@@ -915,6 +951,9 @@ func run(l *lab) error {
 	}
 	if withCtsync && udpOK != *udp {
 		return fmt.Errorf("%d of %d UDP sessions lost their mapping or their answers", *udp-udpOK, *udp)
+	}
+	if withCtsync && !*noGate && !probeOK {
+		return fmt.Errorf("the UDP probe left on a wrong SNAT mapping or lost its answers: the gate did not hold it")
 	}
 	// Fail-back and more flips: bring the dead firewall back (it stays
 	// backup until its copy is complete), then kill the master again.
