@@ -38,8 +38,13 @@ func TestFailoverDemo(t *testing.T) {
 	}{
 		{"with ctsync", []string{"-flips", "11", "-after", "5s"}, `flip 11: `, nil},
 		// UDP through SNAT with random ports: each session must end on the
-		// mapping it started with (the demo fails otherwise).
-		{"udp keeps its mapping", []string{"-udp", "10", "-after", "5s"}, `original SNAT mapping: 10/10`, nil},
+		// mapping it started with (the demo fails otherwise), and a probe
+		// sending every 2 ms, whose datagrams reach the new master before
+		// the commit, must never leave on another mapping: the gate holds
+		// them (the demo fails otherwise).
+		{"udp keeps its mapping", []string{"-udp", "10", "-probe", "2ms", "-after", "5s"}, `original SNAT mapping: 10/10`, []string{
+			`UDP probe \(a datagram every 2ms, \d+ sent\): answered after the failure yes; SNAT mappings the server saw: 1 `,
+		}},
 		// keepalived runs conntrackd's own primary-backup.sh, its
 		// CONNTRACKD_BIN pointed at a conntrackd symlink to ctsync.
 		{"conntrackd primary-backup.sh", []string{"-primary-backup", "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh", "-after", "5s"}, `after: 30/30`, nil},
@@ -58,24 +63,24 @@ func TestFailoverDemo(t *testing.T) {
 		// 100k more flows in the master's table, all replicated before the
 		// failure and all committed at it; the ruleset resets any packet
 		// that reaches the new master before its flow's state does.
-		{"commit mode, 100k flows, reset ruleset", []string{"-extra", "100000", "-reset", "-after", "5s"}, "after: 30/30", []string{
+		{"commit mode, 100k flows, reset ruleset", []string{"-extra", "100000", "-reset", "-probe", "2ms", "-after", "5s"}, "after: 30/30", []string{
 			`reset ruleset ON`,
 			`100000 extra flows loaded`,
-			`external 100030 from fw\d`,
+			`external 1000\d\d from fw\d`,
 			tookOver, heldConns,
 			`notify master: commit +[\d.]+ s  \d+ created`,
 			`commit: \d+ created, \d+ replaced, 0 failed`,
-			`caches internal 100030 `,
+			`caches internal 1000\d\d `,
 		}},
 		// The same with hot standby: the backup holds the flows in its
 		// kernel table ahead of the failure.
-		{"hot mode, 100k flows, reset ruleset", []string{"-mode", "hot", "-extra", "100000", "-reset", "-after", "5s"}, "after: 30/30", []string{
+		{"hot mode, 100k flows, reset ruleset", []string{"-mode", "hot", "-extra", "100000", "-reset", "-probe", "2ms", "-after", "5s"}, "after: 30/30", []string{
 			`reset ruleset ON`,
 			`commit.mode hot`,
-			`external 100030 from fw\d`,
-			`hot standby: fw\d 100030 flows in its kernel table`,
+			`external 1000\d\d from fw\d`,
+			`hot standby: fw\d 1000\d\d flows in its kernel table`,
 			tookOver, heldConns,
-			`caches internal 100030 `,
+			`caches internal 1000\d\d `,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
