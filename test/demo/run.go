@@ -461,6 +461,18 @@ func (s *session) run(ctx context.Context) {
 	}
 }
 
+// firstEchoAfter returns the first echo at or after t.
+func (s *session) firstEchoAfter(t time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.echoes {
+		if !e.Before(t) {
+			return e, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // alive reports whether an echo arrived after t, and the longest gap
 // between echoes after from.
 func (s *session) report(from, t time.Time) (alive bool, stall time.Duration, err error) {
@@ -878,6 +890,21 @@ func run(l *lab) error {
 	fmt.Printf("   connections alive before: %d/%d, after: %d/%d\n", before, *conns, survived, *conns)
 	if survived > 0 {
 		fmt.Printf("   longest stall of a surviving connection: %.2f s (VRRP failover detection included)\n", worst.Seconds())
+		// After the VIPs moved, what remains is ctsync's part and TCP's
+		// retransmission backoff (the last retransmission before the
+		// move decides when the next one comes).
+		vipAt := fail.Add(vip)
+		var firsts []time.Duration
+		for _, s := range sessions {
+			if t, ok := s.firstEchoAfter(vipAt); ok {
+				firsts = append(firsts, t.Sub(vipAt))
+			}
+		}
+		if len(firsts) > 0 {
+			sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
+			fmt.Printf("   first echo after the VIPs moved: median %.2f s, slowest %.2f s (%d connections)\n",
+				firsts[len(firsts)/2].Seconds(), firsts[len(firsts)-1].Seconds(), len(firsts))
+		}
 	}
 	if len(broken) > 0 {
 		sort.Strings(broken)
