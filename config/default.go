@@ -28,6 +28,8 @@ cluster:
   # readable by its owner only. Create it with
   #   ctsync keygen > /etc/ctsync/cluster.key && chmod 600 /etc/ctsync/cluster.key
   # and copy it to every node. Default: /etc/ctsync/cluster.key.
+  # During a key rotation ("ctsync keys") it holds several keys, one per
+  # line: the first is primary, the others are accepted too.
   #key_file: /etc/ctsync/cluster.key
   # true = no encryption and no authentication of cluster traffic. Must be
   # explicit, and cannot be combined with a key_file.

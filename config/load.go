@@ -359,7 +359,7 @@ func want(t reflect.Type) string {
 
 // Validate checks the values of c and returns every problem at once as
 // Problems, or nil. Besides the values themselves it checks, unless
-// cluster.insecure is true, that the key file exists, holds a valid key and
+// cluster.insecure is true, that the key file exists, holds valid keys and
 // is private to its owner.
 func (c *Config) Validate() error {
 	var ps Problems
@@ -556,7 +556,7 @@ func parsePrefix(s string) (netip.Prefix, string) {
 }
 
 // checkKeyFile checks that the key file exists, is a private regular file
-// and holds a valid key.
+// and holds valid keys (one per line, see ParseKeys).
 func checkKeyFile(path string) []string {
 	fi, err := os.Stat(path)
 	switch {
@@ -575,15 +575,26 @@ func checkKeyFile(path string) []string {
 	if err != nil {
 		return append(msgs, err.Error())
 	}
-	if _, err := ParseKey(data); err != nil {
+	if _, err := ParseKeys(data); err != nil {
 		msgs = append(msgs, fmt.Sprintf("%s: %v; run `ctsync keygen > %s`", path, err, path))
 	}
 	return msgs
 }
 
-// Key reads and decodes the cluster key file. It returns nil and no error
-// when cluster.insecure is true.
+// Key reads and decodes the cluster key file and returns its primary (first)
+// key. It returns nil and no error when cluster.insecure is true.
 func (c *Config) Key() ([]byte, error) {
+	keys, err := c.Keys()
+	if len(keys) == 0 {
+		return nil, err
+	}
+	return keys[0], err
+}
+
+// Keys reads and decodes the cluster key file: every key, the primary one
+// first (see ParseKeys). It returns nil and no error when cluster.insecure
+// is true.
+func (c *Config) Keys() ([][]byte, error) {
 	if c.Cluster.Insecure {
 		return nil, nil
 	}
@@ -591,16 +602,16 @@ func (c *Config) Key() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster key: %w", err)
 	}
-	key, err := ParseKey(data)
+	keys, err := ParseKeys(data)
 	if err != nil {
 		return nil, fmt.Errorf("cluster key %s: %w", c.Cluster.KeyFile, err)
 	}
-	return key, nil
+	return keys, nil
 }
 
 // readKeyFile reads a key file, refusing one far larger than a key.
 func readKeyFile(path string) (string, error) {
-	const limit = 1 << 10
+	const limit = 16 << 10 // a few keys and comments
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -611,7 +622,7 @@ func readKeyFile(path string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(data) > limit {
-		return "", fmt.Errorf("%s is larger than %d bytes, too large for a key", path, limit)
+		return "", fmt.Errorf("%s is larger than %d bytes, too large for a key file", path, limit)
 	}
 	return string(data), nil
 }

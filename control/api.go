@@ -41,6 +41,15 @@ type Backend interface {
 	Health(ctx context.Context) (HealthResult, error)
 	// Shutdown stops the daemon (asynchronously, after answering).
 	Shutdown(ctx context.Context) error
+
+	// ListKeys asks every cluster member which keys it holds.
+	ListKeys(ctx context.Context) (KeysResult, error)
+	// InstallKey adds a key (16, 24 or 32 bytes) to every member's keyring.
+	InstallKey(ctx context.Context, key []byte) (KeysResult, error)
+	// UseKey makes an installed key every member's primary key.
+	UseKey(ctx context.Context, key []byte) (KeysResult, error)
+	// RemoveKey drops a key that is not primary from every member.
+	RemoveKey(ctx context.Context, key []byte) (KeysResult, error)
 }
 
 // ErrInvalid marks a Backend error caused by the request itself (an unknown
@@ -114,4 +123,22 @@ type CacheQuery struct {
 	Format   string `json:"format"` // text (default), save, json
 	Extended bool   `json:"extended"`
 	ID       bool   `json:"id"`
+}
+
+// KeyInfo is one cluster key as the members hold it. The key itself is
+// never shown: Fingerprint is the first 8 hex digits of its SHA-256.
+type KeyInfo struct {
+	Fingerprint string `json:"fingerprint"`
+	Nodes       int    `json:"nodes"`   // members holding it
+	Primary     int    `json:"primary"` // members encrypting with it
+}
+
+// KeysResult is the outcome of a cluster-wide key operation.
+type KeysResult struct {
+	Op       string            `json:"op"`       // list, install, use or remove
+	Key      string            `json:"key"`      // the fingerprint of the key installed, used or removed
+	Nodes    int               `json:"nodes"`    // members asked, this node included
+	Answered int               `json:"answered"` // members that answered
+	Errors   map[string]string `json:"errors,omitempty"`
+	Keys     []KeyInfo         `json:"keys,omitempty"` // list: primary first
 }

@@ -204,6 +204,27 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, pathShutdown, nil, nil)
 }
 
+// ListKeys asks every cluster member which keys it holds.
+func (c *Client) ListKeys(ctx context.Context) (KeysResult, error) {
+	var res KeysResult
+	err := c.call(ctx, http.MethodGet, pathKeys, nil, &res)
+	return res, err
+}
+
+// KeyOp installs, uses or removes a key (op: install, use, remove) on every
+// cluster member; key is base64, as `ctsync keygen` prints it. A result
+// with Errors is not an error: some members failed, the others did it.
+func (c *Client) KeyOp(ctx context.Context, op, key string) (KeysResult, error) {
+	var res KeysResult
+	switch op {
+	case "install", "use", "remove":
+	default:
+		return res, fmt.Errorf("unknown key operation %q: want install, use or remove", op)
+	}
+	err := c.call(ctx, http.MethodPost, pathKeys+"/"+op, keyRequest{Key: key}, &res)
+	return res, err
+}
+
 // call sends in (if not nil) as JSON and decodes a 2xx answer into out (if
 // not nil).
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {

@@ -28,6 +28,10 @@
 //	POST /v1/notify         {"state":"master|backup|fault|stop"} → NotifyResult
 //	GET  /v1/health         → 200 or 503 with HealthResult
 //	POST /v1/shutdown       → 202
+//	GET  /v1/keys           → KeysResult: the cluster keys by fingerprint
+//	POST /v1/keys/install   {"key":"BASE64"} → KeysResult
+//	POST /v1/keys/use       {"key":"BASE64"} → KeysResult
+//	POST /v1/keys/remove    {"key":"BASE64"} → KeysResult
 //
 // The package defines the API (Backend and the result types) and the
 // transport, nothing of what the operations do: the agent implements

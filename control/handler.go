@@ -3,6 +3,9 @@ package control
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +33,10 @@ const (
 	pathNotify       = "/v1/notify"
 	pathHealth       = "/v1/health"
 	pathShutdown     = "/v1/shutdown"
+	pathKeys         = "/v1/keys"
+	pathKeysInstall  = "/v1/keys/install"
+	pathKeysUse      = "/v1/keys/use"
+	pathKeysRemove   = "/v1/keys/remove"
 )
 
 // trailerError carries an error that happened after a cache listing had
@@ -62,6 +69,9 @@ type (
 	errorResponse struct {
 		Error string `json:"error"`
 	}
+	keyRequest struct {
+		Key string `json:"key"` // base64, as `ctsync keygen` prints it
+	}
 )
 
 // handler serves the endpoints with a Backend.
@@ -90,6 +100,10 @@ var routes = map[string]route{
 	pathNotify:       {http.MethodPost, (*handler).notify},
 	pathHealth:       {http.MethodGet, (*handler).health},
 	pathShutdown:     {http.MethodPost, (*handler).shutdown},
+	pathKeys:         {http.MethodGet, (*handler).listKeys},
+	pathKeysInstall:  {http.MethodPost, (*handler).keyOp},
+	pathKeysUse:      {http.MethodPost, (*handler).keyOp},
+	pathKeysRemove:   {http.MethodPost, (*handler).keyOp},
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -222,6 +236,51 @@ func (h *handler) shutdown(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, statusResponse{Status: "shutting down"})
+}
+
+func (h *handler) listKeys(w http.ResponseWriter, r *http.Request) {
+	res, err := h.b.ListKeys(r.Context())
+	res.Op = "list"
+	h.reply(w, r, res, err)
+}
+
+// keyOp serves install, use and remove: the key comes base64 in the body.
+func (h *handler) keyOp(w http.ResponseWriter, r *http.Request) {
+	var req keyRequest
+	if !decode(w, r, &req, false) {
+		return
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(req.Key))
+	switch {
+	case req.Key == "":
+		writeError(w, http.StatusBadRequest, "key: missing")
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "key: not base64 (want what `ctsync keygen` prints)")
+		return
+	case len(key) != 16 && len(key) != 24 && len(key) != 32:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("key: %d bytes long, want 16, 24 or 32", len(key)))
+		return
+	}
+	var res KeysResult
+	op := strings.TrimPrefix(r.URL.Path, pathKeys+"/")
+	switch op {
+	case "install":
+		res, err = h.b.InstallKey(r.Context(), key)
+	case "use":
+		res, err = h.b.UseKey(r.Context(), key)
+	case "remove":
+		res, err = h.b.RemoveKey(r.Context(), key)
+	}
+	res.Op, res.Key = op, KeyFingerprint(key)
+	h.reply(w, r, res, err)
+}
+
+// KeyFingerprint is how a key is shown: the first 8 hex digits of its
+// SHA-256.
+func KeyFingerprint(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:4])
 }
 
 // cache lists a cache: one line per flow, formatted here, written through

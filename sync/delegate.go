@@ -14,12 +14,17 @@ import (
 )
 
 // delegate answers memberlist. Flows never travel through it: user
-// messages are not expected (counted and dropped), and there is no
+// messages other than key rotation's (keys.go) are not expected (counted
+// and dropped), and there is no
 // push/pull state (the 20 MiB cap and whole-state copies make it unfit).
 type delegate struct{ n *Node }
 
-func (d delegate) NodeMeta(limit int) []byte                  { return []byte{wireVersion} }
-func (d delegate) NotifyMsg(b []byte)                         { d.n.stats.unexpectedMsgs.Add(1) }
+func (d delegate) NodeMeta(limit int) []byte { return []byte{wireVersion} }
+func (d delegate) NotifyMsg(b []byte) {
+	if !d.n.handleKeyMsg(b) { // key rotation requests are the only user messages
+		d.n.stats.unexpectedMsgs.Add(1)
+	}
+}
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d delegate) LocalState(join bool) []byte                { return nil }
 func (d delegate) MergeRemoteState(buf []byte, join bool)     {}

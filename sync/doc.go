@@ -15,7 +15,12 @@
 // sender's name; a digest that does not match its copy makes it ask for a
 // snapshot, so a peer that missed anything converges by itself. Streams are
 // authenticated and encrypted with AES-GCM keys derived from the cluster key
-// (handshake.go) unless the cluster is configured insecure.
+// (handshake.go) unless the cluster is configured insecure: the sender's
+// primary key at connect time, any key of the receiver's keyring.
+//
+// Cluster key rotation (keys.go: ListKeys, InstallKey, UseKey, RemoveKey)
+// sends key requests to every member as memberlist user messages, the only
+// user messages there are, and gathers their answers.
 //
 // Wire messages (wire.go) are a version byte, a type byte and a msgpack body
 // that only ever gains trailing fields. Nothing received is trusted: a

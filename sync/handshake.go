@@ -61,6 +61,7 @@ type conn struct {
 	rbuf    []byte
 	wbuf    []byte
 	peer    string // the node name the peer proved (or claimed, when insecure)
+	key     []byte // the cluster key the stream was authenticated with; nil: insecure
 	wmu     stdsync.Mutex
 }
 
@@ -250,6 +251,7 @@ func (sec *Security) clientHandshake(c net.Conn, node string) (*conn, error) {
 	body := helloBody(sec.Label, node)
 	var key []byte
 	if sec.Keyring != nil {
+		// The primary key now, not at start: it changes with `ctsync keys use`.
 		key = sec.Keyring.GetPrimaryKey()
 		var err error
 		if body, err = sealHello(key, body, head); err != nil {
@@ -283,7 +285,7 @@ func (sec *Security) clientHandshake(c net.Conn, node string) (*conn, error) {
 	if err != nil || label != sec.Label {
 		return nil, fmt.Errorf("%w: cluster label %q, want %q", errAuth, label, sec.Label)
 	}
-	s := &conn{c: c, br: br, bw: bw, peer: peer}
+	s := &conn{c: c, br: br, bw: bw, peer: peer, key: key}
 	if key != nil {
 		if s.seal, err = sessionKey(key, "c2s", cn, sn); err != nil {
 			return nil, err
@@ -361,7 +363,7 @@ func (sec *Security) serverHandshake(c net.Conn, br *bufio.Reader, node string) 
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	s := &conn{c: c, br: br, bw: bw, peer: peer}
+	s := &conn{c: c, br: br, bw: bw, peer: peer, key: key}
 	if key != nil {
 		if s.open, err = sessionKey(key, "c2s", cn, sn); err != nil {
 			return nil, err

@@ -34,6 +34,7 @@ func addControlCommands(root *cobra.Command, s *streams) {
 		newNotifyCmd(s),
 		newHealthCmd(s),
 		newShutdownCmd(s),
+		newKeysCmd(s), // keys_cmd.go
 	)
 }
 

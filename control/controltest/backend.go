@@ -4,6 +4,7 @@ package controltest
 
 import (
 	"context"
+	"encoding/base64"
 	"net/netip"
 	"sync"
 	"time"
@@ -23,7 +24,8 @@ type Flow struct {
 }
 
 // Call is one call the Backend received: the method's name and its
-// argument (nil, a string, a time.Duration or a control.CacheQuery).
+// argument (nil, a string, a time.Duration or a control.CacheQuery; the
+// key methods record the key base64-encoded, as a string).
 type Call struct {
 	Method string
 	Arg    any
@@ -42,6 +44,7 @@ type Backend struct {
 	MemberList   []control.Member     // Members
 	NotifyResult control.NotifyResult // Notify (State is set to the state asked)
 	HealthResult control.HealthResult // Health
+	KeysResult   control.KeysResult   // ListKeys, InstallKey, UseKey, RemoveKey
 	// Errors makes a method fail: method name ("Commit", "Cache", ...) →
 	// error.
 	Errors map[string]error
@@ -196,6 +199,30 @@ func (b *Backend) Shutdown(context.Context) error {
 		hook()
 	}
 	return err
+}
+
+func (b *Backend) ListKeys(context.Context) (control.KeysResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.KeysResult, b.record("ListKeys", nil)
+}
+
+func (b *Backend) keyOp(method string, key []byte) (control.KeysResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.KeysResult, b.record(method, base64.StdEncoding.EncodeToString(key))
+}
+
+func (b *Backend) InstallKey(_ context.Context, key []byte) (control.KeysResult, error) {
+	return b.keyOp("InstallKey", key)
+}
+
+func (b *Backend) UseKey(_ context.Context, key []byte) (control.KeysResult, error) {
+	return b.keyOp("UseKey", key)
+}
+
+func (b *Backend) RemoveKey(_ context.Context, key []byte) (control.KeysResult, error) {
+	return b.keyOp("RemoveKey", key)
 }
 
 // TCPFlow returns an ESTABLISHED, ASSURED TCP flow without NAT, with a
