@@ -13,6 +13,7 @@ import (
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel"
+	"github.com/ctsync/ctsync/ratelog"
 	ctsync "github.com/ctsync/ctsync/sync"
 )
 
@@ -50,6 +51,7 @@ type Options struct {
 type Agent struct {
 	cfg    *config.Config
 	log    *slog.Logger
+	warn   *ratelog.Limiter // repeated warnings: one line per kind per 10 s
 	kern   Kernel
 	in     *cache.Internal
 	ext    *cache.External
@@ -106,7 +108,7 @@ func New(o Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg: cfg, log: log, start: time.Now(),
+		cfg: cfg, log: log, start: time.Now(), warn: ratelog.New(ratelog.DefaultEvery),
 		events:   make(chan []flow.Event, 64),
 		free:     make(chan []flow.Event, 64),
 		overrun:  make(chan struct{}, 1),
@@ -136,11 +138,11 @@ func New(o Options) (*Agent, error) {
 
 	keys := o.Keys
 	if keys == nil && !cfg.Cluster.Insecure {
-		k, err := cfg.Key()
-		if err != nil {
+		// Every key of the file: the first is primary, the others are
+		// accepted too (a key rotation in progress).
+		if keys, err = cfg.Keys(); err != nil {
 			return nil, fmt.Errorf("cluster key: %w", err)
 		}
-		keys = [][]byte{k}
 	}
 	if cfg.Cluster.Insecure {
 		keys = nil
@@ -271,7 +273,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		case err := <-watchErr:
 			// The watcher died (not an overrun: those are handled). Restart it.
-			a.log.Error("kernel event watch failed; restarting", "err", err)
+			a.warn.Error(a.log, "watch failed", "kernel event watch failed; restarting", "err", err)
 			a.st.watchRestarts.Add(1)
 			watchReady = make(chan struct{})
 			wg.Add(1)
@@ -288,7 +290,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case <-a.overrun:
 			if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("kernel resync failed; retrying", "err", err)
+				a.warn.Warn(a.log, "resync failed", "kernel resync failed; retrying", "err", err)
 				retry = time.After(time.Second)
 			}
 		case <-retry:
@@ -358,7 +360,7 @@ func (a *Agent) watch(ctx context.Context, ready chan struct{}) error {
 		Idle:       handOff,
 		OnOverrun: func() error {
 			a.st.overruns.Add(1)
-			a.log.Warn("kernel event overrun: events were lost; resyncing from a dump")
+			a.warn.Warn(a.log, "overrun", "kernel event overrun: events were lost; resyncing from a dump")
 			a.signalOverrun()
 			return nil
 		},

@@ -106,7 +106,7 @@ func (h *hot) loop(ctx context.Context) {
 		}
 		h.run.Lock()
 		if err := h.pass(ctx); err != nil && ctx.Err() == nil {
-			h.a.log.Warn("hot standby: writing peers' flows to the kernel failed; retrying", "err", err)
+			h.a.warn.Warn(h.a.log, "hot pass failed", "hot standby: writing peers' flows to the kernel failed; retrying", "err", err)
 		}
 		h.run.Unlock()
 	}
@@ -260,7 +260,7 @@ func (h *hot) write(ctx context.Context, create, update, del []flow.Flow, now in
 		}
 		h.failed.Add(uint64(res.Failed))
 		if res.Failed > 0 {
-			a.log.Warn("hot standby: flows not written to the kernel; retrying", "failed", res.Failed, "first", firstErr(res.Errors))
+			a.warn.Warn(a.log, "hot flows failed", "hot standby: flows not written to the kernel; retrying", "failed", res.Failed, "first", firstErr(res.Errors))
 		}
 		// A flow this node held as its own (it was master before) belongs
 		// to its new owner now: stop announcing it.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/cache"
+	"github.com/ctsync/ctsync/ratelog"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -64,8 +65,11 @@ type Node struct {
 	session atomic.Uint64
 
 	stats counters
+	warn  *ratelog.Limiter // repeated warnings: one line per kind per 10 s
 
 	partition atomic.Pointer[func(addr string) bool] // fault injection
+
+	keys keyState // cluster key rotation (keys.go)
 }
 
 // Partition cuts this node off from every address for which blocked
@@ -168,7 +172,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1),
-		members: make(map[string]member)}
+		members: make(map[string]member), warn: ratelog.New(ratelog.DefaultEvery)}
 	n.epoch = cfg.Epoch
 	if n.epoch == 0 {
 		var b [8]byte
@@ -618,7 +622,7 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 	if err != nil {
 		if errors.Is(err, errAuth) {
 			n.stats.authFailures.Add(1)
-			n.log.Warn("refused a replication stream", "remote", c.RemoteAddr().String(), "err", err)
+			n.warn.Warn(n.log, "refused stream", "refused a replication stream", "remote", c.RemoteAddr().String(), "err", err)
 		} else {
 			n.stats.decodeErrors.Add(1)
 		}
@@ -627,8 +631,14 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 	stop := context.AfterFunc(n.ctx, func() { s.Close() })
 	defer stop()
 	rd := newReader()
+	_ = c.SetReadDeadline(time.Now().Add(n.idleTimeout()))
 	b, err := s.readFrame()
 	if err != nil {
+		if errors.Is(err, errAuth) {
+			n.stats.authFailures.Add(1)
+		} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			n.stats.badHello.Add(1)
+		}
 		return
 	}
 	t, err := rd.open(b)
@@ -687,6 +697,7 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 		return nil
 	}
 	for {
+		_ = c.SetReadDeadline(time.Now().Add(n.idleTimeout()))
 		b, err := s.readFrame()
 		if err != nil {
 			if errors.Is(err, errAuth) {
@@ -741,7 +752,7 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 		}
 		if err != nil {
 			n.stats.decodeErrors.Add(1)
-			n.log.Warn("dropping a replication stream", "peer", origin, "err", err)
+			n.warn.Warn(n.log, "dropped stream", "dropping a replication stream", "peer", origin, "err", err)
 			return
 		}
 		p.inMu.Lock()

@@ -92,6 +92,11 @@ func enforceUsageErrors(cmd *cobra.Command) {
 		validate := cmd.Args
 		cmd.Args = func(cmd *cobra.Command, args []string) error {
 			if err := validate(cmd, args); err != nil {
+				// Cobra's count errors ("accepts 1 arg(s), received 0")
+				// name no argument: say which the command takes.
+				if !strings.Contains(err.Error(), cmd.CommandPath()) {
+					err = fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())
+				}
 				return &usageError{err: err}
 			}
 			return nil
