@@ -14,7 +14,7 @@ GO       ?= go
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-FUZZTIME ?= 200000x
+FUZZTIME ?= 100000x
 
 .PHONY: build deps lint unit fuzz test demo demo-table bench clean
 
@@ -38,7 +38,7 @@ lint:
 unit:
 	$(GO) test -race -count=1 ./...
 
-## fuzz: each Fuzz* target in the tree for FUZZTIME executions (default 200000x)
+## fuzz: each Fuzz* target in the tree for FUZZTIME executions (default 100000x)
 fuzz:
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 

@@ -3,7 +3,7 @@
 #
 # Finds `func FuzzXxx(f *testing.F)` in *_test.go files and runs each one
 # alone (go test accepts one fuzz target per run) for FUZZTIME executions
-# (default 200000x). A crasher fails the run and is saved under the
+# (default 100000x). A crasher fails the run and is saved under the
 # package's testdata/fuzz/, from where plain `go test` replays it from then on.
 #
 # The budget is a count, not a duration: with a duration, Go 1.26's fuzz
@@ -12,7 +12,7 @@
 # and CI must never fail on luck. -timeout still bounds a stuck target.
 set -euo pipefail
 
-fuzztime=${FUZZTIME:-200000x}
+fuzztime=${FUZZTIME:-100000x}
 cd "$(dirname "$0")/.."
 
 targets=0
