@@ -449,7 +449,7 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 	if n.isBlocked(addr) {
 		return errPartitioned
 	}
-	d := net.Dialer{Timeout: 5 * time.Second}
+	d := net.Dialer{Timeout: 5 * time.Second, Control: setUserTimeout(n.userTimeout())}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
