@@ -59,6 +59,7 @@ type node struct {
 	log    string
 	cmd    *exec.Cmd
 	exited chan error
+	env    []string // extra environment of the daemon
 }
 
 func randHex(n int) string {
@@ -148,6 +149,7 @@ log:
 		t.Fatal(err)
 	}
 	nd.cmd = exec.Command("ip", "netns", "exec", nd.ns, binary, "daemon", "--config", nd.cfg)
+	nd.cmd.Env = append(os.Environ(), nd.env...)
 	nd.cmd.Stdout, nd.cmd.Stderr = logf, logf
 	if err := nd.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", nd.name, err)
