@@ -16,7 +16,13 @@ func TestHealthAndReload(t *testing.T) {
 	l := newLab(t, 2)
 	a, b := l.nodes[0], l.nodes[1]
 	a.start("")
-	out, err := a.ctl("health")
+	// Once its table is loaded, a lone node says what it waits for.
+	var out string
+	var err error
+	a.waitFor("health to name the missing peer", 20*time.Second, func() bool {
+		out, err = a.ctl("health")
+		return err == nil || !strings.Contains(err.Error(), "not loaded from the kernel yet")
+	})
 	if err == nil || !strings.Contains(err.Error(), "peer") {
 		t.Fatalf("health of a lone node: %v (%s), want not ready with a reason", err, out)
 	}
