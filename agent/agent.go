@@ -58,6 +58,8 @@ type Agent struct {
 	node   *ctsync.Node
 	start  time.Time
 	filter atomic.Pointer[replFilter]
+	// pending holds flows younger than filter.min_age (loop goroutine only).
+	pending pending
 
 	events   chan []flow.Event // batches from the watcher
 	free     chan []flow.Event // applied batches, for reuse
@@ -116,6 +118,7 @@ func New(o Options) (*Agent, error) {
 		stopped:  make(chan struct{}),
 		stopping: make(chan struct{}),
 		quit:     make(chan struct{}),
+		pending:  make(pending),
 	}
 	a.filter.Store(f)
 	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
@@ -251,6 +254,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	expire := time.NewTicker(time.Second)
 	defer expire.Stop()
+	promote := time.NewTicker(promoteEvery)
+	defer promote.Stop()
 	var retry <-chan time.Time
 	for {
 		select {
@@ -302,6 +307,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			if n := a.ext.Expire(); n > 0 {
 				a.log.Debug("expired external flows", "count", n)
 			}
+		case <-promote.C:
+			a.promote()
 		}
 	}
 }
@@ -393,12 +400,14 @@ func (a *Agent) newBatch() []flow.Event {
 // apply updates the internal cache from kernel events, in order.
 func (a *Agent) apply(batch []flow.Event) {
 	f := a.filter.Load()
+	now := monotonic()
 	for i := range batch {
 		ev := &batch[i]
 		a.st.events[ev.Type%4].Add(1)
 		switch ev.Type {
 		case flow.EventDestroy:
 			a.in.Delete(&ev.Flow)
+			a.pending.drop(&ev.Flow) // ended younger than min_age: never sent
 		default:
 			if a.hot.owns(&ev.Flow) {
 				continue // a peer's flow, written by hot standby
@@ -406,6 +415,14 @@ func (a *Agent) apply(batch []flow.Event) {
 			normalize(&ev.Flow)
 			if !f.pass(&ev.Flow) {
 				a.st.filtered.Add(1)
+				// It may have passed before (its mark, zone or state
+				// changed): withdraw it, as the next resync would.
+				a.in.Delete(&ev.Flow)
+				a.pending.drop(&ev.Flow)
+				continue
+			}
+			f.mask(&ev.Flow)
+			if !a.admit(&ev.Flow, f, now) {
 				continue
 			}
 			if _, err := a.in.Upsert(&ev.Flow); err != nil {
@@ -421,16 +438,66 @@ func normalize(f *flow.Flow) {
 	f.Attrs |= flow.AttrMark | flow.AttrStatus
 }
 
+// promoteEvery is how often flows held for filter.min_age are looked at.
+const promoteEvery = 250 * time.Millisecond
+
+// admit applies filter.min_age to a flow that passes the filter: it reports
+// whether fl goes to the internal cache now. A flow already there (already
+// replicated) always does; a younger one is held in a.pending until it is
+// old enough (then promote sends its latest state).
+func (a *Agent) admit(fl *flow.Flow, f *replFilter, now int64) bool {
+	if f.minAge <= 0 {
+		if len(a.pending) > 0 {
+			a.pending.drop(fl)
+		}
+		return true
+	}
+	if a.in.Has(fl) {
+		return true
+	}
+	return a.pending.hold(fl, now, f.minAge)
+}
+
+// promote moves the held flows that reached filter.min_age into the
+// internal cache (on the loop).
+func (a *Agent) promote() {
+	if len(a.pending) == 0 {
+		return
+	}
+	for _, fl := range a.pending.due(monotonic(), a.filter.Load().minAge) {
+		if a.hot.owns(&fl) {
+			continue
+		}
+		if _, err := a.in.Upsert(&fl); err != nil {
+			a.st.cacheFull.Add(1)
+		}
+	}
+}
+
 // resync rebuilds the internal cache from a kernel dump (on the loop).
 func (a *Agent) resync(ctx context.Context) (int, error) {
 	start := time.Now()
 	f := a.filter.Load()
+	now := monotonic()
+	// Flows still too young stay pending with their first-seen time; those
+	// the dump no longer shows ended while events were lost.
+	held := a.pending
+	a.pending = make(pending, len(held))
 	a.in.BeginResync()
 	n := 0
 	err := a.kern.Dump(ctx, kernel.DumpFilter{}, func(fl *flow.Flow) error {
 		normalize(fl)
 		if !f.pass(fl) || a.hot.owns(fl) {
 			return nil
+		}
+		f.mask(fl)
+		if f.minAge > 0 && !a.in.Has(fl) {
+			if e := held[fl.Key()]; e != nil {
+				a.pending[fl.Key()] = e
+			}
+			if !a.pending.hold(fl, now, f.minAge) {
+				return nil
+			}
 		}
 		n++
 		if _, err := a.in.Upsert(fl); err != nil {
@@ -440,6 +507,11 @@ func (a *Agent) resync(ctx context.Context) (int, error) {
 	})
 	if err != nil {
 		a.st.resyncFailures.Add(1)
+		for k, e := range held {
+			if _, ok := a.pending[k]; !ok {
+				a.pending[k] = e // keep them for the retry
+			}
+		}
 		return 0, err
 	}
 	removed := a.in.EndResync()

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sort"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,7 @@ type heldFlow struct {
 	expires int64        // monotonic ns when the kernel entry times out
 	check   int64        // when to look at its timeout again
 	zoneDir flow.ZoneDir // to address the entry for a delete
+	labels  bool         // written with ct labels: updates must carry them
 }
 
 // hotChunk bounds the flows one kernel round of a pass carries.
@@ -222,9 +224,18 @@ func (h *hot) write(ctx context.Context, create, update, del []flow.Flow, now in
 		}
 	}
 	if len(update) > 0 {
+		// Labels change in place too (a new owner's label, or bits a
+		// filter.labels reload stopped replicating), but only where the
+		// entry has them: the kernel refuses labels on an entry created
+		// without its label extension.
+		sort.SliceStable(update, func(i, j int) bool { return !h.withLabels(&update[i]) && h.withLabels(&update[j]) })
+		split := sort.Search(len(update), func(i int) bool { return h.withLabels(&update[i]) })
 		errs := make([]error, len(update))
 		fields := kernel.UpdateFields{Timeout: true, Mark: true, TCP: true}
-		_, err := a.kern.Bulk(ctx, kernel.OpUpdate, update, kernel.BulkOptions{Update: fields}, errs)
+		_, err := a.kern.Bulk(ctx, kernel.OpUpdate, update[:split], kernel.BulkOptions{Update: fields}, errs[:split])
+		note(err)
+		fields.Labels = true
+		_, err = a.kern.Bulk(ctx, kernel.OpUpdate, update[split:], kernel.BulkOptions{Update: fields}, errs[split:])
 		note(err)
 		n := 0
 		for i := range update {
@@ -283,6 +294,12 @@ func firstErr(errs []string) string {
 	return errs[0]
 }
 
+// withLabels reports whether an update of f must set its labels: it has
+// some, or the entry was written with some (to clear them).
+func (h *hot) withLabels(f *flow.Flow) bool {
+	return !f.Labels.IsZero() || h.held[cache.KeyOf(f)].labels
+}
+
 // hold records a flow written to the kernel.
 func (h *hot) hold(f *flow.Flow, now int64) {
 	k := cache.KeyOf(f)
@@ -290,7 +307,7 @@ func (h *hot) hold(f *flow.Flow, now int64) {
 	from, version, _ := h.a.ext.Get(&k, &g)
 	life := int64(f.Timeout) * int64(time.Second)
 	h.held[k] = heldFlow{from: from, version: version, expires: now + life,
-		check: now + max(int64(time.Second), life/2), zoneDir: f.ZoneDir}
+		check: now + max(int64(time.Second), life/2), zoneDir: f.ZoneDir, labels: !f.Labels.IsZero()}
 }
 
 // retry marks a key for the next pass.

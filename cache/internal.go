@@ -129,6 +129,14 @@ func (c *Internal) deleteLocked(k *Key) bool {
 	return true
 }
 
+// Has reports whether f (its original tuple and zone) is cached.
+func (c *Internal) Has(f *flow.Flow) bool {
+	k := KeyOf(f)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.t.get(&k) != nil
+}
+
 // BeginResync starts a rebuild from a kernel dump: every Upsert until
 // EndResync marks its flow as seen.
 func (c *Internal) BeginResync() {

@@ -261,9 +261,14 @@ func TestValidateAcceptsValid(t *testing.T) {
 	c.Cluster.Bind = "[::]:7946"
 	c.Cluster.Advertise = "[fd00::1]:7946"
 	c.Cluster.Join = []string{"10.0.3.2:7946", "fw-b:7946", "[fd00::2]:7946"}
-	c.Filter.Protocols = []string{"TCP", "udplite"}
+	c.Filter.Protocols = []string{"TCP", "udplite", "igmp", "99"}
 	c.Filter.IgnoreAddresses = []string{"10.0.3.1", "192.168.0.0/16", "fe80::/10"}
 	c.Filter.TCPStates = []string{"ESTABLISHED", "syn_sent2"}
+	c.Filter.Zones = []int{0, 65535}
+	c.Filter.Marks = []string{"0x10/0xf0", "5", "0/0"}
+	c.Filter.IgnorePorts = []string{"udp/53", "TCP/6000-6063", "sctp/1-65535"}
+	c.Filter.Labels = []string{"0", "127", "ALL"}
+	c.Filter.MinAge = Duration(2 * time.Second)
 	c.PurgeTimeout = 0
 	c.Log = Log{Level: "debug", Format: "json"}
 	c.Kernel = Kernel{Netns: "/proc/1/ns/net", EventBuffer: 2 * GiB}
@@ -311,8 +316,10 @@ func TestValidate(t *testing.T) {
 		{"cluster name", func(c *Config) { c.Cluster.Name = "" }, "cluster.name", "must not be empty"},
 		{"relative socket", func(c *Config) { c.Control.Socket = "ctsync.sock" }, "control.socket", "absolute path"},
 		{"empty socket", func(c *Config) { c.Control.Socket = "" }, "control.socket", "absolute path"},
-		{"unknown protocol", func(c *Config) { c.Filter.Protocols = []string{"tcp", "ipip"} }, "filter.protocols[1]", `unknown name "ipip"`},
+		{"unknown protocol", func(c *Config) { c.Filter.Protocols = []string{"tcp", "ipv5"} }, "filter.protocols[1]", `unknown name "ipv5"`},
 		{"duplicate protocol", func(c *Config) { c.Filter.Protocols = []string{"tcp", "TCP"} }, "filter.protocols[1]", "listed twice"},
+		{"duplicate protocol by number", func(c *Config) { c.Filter.Protocols = []string{"igmp", "2"} }, "filter.protocols[1]", "listed twice"},
+		{"protocol number too big", func(c *Config) { c.Filter.Protocols = []string{"256"} }, "filter.protocols[0]", `unknown name "256"`},
 		{"no protocols", func(c *Config) { c.Filter.Protocols = nil }, "filter.protocols", "nothing would be replicated"},
 		{"bad address", func(c *Config) { c.Filter.IgnoreAddresses = []string{"10.0.0.300"} }, "filter.ignore_addresses[0]", "want a CIDR"},
 		{"bad prefix length", func(c *Config) { c.Filter.IgnoreAddresses = []string{"10.0.0.0/33"} }, "filter.ignore_addresses[0]", "want a CIDR"},
@@ -320,6 +327,23 @@ func TestValidate(t *testing.T) {
 		{"zoned address", func(c *Config) { c.Filter.IgnoreAddresses = []string{"fe80::1%eth0"} }, "filter.ignore_addresses[0]", "want a CIDR"},
 		{"unknown TCP state", func(c *Config) { c.Filter.TCPStates = []string{"OPEN"} }, "filter.tcp_states[0]", `unknown name "OPEN"`},
 		{"duplicate TCP state", func(c *Config) { c.Filter.TCPStates = []string{"close", "CLOSE"} }, "filter.tcp_states[1]", "listed twice"},
+		{"zone out of range", func(c *Config) { c.Filter.Zones = []int{0, 65536} }, "filter.zones[1]", "want a zone from 0 to 65535, got 65536"},
+		{"negative zone", func(c *Config) { c.Filter.Zones = []int{-1} }, "filter.zones[0]", "got -1"},
+		{"duplicate zone", func(c *Config) { c.Filter.Zones = []int{3, 3} }, "filter.zones[1]", "listed twice"},
+		{"bad mark", func(c *Config) { c.Filter.Marks = []string{"5", "x5"} }, "filter.marks[1]", "want VALUE or VALUE/MASK"},
+		{"bad mark mask", func(c *Config) { c.Filter.Marks = []string{"0x10/0xfffffffff"} }, "filter.marks[0]", "want VALUE or VALUE/MASK"},
+		{"mark outside its mask", func(c *Config) { c.Filter.Marks = []string{"0x11/0xf0"} }, "filter.marks[0]", "bits outside mask 0xf0"},
+		{"port rule without protocol", func(c *Config) { c.Filter.IgnorePorts = []string{"53"} }, "filter.ignore_ports[0]", "want PROTO/PORT"},
+		{"port rule for icmp", func(c *Config) { c.Filter.IgnorePorts = []string{"icmp/8"} }, "filter.ignore_ports[0]", "want PROTO/PORT"},
+		{"port 0", func(c *Config) { c.Filter.IgnorePorts = []string{"udp/0"} }, "filter.ignore_ports[0]", "want PROTO/PORT"},
+		{"port too big", func(c *Config) { c.Filter.IgnorePorts = []string{"udp/53", "tcp/65536"} }, "filter.ignore_ports[1]", "want PROTO/PORT"},
+		{"port range reversed", func(c *Config) { c.Filter.IgnorePorts = []string{"tcp/200-100"} }, "filter.ignore_ports[0]", "ends before it starts"},
+		{"label bit out of range", func(c *Config) { c.Filter.Labels = []string{"1", "128"} }, "filter.labels[1]", "out of range 0-127"},
+		{"label name without a map", func(c *Config) {
+			ConnlabelFile = "/nonexistent/connlabel.conf"
+			c.Filter.Labels = []string{"blue"}
+		}, "filter.labels[0]", `label name "blue"`},
+		{"negative min_age", func(c *Config) { c.Filter.MinAge = Duration(-time.Second) }, "filter.min_age", "must not be negative"},
 		{"negative commit timeout", func(c *Config) { c.Commit.Timeout = Duration(-time.Second) }, "commit.timeout", "must not be negative"},
 		{"commit mode", func(c *Config) { c.Commit.Mode = "warm" }, "commit.mode", `want commit or hot, got "warm"`},
 		{"negative purge timeout", func(c *Config) { c.PurgeTimeout = -1 }, "purge_timeout", "must not be negative"},
@@ -332,6 +356,8 @@ func TestValidate(t *testing.T) {
 		{"event buffer too big", func(c *Config) { c.Kernel.EventBuffer = 3 * GiB }, "kernel.event_buffer", "got 3GiB"},
 		{"max flows", func(c *Config) { c.Cache.MaxFlows = 999 }, "cache.max_flows", "want at least 1000, got 999"},
 	}
+	oldLabels := ConnlabelFile
+	t.Cleanup(func() { ConnlabelFile = oldLabels })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := valid()
@@ -358,7 +384,7 @@ func TestValidateListsAllProblems(t *testing.T) {
 	want := []string{
 		"node: must not be empty",
 		`cluster.bind: want host:port such as 10.0.3.1:7946 ([::1]:7946 for IPv6), got "nowhere"`,
-		`filter.protocols[1]: unknown name "ipx"; want one of tcp udp icmp icmpv6 sctp dccp gre udplite`,
+		`filter.protocols[1]: unknown name "ipx"; want one of tcp udp icmp icmpv6 sctp dccp gre udplite, another protocol's name or a number 0-255`,
 		`log.level: want debug, info, warn or error, got "loud"`,
 		"cache.max_flows: want at least 1000, got 0",
 	}
@@ -670,4 +696,38 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("Parse returned empty Problems")
 		}
 	})
+}
+
+// TestFilterKeysParse: the filter keys added for richer filters decode from
+// YAML (labels mixing numbers and names, zones as numbers) and report
+// problems with their key paths.
+func TestFilterKeysParse(t *testing.T) {
+	old := ConnlabelFile
+	ConnlabelFile = filepath.Join(t.TempDir(), "connlabel.conf")
+	t.Cleanup(func() { ConnlabelFile = old })
+	if err := os.WriteFile(ConnlabelFile, []byte("3 blue\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte("filter:\n  zones: [0, 7]\n  marks: [\"0x10/0xf0\", 5]\n  ignore_ports: [udp/53]\n  labels: [1, blue]\n  min_age: 2s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Filter
+	if !slices.Equal(f.Zones, []int{0, 7}) || !slices.Equal(f.Marks, []string{"0x10/0xf0", "5"}) ||
+		!slices.Equal(f.IgnorePorts, []string{"udp/53"}) || !slices.Equal(f.Labels, []string{"1", "blue"}) || f.MinAge != Duration(2*time.Second) {
+		t.Fatalf("filter = %+v", f)
+	}
+	m, err := f.LabelMask()
+	if err != nil || m[0] != 0x0a {
+		t.Fatalf("LabelMask = %x, %v; want bits 1 and 3", m, err)
+	}
+	if d := Default().Filter; !slices.Equal(d.Labels, []string{"all"}) || d.MinAge != 0 || len(d.Zones)+len(d.Marks)+len(d.IgnorePorts) != 0 {
+		t.Fatalf("default filter = %+v", d)
+	}
+	_, err = Parse([]byte("filter:\n  zones: [a]\n  min_age: soon\n"))
+	for _, want := range []string{"filter.zones[0]: want a whole number", "filter.min_age: want a duration"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse error %v, want %q", err, want)
+		}
+	}
 }

@@ -44,8 +44,9 @@ control:
 
 # What is replicated; a flow failing any rule stays local.
 filter:
-  # Protocols to replicate, any of: tcp udp icmp icmpv6 sctp dccp gre udplite.
-  # Default: all.
+  # Protocols to replicate, any of: tcp udp icmp icmpv6 sctp dccp gre udplite,
+  # and other protocols (tracked without ports) by name or number, e.g. igmp,
+  # esp, 99. Default: the eight named here.
   protocols: [tcp, udp, icmp, icmpv6, sctp, dccp, gre, udplite]
   # CIDRs or plain addresses. A flow whose original source or reply source
   # (its two real endpoints, as in conntrackd) is in one of them is not
@@ -56,6 +57,27 @@ filter:
   # ESTABLISHED FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT CLOSE LISTEN SYN_SENT2.
   # [] = all.
   tcp_states: []
+  # Conntrack zones to replicate (0-65535; a flow's zone in either
+  # direction), e.g. [0, 10]. [] = all.
+  zones: []
+  # Marks to replicate: VALUE or VALUE/MASK, decimal or 0x hex, e.g.
+  # ["0x10/0xf0", "5"]; a flow is replicated if mark & MASK == VALUE for
+  # any of them. [] = all.
+  marks: []
+  # Flows not to replicate, by protocol and original destination port:
+  # PROTO/PORT or PROTO/FIRST-LAST, PROTO one of tcp udp udplite sctp dccp,
+  # e.g. ["udp/53", "tcp/6000-6063"]. [] = none ignored.
+  ignore_ports: []
+  # ct label bits that leave this node: bit numbers 0-127, names from
+  # /etc/xtables/connlabel.conf, or all. The other bits are cleared in the
+  # replicated copy (the flow itself is replicated). [] = no label at all.
+  # Peers need a ruleset that uses ct labels to store them.
+  labels: [all]
+  # A flow is replicated only once this node has seen it for min_age (Go
+  # duration, e.g. 2s); one that ends sooner (DNS, short probes) is never
+  # sent. Trade-off: a flow younger than min_age at failover is lost.
+  # 0s = at once.
+  min_age: 0s
 
 commit:
   # Timeout given to flows written to the kernel on commit (Go duration, e.g.

@@ -51,12 +51,12 @@ func TestImport(t *testing.T) {
 				want.Cluster = Cluster{Bind: "192.168.2.100:3780", Join: []string{"192.168.2.101:3780"},
 					Insecure: true, KeyFile: DefaultKeyFile, Name: DefaultClusterName}
 				want.Control.Socket = "/var/run/conntrackd.ctl"
-				want.Filter = Filter{
-					Protocols: []string{"tcp", "sctp", "dccp"},
-					IgnoreAddresses: []string{"127.0.0.1", "192.168.0.100", "192.168.1.100", "192.168.0.1",
-						"192.168.1.1", "192.168.100.100", "::1"},
-					TCPStates: []string{"ESTABLISHED", "CLOSE", "TIME_WAIT", "CLOSE_WAIT"},
-				}
+				// The keys conntrackd has no equivalent for keep their
+				// defaults (labels: [all], as conntrackd sends them).
+				want.Filter.Protocols = []string{"tcp", "sctp", "dccp"}
+				want.Filter.IgnoreAddresses = []string{"127.0.0.1", "192.168.0.100", "192.168.1.100", "192.168.0.1",
+					"192.168.1.1", "192.168.100.100", "::1"}
+				want.Filter.TCPStates = []string{"ESTABLISHED", "CLOSE", "TIME_WAIT", "CLOSE_WAIT"}
 				want.Commit.Timeout = Duration(180 * time.Second)
 				want.PurgeTimeout = Duration(60 * time.Second)
 				want.Kernel.EventBuffer = 128 * MiB

@@ -76,6 +76,10 @@ func Default() *Config {
 			Protocols:       slices.Clone(protocols),
 			IgnoreAddresses: []string{"127.0.0.0/8", "::1/128"},
 			TCPStates:       []string{},
+			Zones:           []int{},
+			Marks:           []string{},
+			IgnorePorts:     []string{},
+			Labels:          []string{LabelsAll},
 		},
 		Commit:       Commit{Timeout: 0, Mode: ModeCommit, Gate: true},
 		PurgeTimeout: Duration(60 * time.Second),
@@ -408,13 +412,56 @@ func (c *Config) Validate() error {
 	if len(c.Filter.Protocols) == 0 {
 		ps.add("filter.protocols", "empty: nothing would be replicated; list protocols, or remove the key for all of them")
 	}
-	checkList(&ps, "filter.protocols", c.Filter.Protocols, protocols, strings.ToLower)
+	protoSeen := map[uint8]bool{}
+	for i, p := range c.Filter.Protocols {
+		// The tracked protocols by name, and any other by number or by
+		// its /etc/protocols name (igmp, esp, 99...).
+		n, err := protoNumber(p)
+		switch {
+		case err != nil:
+			ps.add(fmt.Sprintf("filter.protocols[%d]", i), "unknown name %q; want one of %s, another protocol's name or a number 0-255",
+				p, strings.Join(protocols, " "))
+		case protoSeen[n]:
+			ps.add(fmt.Sprintf("filter.protocols[%d]", i), "%q is listed twice", p)
+		}
+		protoSeen[n] = err == nil
+	}
 	for i, a := range c.Filter.IgnoreAddresses {
 		if _, msg := parsePrefix(a); msg != "" {
 			ps.add(fmt.Sprintf("filter.ignore_addresses[%d]", i), "%s", msg)
 		}
 	}
 	checkList(&ps, "filter.tcp_states", c.Filter.TCPStates, tcpStates, strings.ToUpper)
+	zones := map[int]bool{}
+	for i, z := range c.Filter.Zones {
+		switch {
+		case z < 0 || z > 65535:
+			ps.add(fmt.Sprintf("filter.zones[%d]", i), "want a zone from 0 to 65535, got %d", z)
+		case zones[z]:
+			ps.add(fmt.Sprintf("filter.zones[%d]", i), "zone %d is listed twice", z)
+		}
+		zones[z] = true
+	}
+	for i, m := range c.Filter.Marks {
+		if _, err := ParseMark(m); err != nil {
+			ps.add(fmt.Sprintf("filter.marks[%d]", i), "%v", err)
+		}
+	}
+	for i, r := range c.Filter.IgnorePorts {
+		if _, err := ParsePortRule(r); err != nil {
+			ps.add(fmt.Sprintf("filter.ignore_ports[%d]", i), "%v", err)
+		}
+	}
+	for i, l := range c.Filter.Labels {
+		one := Filter{Labels: []string{l}}
+		if _, err := one.LabelMask(); err != nil {
+			_, msg, _ := strings.Cut(err.Error(), ": ")
+			ps.add(fmt.Sprintf("filter.labels[%d]", i), "%s", msg)
+		}
+	}
+	if c.Filter.MinAge < 0 {
+		ps.add("filter.min_age", "must not be negative, got %s", c.Filter.MinAge)
+	}
 
 	// commit, purge
 	if c.Commit.Timeout < 0 {

@@ -79,7 +79,7 @@ log:
 		`cluster.bind: want host:port such as 10.0.3.1:7946 ([::1]:7946 for IPv6), got "10.0.3.1"`,
 		"cluster.key_file: " + keyFile + " is accessible by group or others (mode 0644); run `chmod 600 " + keyFile + "`",
 		"cluster.key_file: " + keyFile + ": key is 3 bytes long, want 16, 24 or 32; run `ctsync keygen > " + keyFile + "`",
-		`filter.protocols[1]: unknown name "ipx"; want one of tcp udp icmp icmpv6 sctp dccp gre udplite`,
+		`filter.protocols[1]: unknown name "ipx"; want one of tcp udp icmp icmpv6 sctp dccp gre udplite, another protocol's name or a number 0-255`,
 		`log.level: want debug, info, warn or error, got "loud"`,
 		"ctsync: config " + path + ": 6 problems",
 	}
