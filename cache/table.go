@@ -33,7 +33,7 @@ func (t *table) slot(i uint32) *slot { return &t.chunks[i/chunkSize][i%chunkSize
 
 // get returns the slot of k, or nil.
 func (t *table) get(k *Key) *slot {
-	_, i, ok := t.idx.find(t, k)
+	_, i, ok, _ := t.idx.find(t, k)
 	if !ok {
 		return nil
 	}
@@ -42,7 +42,7 @@ func (t *table) get(k *Key) *slot {
 
 // put stores k's record (and extras), replacing any previous one.
 func (t *table) put(k *Key, r *rec, x *extra) {
-	if pos, i, ok := t.idx.find(t, k); ok {
+	if pos, i, ok, tag := t.idx.find(t, k); ok {
 		s := t.slot(i)
 		t.xor ^= k.hash(s.r.version)
 		s.r = *r
@@ -60,25 +60,25 @@ func (t *table) put(k *Key, r *rec, x *extra) {
 		}
 		s := t.slot(i)
 		s.k, s.r, s.used = *k, *r, true
-		t.idx.insert(t, pos, i)
+		t.idx.insert(pos, i, tag)
 	}
 	t.xor ^= k.hash(r.version)
 	if x != nil {
 		t.extras[*k] = x
-	} else {
+	} else if len(t.extras) > 0 {
 		delete(t.extras, *k)
 	}
 }
 
 // del removes k; it reports whether it was present.
 func (t *table) del(k *Key) bool {
-	pos, i, ok := t.idx.find(t, k)
+	pos, i, ok, _ := t.idx.find(t, k)
 	if !ok {
 		return false
 	}
 	s := t.slot(i)
 	t.xor ^= k.hash(s.r.version)
-	t.idx.remove(t, pos)
+	t.idx.remove(pos)
 	*s = slot{}
 	delete(t.extras, *k)
 	t.free = append(t.free, i)
