@@ -8,9 +8,12 @@
 // timeout, mark, zones, labels, helper, sequence adjustment), update, delete,
 // flush, a pipelined bulk path with per-entry errors (Bulk) and an ordered
 // event watch that reports receive-buffer overruns as ErrOverrun instead of
-// losing events silently. Every operation can target another network
-// namespace (Config.NetNS), and ReadSysctl reads that namespace's sysctls
-// (the conntrack timeouts, for instance).
+// losing events silently. The expectation table (the connections helpers
+// such as ftp and sip expect, conntrack -L expect) has dump, get, create on
+// an existing master, delete, flush and an event watch (expect.go,
+// flow.Expect). Every operation can target another network namespace
+// (Config.NetNS), and ReadSysctl reads that namespace's sysctls (the
+// conntrack timeouts, for instance).
 //
 // Messages are encoded and decoded by hand (codec.go) on sockets opened with
 // mdlayher/netlink; ti-mo/conntrack is used for the operations it does well

@@ -75,20 +75,37 @@ func summary(s *streams, format string, n int) {
 }
 
 func newTableListCmd(s *streams) *cobra.Command {
-	return newCTCmd(s, &cobra.Command{
+	var expect bool
+	cmd := newCTCmd(s, &cobra.Command{
 		Use:   "list [filters] [-o FORMAT]",
 		Short: "List conntrack entries (conntrack -L)",
 		Long: `List the entries of the conntrack table that match every filter given, one
 line each on standard output, as conntrack -L prints them; the number shown
 goes to standard error. -s and -d take an address or a network (IP/BITS).
-Beyond conntrack: --state without -p matches the state of that name in any protocol (tcp, sctp, dccp).`,
+Beyond conntrack: --state without -p matches the state of that name in any protocol (tcp, sctp, dccp).
+With --expect, the expectation table (conntrack -L expect): the connections
+helpers (ftp, sip, ...) expect; only -f applies.`,
 		Example: `  ctsync table list
   ctsync table list -p tcp --dport 80
   ctsync table list --state ESTABLISHED
   ctsync table list --state ESTABLISHED -p tcp -o extended,id
   ctsync table list -s 10.0.0.0/8 --src-nat
-  ctsync table list -w 10 -o save > zone10.txt`,
-	}, ctList, nil, func(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequest) error {
+  ctsync table list -w 10 -o save > zone10.txt
+  ctsync table list --expect`,
+	}, ctList, func(req *ctRequest) error {
+		if expect {
+			return expectOnly(req, "table list")
+		}
+		return nil
+	}, func(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequest) error {
+		if req.expect {
+			n, err := listExpectations(ctx, conn, req.dump.Family, s.out)
+			if err != nil {
+				return err
+			}
+			summary(s, "%d expectations have been shown.", n)
+			return nil
+		}
 		n, err := listEntries(ctx, conn, req, s.out)
 		if err != nil {
 			return err
@@ -96,6 +113,8 @@ Beyond conntrack: --state without -p matches the state of that name in any proto
 		summary(s, "%d flow entries have been shown.", n)
 		return nil
 	})
+	cmd.Flags().BoolVar(&expect, "expect", false, "list the expectation table instead (conntrack -L expect)")
+	return cmd
 }
 
 func newTableGetCmd(s *streams) *cobra.Command {

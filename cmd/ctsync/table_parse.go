@@ -38,8 +38,9 @@ type ctRequest struct {
 	watch  kernel.WatchOptions
 	count  int // events: stop after this many (0: never)
 
-	netns string
-	yes   bool
+	netns  string
+	yes    bool
+	expect bool // --expect: the expectation table
 }
 
 // request checks the options against conntrack(8)'s rules for the command

@@ -227,3 +227,23 @@ func Conntrack(t testing.TB, ns string, args ...string) (string, error) {
 	t.Helper()
 	return Exec(t, ns, "conntrack", args...)
 }
+
+// ExecStdin is [Exec] with stdin as the command's standard input.
+func ExecStdin(t testing.TB, ns, stdin string, name string, args ...string) (stdout string, err error) {
+	t.Helper()
+	if ns == "" {
+		return "", errors.New("kerneltest.ExecStdin: empty namespace name (tests never touch the host namespace)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ExecTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	var outBuf, errBuf bytes.Buffer
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdout = &outBuf
+	cmd.Stderr = &errBuf
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return outBuf.String(), fmt.Errorf("in netns %s: %s: %w: %s", ns, strings.Join(append([]string{name}, args...), " "), err, strings.TrimSpace(errBuf.String()))
+	}
+	return outBuf.String(), nil
+}
