@@ -33,6 +33,9 @@ type origin struct {
 	inSnap  bool
 	synced  bool // a snapshot completed in this epoch
 	stats   OriginStats
+
+	exp       expSet // the origin's expectations (expect.go)
+	expSynced bool   // a set was received in this epoch
 }
 
 // OriginStats describe one origin's part of the external cache.
@@ -158,6 +161,7 @@ func (e *External) resetLocked(o *origin) {
 		o.t.each(func(s *slot) { e.opts.OnChange(&s.k) })
 	}
 	o.t.reset()
+	o.exp, o.expSynced = expSet{}, false
 }
 
 // Vouch records that origin's owner confirmed its flows (for example with a
@@ -205,6 +209,7 @@ func (e *External) Expire() int {
 		}
 		o.stats.Expired += uint64(len(dead))
 		n += len(dead)
+		o.exp.expire(now)
 	}
 	return n
 }

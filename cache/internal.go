@@ -57,6 +57,12 @@ type Internal struct {
 	inSweep bool
 	held    bool // readers paused (Hold)
 	stats   InternalStats
+
+	// Expectations (expect.go): the set, its version (bumped on every
+	// change), and the keys seen by a resync in progress.
+	exp        expSet
+	expVersion uint64
+	expSweep   map[flow.ExpectKey]struct{}
 }
 
 // InternalStats are counters of an Internal cache.
@@ -168,6 +174,8 @@ func (c *Internal) Flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t.reset()
+	c.exp = expSet{}
+	c.expVersion++
 	c.version++
 	c.logStart += uint64(len(c.log))
 	c.log = nil
@@ -292,6 +300,9 @@ type Reader struct {
 	cursor uint64
 	lost   bool
 	wake   chan struct{}
+
+	expSent    bool // the expectation set at expVersion was taken
+	expVersion uint64
 }
 
 // NewReader registers a reader.
@@ -395,6 +406,7 @@ func (r *Reader) Snapshot() *Snapshot {
 	defer c.mu.Unlock()
 	r.cursor = c.logStart + uint64(len(c.log))
 	r.lost = false
+	r.expSent = false // a snapshot carries the expectations too
 	c.trimLocked()
 	return &Snapshot{r: r}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/cache"
+	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/ratelog"
 	"github.com/hashicorp/memberlist"
 )
@@ -149,6 +150,11 @@ type peer struct {
 	mismatches  atomic.Uint64
 	resyncAsked atomic.Uint64
 	lastVersion atomic.Uint64
+
+	// expectations (both directions)
+	sentExpects   atomic.Uint64 // expectations sent (in whole sets)
+	recvExpects   atomic.Uint64
+	expMismatches atomic.Uint64
 }
 
 // New creates the node's memberlist and starts listening on cfg.Bind.
@@ -491,7 +497,7 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 	p.connected.Store(true)
 	tick := time.NewTicker(n.cfg.DigestEvery)
 	defer tick.Stop()
-	var lastDigest cache.Digest
+	var lastDigest, expDigest cache.Digest
 	var lastDigestAt time.Time
 	for {
 		if r.Lost() {
@@ -509,11 +515,23 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 				break
 			}
 		}
+		// The expectation set, whole, when it changed (after the flows:
+		// the masters it refers to go first).
+		if xs, dg, ok := r.NextExpects(); ok {
+			if err := n.send(s, p, w.expects(n.epoch, xs)); err != nil {
+				return err
+			}
+			p.sentExpects.Add(uint64(len(xs)))
+			expDigest = dg
+		}
 		if dg, ver, ok := r.CaughtUp(); ok {
 			p.caughtUp.Store(true)
 			p.pending.Store(0)
 			if dg != lastDigest || time.Since(lastDigestAt) >= n.cfg.DigestEvery {
 				if err := n.send(s, p, w.u64s(msgDigest, n.epoch, dg.Count, dg.Hash, ver)); err != nil {
+					return err
+				}
+				if err := n.send(s, p, w.u64s(msgExpectDigest, n.epoch, expDigest.Count, expDigest.Hash)); err != nil {
 					return err
 				}
 				lastDigest, lastDigestAt = dg, time.Now()
@@ -591,7 +609,12 @@ func (n *Node) readControl(s *conn, p *peer, r *cache.Reader) error {
 		}
 		switch t {
 		case msgResync:
-			r.ForceSnapshot()
+			var reason uint64
+			if rd.u64s(&reason) == nil && reason == resyncExpects {
+				r.ResendExpects()
+			} else {
+				r.ForceSnapshot()
+			}
 		default:
 			n.stats.unexpectedMsgs.Add(1)
 		}
@@ -686,7 +709,7 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 	}()
 	ext := n.cfg.External
 	w := newWriter()
-	var lastAsk time.Time
+	var lastAsk, lastExpAsk time.Time
 	apply := func(ep uint64, e *cache.Entry) error {
 		if ep != epoch {
 			return fmt.Errorf("%w: entries of epoch %d on a stream of epoch %d", errWire, ep, epoch)
@@ -744,6 +767,31 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 						p.resyncAsked.Add(1)
 						lastAsk = time.Now()
 						err = s.sendLocked(w.u64s(msgResync, 1))
+					}
+				}
+			case msgExpects:
+				var ep uint64
+				var xs []flow.Expect
+				if ep, xs, err = rd.expects(); err == nil {
+					if ep != epoch {
+						err = fmt.Errorf("%w: expectations of epoch %d on a stream of epoch %d", errWire, ep, epoch)
+					} else if ext.ReplaceExpects(origin, epoch, xs) {
+						p.recvExpects.Add(uint64(len(xs)))
+					} else {
+						p.stale.Add(1)
+					}
+				}
+			case msgExpectDigest:
+				var ep, count, hash uint64
+				if err = rd.u64s(&ep, &count, &hash); err == nil && ep == epoch {
+					got, synced := ext.ExpectDigest(origin, epoch)
+					if (!synced || got.Count != count || got.Hash != hash) && time.Since(lastExpAsk) > 2*n.cfg.DigestEvery {
+						// Missed a set, or one of ours expired early: ask
+						// for the set again (not a whole snapshot).
+						n.log.Debug("expectation digest mismatch: asking for the set", "peer", origin, "have", got.Count, "owner_has", count)
+						p.expMismatches.Add(1)
+						lastExpAsk = time.Now()
+						err = s.sendLocked(w.u64s(msgResync, resyncExpects))
 					}
 				}
 			default:

@@ -29,6 +29,10 @@ type PeerStats struct {
 	ResyncAsked   uint64  `json:"resyncs_requested"`
 	LastDigestAge float64 `json:"last_digest_match_seconds"` // -1: never
 	InSync        bool    `json:"in_sync"`
+	// Expectations, sent and received in whole sets.
+	SentExpects   uint64 `json:"sent_expectations"`
+	RecvExpects   uint64 `json:"recv_expectations"`
+	ExpMismatches uint64 `json:"expectation_digest_mismatches"`
 }
 
 // Stats are the replication counters of this node.
@@ -72,6 +76,7 @@ func (n *Node) Stats() Stats {
 			RecvBytes: p.recvBytes.Load(), RecvMsgs: p.recvMsgs.Load(), RecvEntries: p.recvEntries.Load(),
 			Stale: p.stale.Load(), Mismatches: p.mismatches.Load(), ResyncAsked: p.resyncAsked.Load(),
 			LastDigestAge: -1,
+			SentExpects:   p.sentExpects.Load(), RecvExpects: p.recvExpects.Load(), ExpMismatches: p.expMismatches.Load(),
 		}
 		if e, ok := p.lastErr.Load().(string); ok {
 			ps.LastError = e

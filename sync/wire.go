@@ -26,6 +26,9 @@ const (
 	msgSnapEnd   msgType = 4 // the snapshot is complete
 	msgDigest    msgType = 5 // the origin's cache summary at this point
 	msgResync    msgType = 6 // receiver → sender: send a snapshot
+	// Added later (expect.go); older receivers drop and count them.
+	msgExpects      msgType = 7 // the origin's complete expectation set
+	msgExpectDigest msgType = 8 // its digest
 )
 
 func (t msgType) String() string {
@@ -42,6 +45,10 @@ func (t msgType) String() string {
 		return "digest"
 	case msgResync:
 		return "resync"
+	case msgExpects:
+		return "expectations"
+	case msgExpectDigest:
+		return "expectation-digest"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }

@@ -120,6 +120,10 @@ func TestGolden(t *testing.T) {
 	add("snapshot-end", w.u64s(msgSnapEnd, 7))
 	add("digest", w.u64s(msgDigest, 7, 8, 0xfedcba9876543210, 1008))
 	add("resync", w.u64s(msgResync, 1))
+	// Added with expectations (new message types; version 1 unchanged).
+	add("expectations", w.expects(7, wireExpects()))
+	add("expectation-digest", w.u64s(msgExpectDigest, 7, 2, 0x0123456789abcdef))
+	add("resync-expectations", w.u64s(msgResync, resyncExpects))
 	got := strings.Join(msgs, "\n") + "\n"
 	path := filepath.Join("testdata", "wire-v1.golden")
 	if *update {
@@ -162,6 +166,11 @@ func decodeAny(b []byte) error {
 	case msgDigest:
 		var a, b, c, d uint64
 		err = rd.u64s(&a, &b, &c, &d)
+	case msgExpects:
+		_, _, err = rd.expects()
+	case msgExpectDigest:
+		var a, b, c uint64
+		err = rd.u64s(&a, &b, &c)
 	default:
 		err = errWire
 	}
@@ -179,6 +188,9 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(append([]byte(nil), w.endEntries(len(in))...))
 	f.Add(append([]byte(nil), w.u64s(msgDigest, 1, 2, 3, 4)...))
 	f.Add([]byte{1, 3, 0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Add(append([]byte(nil), w.expects(1, wireExpects())...))
+	f.Add(append([]byte(nil), w.u64s(msgExpectDigest, 1, 2, 3)...))
+	f.Add([]byte{1, 7, 1, 0xdc, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = decodeAny(b) // must not panic or allocate without bound
 	})
