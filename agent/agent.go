@@ -61,15 +61,18 @@ type Agent struct {
 	// pending holds flows younger than filter.min_age (loop goroutine only).
 	pending pending
 
-	events   chan []flow.Event // batches from the watcher
-	free     chan []flow.Event // applied batches, for reuse
-	overrun  chan struct{}     // the watcher lost events
-	ops      chan func()       // work for the loop goroutine
-	ready    atomic.Bool       // initial dump done, watcher running
-	quit     chan struct{}     // closed by Shutdown: Run ends
-	quitOnce stdsync.Once
-	stopping chan struct{} // closed when Run begins to stop: no more loop work
-	stopped  chan struct{} // closed when Run has returned
+	events    chan []flow.Event     // batches from the watcher
+	expEvents chan flow.ExpectEvent // from the expectation watcher
+	// expOrphans are expectations waiting for their master (loop only).
+	expOrphans map[flow.ExpectKey]orphan
+	free       chan []flow.Event // applied batches, for reuse
+	overrun    chan struct{}     // the watcher lost events
+	ops        chan func()       // work for the loop goroutine
+	ready      atomic.Bool       // initial dump done, watcher running
+	quit       chan struct{}     // closed by Shutdown: Run ends
+	quitOnce   stdsync.Once
+	stopping   chan struct{} // closed when Run begins to stop: no more loop work
+	stopped    chan struct{} // closed when Run has returned
 
 	transition stdsync.Mutex // serialises commit, purge, notify
 
@@ -111,14 +114,16 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: log, start: time.Now(), warn: ratelog.New(ratelog.DefaultEvery),
-		events:   make(chan []flow.Event, 64),
-		free:     make(chan []flow.Event, 64),
-		overrun:  make(chan struct{}, 1),
-		ops:      make(chan func()),
-		stopped:  make(chan struct{}),
-		stopping: make(chan struct{}),
-		quit:     make(chan struct{}),
-		pending:  make(pending),
+		events:     make(chan []flow.Event, 64),
+		expEvents:  make(chan flow.ExpectEvent, 256),
+		expOrphans: make(map[flow.ExpectKey]orphan),
+		free:       make(chan []flow.Event, 64),
+		overrun:    make(chan struct{}, 1),
+		ops:        make(chan func()),
+		stopped:    make(chan struct{}),
+		stopping:   make(chan struct{}),
+		quit:       make(chan struct{}),
+		pending:    make(pending),
 	}
 	a.filter.Store(f)
 	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
@@ -222,6 +227,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.kern.Close()
 		return fmt.Errorf("watch kernel events: %w", err)
 	}
+	if xk := a.expectKernel(); xk != nil {
+		expReady := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.runExpectWatch(ctx, xk, expReady)
+		}()
+		select {
+		case <-expReady:
+		case <-ctx.Done():
+		}
+	}
 	if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
 		a.log.Error("initial kernel dump failed; will retry", "err", err)
 		a.signalOverrun()
@@ -301,9 +318,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-retry:
 			retry = nil
 			a.signalOverrun()
+		case ev := <-a.expEvents:
+			a.applyExpect(&ev)
 		case op := <-a.ops:
 			op()
 		case <-expire.C:
+			a.in.ExpireExpects()
 			if n := a.ext.Expire(); n > 0 {
 				a.log.Debug("expired external flows", "count", n)
 			}
@@ -461,6 +481,9 @@ func (a *Agent) admit(fl *flow.Flow, f *replFilter, now int64) bool {
 // promote moves the held flows that reached filter.min_age into the
 // internal cache (on the loop).
 func (a *Agent) promote() {
+	if len(a.expOrphans) > 0 {
+		a.adoptOrphans()
+	}
 	if len(a.pending) == 0 {
 		return
 	}
@@ -515,6 +538,10 @@ func (a *Agent) resync(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	removed := a.in.EndResync()
+	if _, err := a.resyncExpects(ctx); err != nil {
+		a.st.resyncFailures.Add(1)
+		return removed, err
+	}
 	a.st.resyncs.Add(1)
 	a.st.lastResync.Store(int64(time.Since(start)))
 	a.log.Info("internal cache rebuilt from the kernel", "flows", n, "removed", removed, "took", time.Since(start).Round(time.Millisecond))

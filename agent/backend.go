@@ -112,6 +112,33 @@ func (a *Agent) Cache(ctx context.Context, q control.CacheQuery, fn func(origin 
 	return err
 }
 
+var _ control.ExpectBackend = (*Agent)(nil)
+
+// CacheExpect implements control.ExpectBackend.
+func (a *Agent) CacheExpect(ctx context.Context, q control.CacheQuery, fn func(origin string, x *flow.Expect) error) error {
+	var err error
+	switch q.Cache {
+	case "internal":
+		xs := a.in.Expects()
+		for i := range xs {
+			if err = fn(a.cfg.Node, &xs[i]); err != nil {
+				break
+			}
+		}
+	case "external":
+		a.ext.RangeExpects(q.Origin, func(origin string, x *flow.Expect) bool {
+			err = fn(origin, x)
+			return err == nil && ctx.Err() == nil
+		})
+	default:
+		return fmt.Errorf("unknown cache %q (want internal or external)", q.Cache)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
 // Stats implements control.Backend.
 func (a *Agent) Stats(ctx context.Context) (any, error) { return a.stats(), nil }
 
@@ -166,6 +193,17 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 				held, written, err := a.hot.takeover(ctx)
 				return fmt.Sprintf("%d flows in the kernel already, %d written now", held, written), err
 			})
+			if err == nil {
+				// Hot standby keeps flows, not expectations, in the
+				// kernel ahead of a failover (the kernel cannot update
+				// one, and they live seconds): they are written now, on
+				// their masters, which are in place.
+				err = step("expectations", func() (string, error) {
+					var c control.CommitResult
+					err := a.commitExpects(ctx, &c)
+					return fmt.Sprintf("%d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed), err
+				})
+			}
 		} else {
 			err = step("commit", func() (string, error) {
 				c, err := a.commit(ctx)
@@ -173,7 +211,11 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 				if err == nil && c.Failed > 0 {
 					return fmt.Sprintf("%d flows failed", c.Failed), nil
 				}
-				return fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced), err
+				detail := fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced)
+				if n := c.Expectations + c.ExpectationsExisting + c.ExpectationsFailed; n > 0 {
+					detail += fmt.Sprintf("; expectations %d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed)
+				}
+				return detail, err
 			})
 		}
 		// The flows are in place (or the commit failed: this node is

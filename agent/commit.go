@@ -21,7 +21,8 @@ const maxReportedErrors = 10
 const commitChunk = 8192
 
 // commit writes the external cache into the kernel: masters first, then
-// RELATED flows (which need their master), each flow with its remaining
+// the expectations (on their masters), then RELATED flows (which need
+// their master), each flow with its remaining
 // timeout (or commit.timeout), TCP flows with BE_LIBERAL so that window
 // tracking on this node does not drop them. An entry that exists already
 // is replaced by the replica. Callers hold a.transition.
@@ -46,6 +47,11 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	rec := a.newRecorder(ctx)
 	var err error
 	for _, related := range []bool{false, true} {
+		if related && err == nil {
+			// Masters are in: their expectations, then the RELATED
+			// flows (which may have been created by one).
+			err = a.commitExpects(ctx, &res)
+		}
 		buf := rec.buffer()
 		send := func() {
 			if len(buf) == 0 || err != nil {
@@ -91,6 +97,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 		lvl = a.log.Warn
 	}
 	lvl("committed the external cache", "created", res.Created, "replaced", res.Replaced, "failed", res.Failed,
+		"expectations", res.Expectations, "expectations_existing", res.ExpectationsExisting, "expectations_failed", res.ExpectationsFailed,
 		"took", time.Since(start).Round(time.Millisecond))
 	return res, nil
 }

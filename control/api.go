@@ -59,11 +59,16 @@ var ErrInvalid = errors.New("invalid request")
 
 // CommitResult is the outcome of a commit.
 type CommitResult struct {
-	Created  int      `json:"created"`
-	Replaced int      `json:"replaced"` // existed already: replaced by the replica
-	Failed   int      `json:"failed"`
-	Seconds  float64  `json:"seconds"`
-	Errors   []string `json:"errors,omitempty"` // the first few failures, one line each
+	Created  int `json:"created"`
+	Replaced int `json:"replaced"` // existed already: replaced by the replica
+	Failed   int `json:"failed"`
+	// Expectations created on the committed masters, found there
+	// already (the kernel cannot update one), and failed.
+	Expectations         int      `json:"expectations,omitempty"`
+	ExpectationsExisting int      `json:"expectations_existing,omitempty"`
+	ExpectationsFailed   int      `json:"expectations_failed,omitempty"`
+	Seconds              float64  `json:"seconds"`
+	Errors               []string `json:"errors,omitempty"` // the first few failures, one line each
 }
 
 // ResyncResult is the outcome of a kernel resync.
@@ -119,6 +124,10 @@ type CacheQuery struct {
 	// Backend.Cache yields, so a Backend may ignore it.
 	Extra flow.ExtraFilter `json:"extra"`
 	Count bool             `json:"count"` // only count
+	// Expect lists the cache's expectations instead of its flows, as
+	// conntrack -L expect prints them (text only; Filter and Extra do not
+	// apply). The Backend must implement ExpectBackend.
+	Expect bool `json:"expect,omitempty"`
 	// Output: the same formats as `ctsync table list`.
 	Format   string `json:"format"` // text (default), save, json
 	Extended bool   `json:"extended"`
@@ -141,4 +150,12 @@ type KeysResult struct {
 	Answered int               `json:"answered"` // members that answered
 	Errors   map[string]string `json:"errors,omitempty"`
 	Keys     []KeyInfo         `json:"keys,omitempty"` // list: primary first
+}
+
+// ExpectBackend is implemented by a Backend whose caches hold
+// expectations (the agent's).
+type ExpectBackend interface {
+	// CacheExpect streams the expectations of one cache (q.Cache, and
+	// q.Origin for the external one) to fn.
+	CacheExpect(ctx context.Context, q CacheQuery, fn func(origin string, x *flow.Expect) error) error
 }

@@ -297,6 +297,10 @@ func (h *handler) cache(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if q.Expect {
+		h.cacheExpect(w, r, &q)
+		return
+	}
 	if q.Count {
 		n := 0
 		err := h.b.Cache(ctx, q, func(_ string, f *flow.Flow) error {
@@ -345,6 +349,46 @@ func (h *handler) cache(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// cacheExpect lists a cache's expectations (q.Expect), one conntrack -L
+// expect line each, or counts them.
+func (h *handler) cacheExpect(w http.ResponseWriter, r *http.Request, q *CacheQuery) {
+	eb, ok := h.b.(ExpectBackend)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "expect: this daemon does not keep expectations")
+		return
+	}
+	ctx := r.Context()
+	if q.Count {
+		n := 0
+		err := eb.CacheExpect(ctx, *q, func(string, *flow.Expect) error { n++; return nil })
+		h.reply(w, r, countResponse{Count: n}, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Trailer", trailerError)
+	sent := &countingWriter{w: w}
+	bw := bufio.NewWriterSize(sent, 64<<10)
+	var line []byte
+	err := eb.CacheExpect(ctx, *q, func(_ string, x *flow.Expect) error {
+		line = append(x.AppendText(line[:0]), '\n')
+		_, err := bw.Write(line)
+		return err
+	})
+	switch {
+	case err == nil:
+		if err := bw.Flush(); err != nil {
+			h.log.Debug("control: expectation listing not delivered", "err", err)
+		}
+	case sent.n == 0:
+		w.Header().Del("Trailer")
+		h.fail(w, r, err)
+	default:
+		if bw.Flush() == nil {
+			w.Header().Set(trailerError, err.Error())
+		}
+	}
+}
+
 // checkQuery returns what is wrong with a cache query, or "".
 func checkQuery(q *CacheQuery) string {
 	switch q.Cache {
@@ -357,7 +401,13 @@ func checkQuery(q *CacheQuery) string {
 	}
 	switch q.Format {
 	case "", "text":
+		if q.Expect && (q.Extended || q.ID) {
+			return "expect: expectations are listed in conntrack -L expect's format only"
+		}
 	case "save", "json":
+		if q.Expect {
+			return "expect: expectations are listed in conntrack -L expect's format only"
+		}
 		if q.Extended || q.ID {
 			return fmt.Sprintf("format %s cannot be combined with extended or id", q.Format)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/control"
@@ -113,10 +114,14 @@ failures follow on standard error. Any failed flow: exit 1.`,
 func printCommit(s *streams, res *control.CommitResult) {
 	fmt.Fprintf(s.out, "committed %d flows in %.3fs: %d created, %d replaced, %d failed\n",
 		res.Created+res.Replaced+res.Failed, res.Seconds, res.Created, res.Replaced, res.Failed)
+	if n := res.Expectations + res.ExpectationsExisting + res.ExpectationsFailed; n > 0 {
+		fmt.Fprintf(s.out, "committed %d expectations: %d created, %d existing, %d failed\n",
+			n, res.Expectations, res.ExpectationsExisting, res.ExpectationsFailed)
+	}
 	for _, e := range res.Errors {
 		fmt.Fprintf(s.err, "ctsync: commit: %s\n", e)
 	}
-	if more := res.Failed - len(res.Errors); more > 0 && len(res.Errors) > 0 {
+	if more := res.Failed + res.ExpectationsFailed - len(res.Errors); more > 0 && len(res.Errors) > 0 {
 		fmt.Fprintf(s.err, "ctsync: commit: ... and %d more (see the daemon's log)\n", more)
 	}
 }
@@ -252,7 +257,8 @@ entries (-o json adds each flow's origin node); the number shown goes to
 standard error. --count prints only the number.`,
 		Example: `  ctsync cache ` + which + `
   ctsync cache ` + which + ` -p tcp --dport 443 -o extended
-  ctsync cache ` + which + ` --count`,
+  ctsync cache ` + which + ` --count
+  ctsync cache ` + which + ` --expect`,
 	}
 	if which == "internal" {
 		cmd.Short = "List this node's own flows (conntrackd -i)"
@@ -267,6 +273,7 @@ standard error. --count prints only the number.`,
 	}
 	count := cmd.Flags().Bool("count", false, "print only the number of matching flows")
 	origin := cmd.Flags().String("origin", "", "only the flows of peer `NODE`")
+	expect := cmd.Flags().Bool("expect", false, "list the cache's expectations instead, as conntrack -L expect does (no filters)")
 	if which == "internal" {
 		cmd.Flags().Lookup("origin").Hidden = true
 	}
@@ -286,6 +293,23 @@ standard error. --count prints only the number.`,
 			return usageErrorf("--origin: want a node name")
 		case *count && cf.has(optOutput):
 			return usageErrorf("--count prints only the number: leave out -o")
+		case *expect && cf.has(optOutput):
+			return usageErrorf("--expect lists expectations in conntrack -L expect's format only: leave out -o")
+		case *expect && (len(args) > 0 || otherFlags(cmd, "expect", "origin", "count", "socket", "config")):
+			return usageErrorf("--expect takes no filters")
+		}
+		if *expect {
+			q = control.CacheQuery{Cache: which, Origin: *origin, Count: *count, Expect: true, Format: "text"}
+			n, err := c.Cache(cmd.Context(), q, s.out)
+			if *count && err == nil {
+				fmt.Fprintln(s.out, n)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			summary(s, "%d expectations have been shown.", n)
+			return nil
 		}
 		switch o := req.output; {
 		case o.save:
@@ -528,4 +552,18 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// otherFlags reports whether a flag other than those named was given.
+func otherFlags(cmd *cobra.Command, names ...string) bool {
+	other := false
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		for _, n := range names {
+			if f.Name == n {
+				return
+			}
+		}
+		other = true
+	})
+	return other
 }
