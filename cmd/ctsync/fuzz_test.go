@@ -70,10 +70,15 @@ func saveRoundTrip(t *testing.T, what string, r *ctRequest) {
 	}
 }
 
-// saveView is the part of a flow a save line carries.
+// saveView is the part of a flow a save line carries. Zone 0 is the
+// default zone in either direction (conntrack -o save leaves it out too).
 func saveView(f flow.Flow) flow.Flow {
 	f.Attrs &^= flow.AttrMark | flow.AttrLabels | flow.AttrHelper
 	f.Mark, f.Labels, f.Helper = 0, flow.Labels{}, ""
+	if f.Zone == 0 {
+		f.Attrs &^= flow.AttrZone
+		f.ZoneDir = flow.ZoneBoth
+	}
 	return f
 }
 
