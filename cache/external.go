@@ -115,18 +115,21 @@ func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
 	}
 	k := en.Key
 	if en.Deleted {
-		if s := o.t.get(&k); s != nil {
+		if s, f := o.t.lookup(&k); s != nil {
 			if s.r.version > en.Version {
 				o.stats.Stale++
 				return false
 			}
-			o.t.del(&k)
+			o.t.delFound(f, &k)
 			e.changed(&k)
 		}
 		o.stats.Applied++
 		return true
 	}
-	if s := o.t.get(&k); s != nil {
+	// The flow is the truth; a sender's key is only a hint.
+	k, r, x := encode(&en.Flow)
+	s, f := o.t.lookup(&k)
+	if s != nil {
 		if s.r.version > en.Version || s.r.version == en.Version && !o.inSnap {
 			o.stats.Stale++
 			return false
@@ -135,14 +138,10 @@ func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
 		o.stats.Full++
 		return false
 	}
-	k2, r, x := encode(&en.Flow)
-	if k2 != k {
-		k = k2 // the flow is the truth; a sender's key is only a hint
-	}
 	r.version = en.Version
 	r.updated = e.opts.Clock()
 	r.gen = o.gen
-	o.t.put(&k, &r, x)
+	o.t.putFound(f, &k, &r, x)
 	e.changed(&k)
 	o.stats.Applied++
 	return true

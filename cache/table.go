@@ -40,10 +40,36 @@ func (t *table) get(k *Key) *slot {
 	return t.slot(i)
 }
 
+// found is where a lookup left a key: its slot, or the probe position an
+// insert takes. It is valid until the table changes.
+type found struct {
+	pos  int
+	slot uint32
+	ok   bool
+	tag  uint32
+}
+
+// lookup returns k's slot (nil when absent) and a handle for putFound or
+// delFound, so that a read-then-write costs one probe.
+func (t *table) lookup(k *Key) (*slot, found) {
+	pos, i, ok, tag := t.idx.find(t, k)
+	f := found{pos: pos, slot: i, ok: ok, tag: tag}
+	if !ok {
+		return nil, f
+	}
+	return t.slot(i), f
+}
+
 // put stores k's record (and extras), replacing any previous one.
 func (t *table) put(k *Key, r *rec, x *extra) {
-	if pos, i, ok, tag := t.idx.find(t, k); ok {
-		s := t.slot(i)
+	_, f := t.lookup(k)
+	t.putFound(f, k, r, x)
+}
+
+// putFound is put at the place a lookup of k found.
+func (t *table) putFound(f found, k *Key, r *rec, x *extra) {
+	if f.ok {
+		s := t.slot(f.slot)
 		t.xor ^= k.hash(s.r.version)
 		s.r = *r
 	} else {
@@ -60,7 +86,7 @@ func (t *table) put(k *Key, r *rec, x *extra) {
 		}
 		s := t.slot(i)
 		s.k, s.r, s.used = *k, *r, true
-		t.idx.insert(pos, i, tag)
+		t.idx.insert(f.pos, i, f.tag)
 	}
 	t.xor ^= k.hash(r.version)
 	if x != nil {
@@ -72,16 +98,21 @@ func (t *table) put(k *Key, r *rec, x *extra) {
 
 // del removes k; it reports whether it was present.
 func (t *table) del(k *Key) bool {
-	pos, i, ok, _ := t.idx.find(t, k)
-	if !ok {
+	_, f := t.lookup(k)
+	return t.delFound(f, k)
+}
+
+// delFound is del at the place a lookup of k found.
+func (t *table) delFound(f found, k *Key) bool {
+	if !f.ok {
 		return false
 	}
-	s := t.slot(i)
+	s := t.slot(f.slot)
 	t.xor ^= k.hash(s.r.version)
-	t.idx.remove(pos)
+	t.idx.remove(f.pos)
 	*s = slot{}
 	delete(t.extras, *k)
-	t.free = append(t.free, i)
+	t.free = append(t.free, f.slot)
 	return true
 }
 
