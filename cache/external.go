@@ -23,6 +23,7 @@ type External struct {
 	mu      stdsync.RWMutex
 	origins map[string]*origin
 	opts    ExternalOptions
+	sink    uint32 // keeps ApplyBatch's prefetching reads from being optimised away
 }
 
 type origin struct {
@@ -104,7 +105,7 @@ func (e *External) EndSnapshot(name string, epoch uint64) int {
 }
 
 // Apply stores one entry from origin. Entries from another epoch, or older
-// than what is held, are rejected (false).
+// than what is held, are refused (false) and counted as stale.
 func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -113,22 +114,61 @@ func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
 		o.stats.Stale++
 		return false
 	}
-	k := en.Key
+	if !en.Deleted {
+		en.Key = KeyOf(&en.Flow)
+	}
+	return e.applyLocked(o, en, o.t.idx.hash(&en.Key), e.opts.Clock())
+}
+
+// ApplyBatch is Apply for a run of entries in order, under one lock and
+// one reading of the clock; it returns how many were refused. It rewrites
+// the entries' keys (a sender's key is only a hint; the flow is the truth).
+func (e *External) ApplyBatch(name string, epoch uint64, ens []Entry) (stale int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.originLocked(name)
+	if o.epoch != epoch {
+		o.stats.Stale += uint64(len(ens))
+		return len(ens)
+	}
+	now := e.opts.Clock()
+	const group = 64 // lookups whose memory is fetched together
+	var tags [group]uint32
+	for start := 0; start < len(ens); start += group {
+		part := ens[start:min(start+group, len(ens))]
+		for i := range part {
+			en := &part[i]
+			if !en.Deleted {
+				en.Key = KeyOf(&en.Flow)
+			}
+			tags[i] = o.t.idx.hash(&en.Key)
+		}
+		e.sink += o.t.idx.touch(o.t, tags[:len(part)])
+		for i := range part {
+			if !e.applyLocked(o, &part[i], tags[i], now) {
+				stale++
+			}
+		}
+	}
+	return stale
+}
+
+// applyLocked applies en, whose Key is set and whose index hash is tag.
+func (e *External) applyLocked(o *origin, en *Entry, tag uint32, now int64) bool {
+	k := &en.Key
+	s, f := o.t.lookupTag(k, tag)
 	if en.Deleted {
-		if s, f := o.t.lookup(&k); s != nil {
+		if s != nil {
 			if s.r.version > en.Version {
 				o.stats.Stale++
 				return false
 			}
-			o.t.delFound(f, &k)
-			e.changed(&k)
+			o.t.delFound(f, k)
+			e.changed(k)
 		}
 		o.stats.Applied++
 		return true
 	}
-	// The flow is the truth; a sender's key is only a hint.
-	k, r, x := encode(&en.Flow)
-	s, f := o.t.lookup(&k)
 	if s != nil {
 		if s.r.version > en.Version || s.r.version == en.Version && !o.inSnap {
 			o.stats.Stale++
@@ -138,13 +178,34 @@ func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
 		o.stats.Full++
 		return false
 	}
+	r, x := encodeRec(&en.Flow)
 	r.version = en.Version
-	r.updated = e.opts.Clock()
+	r.updated = now
 	r.gen = o.gen
-	o.t.putFound(f, &k, &r, x)
-	e.changed(&k)
+	o.t.putFound(f, k, &r, x)
+	e.changed(k)
 	o.stats.Applied++
 	return true
+}
+
+// Reserve makes room for n more of origin's flows in the given epoch (the
+// size a snapshot announces), so that loading them does not rehash on the
+// way. n is a hint from the network: it is bounded by MaxFlows (or 2^21
+// when the cache is unbounded).
+func (e *External) Reserve(name string, epoch uint64, n uint64) {
+	limit := uint64(e.opts.MaxFlows)
+	if limit == 0 {
+		limit = 1 << 21
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.origins[name]
+	if o == nil || o.epoch != epoch {
+		return
+	}
+	if have := uint64(o.t.len()); have < limit {
+		o.t.idx.reserve(int(min(n, limit-have)))
+	}
 }
 
 // changed reports a key's change to OnChange (lock held).

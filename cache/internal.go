@@ -396,7 +396,11 @@ type Snapshot struct {
 	r    *Reader
 	pos  int64
 	done bool
+	size int
 }
+
+// Len returns how many flows the cache held when the snapshot began.
+func (s *Snapshot) Len() int { return s.size }
 
 // Snapshot starts a snapshot and positions the reader's cursor at the log's
 // head; the reader is no longer lost.
@@ -408,7 +412,7 @@ func (r *Reader) Snapshot() *Snapshot {
 	r.lost = false
 	r.expSent = false // a snapshot carries the expectations too
 	c.trimLocked()
-	return &Snapshot{r: r}
+	return &Snapshot{r: r, size: c.t.len()}
 }
 
 // Next calls fn for up to max flows and reports whether more remain.

@@ -126,7 +126,12 @@ const (
 
 // encode splits f into its key, record and extras (nil when none).
 func encode(f *flow.Flow) (Key, rec, *extra) {
-	k := KeyOf(f)
+	r, x := encodeRec(f)
+	return KeyOf(f), r, x
+}
+
+// encodeRec is encode without the key.
+func encodeRec(f *flow.Flow) (rec, *extra) {
 	r := rec{
 		rsrc: f.Reply.Src.As16(), rdst: f.Reply.Dst.As16(),
 		status: uint32(f.Status), timeout: f.Timeout, mark: f.Mark,
@@ -173,7 +178,7 @@ func encode(f *flow.Flow) (Key, rec, *extra) {
 		}
 		r.hasExtra = true
 	}
-	return k, r, x
+	return r, x
 }
 
 // decode rebuilds a flow from its parts. The timeout is the recorded one.

@@ -60,6 +60,16 @@ func (t *table) lookup(k *Key) (*slot, found) {
 	return t.slot(i), f
 }
 
+// lookupTag is lookup for a key whose index hash is known.
+func (t *table) lookupTag(k *Key, tag uint32) (*slot, found) {
+	pos, i, ok, _ := t.idx.findTag(t, k, tag)
+	f := found{pos: pos, slot: i, ok: ok, tag: tag}
+	if !ok {
+		return nil, f
+	}
+	return t.slot(i), f
+}
+
 // put stores k's record (and extras), replacing any previous one.
 func (t *table) put(k *Key, r *rec, x *extra) {
 	_, f := t.lookup(k)

@@ -497,6 +497,16 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 	p.connected.Store(true)
 	tick := time.NewTicker(n.cfg.DigestEvery)
 	defer tick.Stop()
+	// A digest goes out when the stream has caught up and the cache
+	// changed, but no sooner than digestGap after the last one: under a
+	// steady stream of changes the reader catches up after nearly every
+	// batch, and a digest each time would cost more bytes than the
+	// entries. owed fires when a held-back digest is due.
+	digestGap := n.cfg.DigestEvery / 4
+	owed := time.NewTimer(time.Hour)
+	owed.Stop()
+	defer owed.Stop()
+	owing := false
 	var lastDigest, expDigest cache.Digest
 	var lastDigestAt time.Time
 	for {
@@ -527,7 +537,9 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 		if dg, ver, ok := r.CaughtUp(); ok {
 			p.caughtUp.Store(true)
 			p.pending.Store(0)
-			if dg != lastDigest || time.Since(lastDigestAt) >= n.cfg.DigestEvery {
+			since := time.Since(lastDigestAt)
+			switch {
+			case since >= n.cfg.DigestEvery || dg != lastDigest && since >= digestGap:
 				if err := n.send(s, p, w.u64s(msgDigest, n.epoch, dg.Count, dg.Hash, ver)); err != nil {
 					return err
 				}
@@ -535,6 +547,9 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 					return err
 				}
 				lastDigest, lastDigestAt = dg, time.Now()
+			case dg != lastDigest && !owing:
+				owed.Reset(digestGap - since)
+				owing = true
 			}
 		} else {
 			p.caughtUp.Store(false)
@@ -550,6 +565,8 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 			return fmt.Errorf("peer closed the stream: %w", err)
 		case <-r.Wake():
 		case <-tick.C:
+		case <-owed.C:
+			owing = false
 		}
 	}
 }
@@ -577,7 +594,7 @@ func (n *Node) sendSnapshot(s *conn, w *writer, r *cache.Reader, p *peer) error 
 	start := time.Now()
 	defer func() { n.log.Debug("snapshot sent", "peer", p.name, "took", time.Since(start)) }()
 	snap := r.Snapshot()
-	if err := n.send(s, p, w.u64s(msgSnapBegin, n.epoch)); err != nil {
+	if err := n.send(s, p, w.u64s(msgSnapBegin, n.epoch, uint64(snap.Len()))); err != nil {
 		return err
 	}
 	for more := true; more; {
@@ -710,15 +727,7 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 	ext := n.cfg.External
 	w := newWriter()
 	var lastAsk, lastExpAsk time.Time
-	apply := func(ep uint64, e *cache.Entry) error {
-		if ep != epoch {
-			return fmt.Errorf("%w: entries of epoch %d on a stream of epoch %d", errWire, ep, epoch)
-		}
-		if !ext.Apply(origin, epoch, e) {
-			p.stale.Add(1)
-		}
-		return nil
-	}
+	var batch []cache.Entry // one message's entries, reused
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(n.idleTimeout()))
 		b, err := s.readFrame()
@@ -736,15 +745,23 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 		if err == nil {
 			switch t {
 			case msgSnapBegin:
-				var ep uint64
-				if err = rd.u64s(&ep); err == nil && ep == epoch {
+				var ep, size uint64
+				if err = rd.u64sMin(1, &ep, &size); err == nil && ep == epoch {
 					ext.BeginSnapshot(origin, epoch)
+					ext.Reserve(origin, epoch, size)
 				}
 			case msgEntries:
-				before := p.recvEntries.Load()
-				cnt := uint64(0)
-				err = rd.entries(func(ep uint64, e *cache.Entry) error { cnt++; return apply(ep, e) })
-				p.recvEntries.Store(before + cnt)
+				var ep uint64
+				if ep, batch, err = rd.batch(batch); err == nil {
+					if ep != epoch {
+						err = fmt.Errorf("%w: entries of epoch %d on a stream of epoch %d", errWire, ep, epoch)
+						break
+					}
+					p.recvEntries.Add(uint64(len(batch)))
+					if stale := ext.ApplyBatch(origin, epoch, batch); stale > 0 {
+						p.stale.Add(uint64(stale))
+					}
+				}
 			case msgSnapEnd:
 				var ep uint64
 				if err = rd.u64s(&ep); err == nil && ep == epoch {

@@ -11,10 +11,16 @@ import (
 // BenchmarkSnapshot100k: a peer that (re)starts while the owner holds
 // 100k flows, from its Run until its external cache holds them all (what
 // a restarted node waits for).
-func BenchmarkSnapshot100k(b *testing.B) {
+func BenchmarkSnapshot100k(b *testing.B) { benchSnapshot(b, 100_000) }
+
+// BenchmarkSnapshot1M is the same with a million flows: the index and the
+// slab no longer fit in the CPU's caches.
+func BenchmarkSnapshot1M(b *testing.B) { benchSnapshot(b, 1_000_000) }
+
+func benchSnapshot(b *testing.B, flows int) {
 	key := make([]byte, 32)
 	inA := cache.NewInternal(cache.InternalOptions{Clock: monoClock})
-	for j := 0; j < 100_000; j++ {
+	for j := 0; j < flows; j++ {
 		f := tflow(j)
 		inA.Upsert(&f)
 	}
@@ -37,7 +43,7 @@ func BenchmarkSnapshot100k(b *testing.B) {
 		}
 		done := make(chan struct{})
 		go func() { n.Run(bctx); close(done) }()
-		for ext.Len("n0") < 100_000 {
+		for ext.Len("n0") < flows {
 			time.Sleep(time.Millisecond)
 		}
 		b.StopTimer()

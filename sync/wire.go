@@ -329,17 +329,23 @@ func (rd *reader) hello() (node string, epoch, session uint64, err error) {
 }
 
 // u64s decodes a body of at least len(out) unsigned integers.
-func (rd *reader) u64s(out ...*uint64) error {
-	n, err := rd.arrayLen(len(out))
+func (rd *reader) u64s(out ...*uint64) error { return rd.u64sMin(len(out), out...) }
+
+// u64sMin is u64s for a message whose last fields were appended later: it
+// needs the first need of them; the others keep their values when absent.
+func (rd *reader) u64sMin(need int, out ...*uint64) error {
+	n, err := rd.arrayLen(need)
 	if err != nil {
 		return err
 	}
-	for _, p := range out {
+	read := 0
+	for _, p := range out[:min(n, len(out))] {
 		if *p, err = rd.uint(^uint64(0)); err != nil {
 			return err
 		}
+		read++
 	}
-	return rd.skip(n - len(out))
+	return rd.skip(n - read)
 }
 
 // maxEntries bounds one entries message (the frame size bounds it too).
@@ -348,22 +354,40 @@ const maxEntries = 1 << 16
 // entries decodes an entries body, calling fn for each entry (reused).
 // Entries are parsed by hand (msgp.go), the hot path of replication.
 func (rd *reader) entries(fn func(epoch uint64, e *cache.Entry) error) error {
-	p := parser{b: rd.body}
-	epoch := p.uint(^uint64(0))
-	n := p.arrayLen()
-	if p.err != nil {
-		return p.err
+	epoch, es, err := rd.batch(nil)
+	if err != nil {
+		return err
 	}
-	var e cache.Entry
-	for i := 0; i < n; i++ {
-		if err := parseEntry(&p, &e); err != nil {
-			return fmt.Errorf("entry %d: %w", i, err)
-		}
-		if err := fn(epoch, &e); err != nil {
+	for i := range es {
+		if err := fn(epoch, &es[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// batch parses an entries body into dst[:0] (reused, grown as needed): a
+// message is taken whole or not at all.
+func (rd *reader) batch(dst []cache.Entry) (uint64, []cache.Entry, error) {
+	p := parser{b: rd.body}
+	epoch := p.uint(^uint64(0))
+	n := p.arrayLen()
+	dst = dst[:0]
+	if p.err != nil {
+		return 0, dst, p.err
+	}
+	for i := 0; i < n; i++ {
+		// n comes from the wire: grow by appending, never by n.
+		if len(dst) < cap(dst) {
+			dst = dst[:len(dst)+1]
+		} else {
+			dst = append(dst, cache.Entry{})
+		}
+		if err := parseEntry(&p, &dst[len(dst)-1]); err != nil {
+			return 0, dst[:0], fmt.Errorf("entry %d: %w", i, err)
+		}
+	}
+	return epoch, dst, nil
 }
 
 // addr reads a 4- or 16-byte address of the expected family (0: either).
