@@ -239,6 +239,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
+	// Replication starts before the dump: peers' flows do not wait for
+	// this node's table to be read (after a restart that is what the node
+	// waits for), and the peers get this node's flows as the dump adds
+	// them, after a snapshot of what was read so far.
+	wg.Add(1)
+	syncErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		syncErr <- a.node.Run(ctx)
+	}()
 	if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
 		a.log.Error("initial kernel dump failed; will retry", "err", err)
 		a.signalOverrun()
@@ -261,13 +271,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.hot.loop(ctx)
 		}()
 	}
-
-	wg.Add(1)
-	syncErr := make(chan error, 1)
-	go func() {
-		defer wg.Done()
-		syncErr <- a.node.Run(ctx)
-	}()
 
 	expire := time.NewTicker(time.Second)
 	defer expire.Stop()

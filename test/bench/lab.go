@@ -143,6 +143,10 @@ func (l *lab) cleanup() {
 			os.WriteFile(s.path, []byte(s.old), 0o644)
 		}
 	}
+	if os.Getenv("BENCH_DEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "bench: daemon logs kept in %s\n", l.dir)
+		return
+	}
 	os.RemoveAll(l.dir)
 }
 

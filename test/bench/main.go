@@ -19,7 +19,8 @@
 //
 // BENCH_PROFILE=prefix writes a CPU profile of every ctsync daemon
 // (prefix.fwN.TIMESTAMP; not for a node killed with SIGKILL).
-// BENCH_DEBUG=1 prints notes as they happen and makes ctsync log at debug.
+// BENCH_DEBUG=1 prints notes as they happen, makes ctsync log at debug and
+// keeps the daemons' logs.
 package main
 
 import (
