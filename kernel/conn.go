@@ -164,6 +164,8 @@ type sock struct {
 
 	readFn func(fd uintptr) bool
 	tryFn  func(fd uintptr) bool
+	mm     *mmsg // recvmmsg state of an event socket (mmsg.go)
+	mmFn   func(fd uintptr) bool
 	n      int
 	rerr   error
 }

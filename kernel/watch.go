@@ -90,31 +90,14 @@ func (c *Conn) Watch(ctx context.Context, o WatchOptions, fn func(*flow.Event) e
 		o.Ready()
 	}
 	var ev flow.Event
-	for {
-		b, ok, err := s.tryRecv()
-		if err == nil && !ok {
-			if o.Idle != nil {
-				if err := o.Idle(); err != nil {
-					return err
-				}
-			}
-			b, err = s.recv()
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, ErrOverrun) {
-				if o.OnOverrun == nil {
-					return fmt.Errorf("watch conntrack events: %w", ErrOverrun)
-				}
-				if err := o.OnOverrun(); err != nil {
-					return err
-				}
-				continue
-			}
+	// lost reports events that cannot be read: the caller resyncs.
+	lost := func(err error) error {
+		if o.OnOverrun == nil {
 			return fmt.Errorf("watch conntrack events: %w", err)
 		}
+		return o.OnOverrun()
+	}
+	handle := func(b []byte) error {
 		it := msgIter{b: b}
 		for it.next() {
 			m := &it.m
@@ -136,15 +119,54 @@ func (c *Conn) Watch(ctx context.Context, o WatchOptions, fn func(*flow.Event) e
 			ev.PortID = m.pid
 			if err := decodeFlow(m.data[nfgenHdrLen:], &ev.Flow); err != nil {
 				// A message we cannot parse is a lost event: say so.
-				if o.OnOverrun == nil {
-					return fmt.Errorf("watch conntrack events: %w", err)
-				}
-				if err := o.OnOverrun(); err != nil {
+				if err := lost(err); err != nil {
 					return err
 				}
 				continue
 			}
 			if err := fn(&ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for {
+		n, err := s.tryRecvBatch()
+		if err == nil && n == 0 {
+			if o.Idle != nil {
+				if err := o.Idle(); err != nil {
+					return err
+				}
+			}
+			var b []byte
+			if b, err = s.recv(); err == nil {
+				if err := handle(b); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, ErrOverrun) {
+				if err := lost(err); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("watch conntrack events: %w", err)
+		}
+		for i := range n {
+			b, whole := s.datagram(i)
+			if !whole {
+				if err := lost(errors.New("event larger than its read buffer")); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := handle(b); err != nil {
 				return err
 			}
 		}
