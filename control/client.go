@@ -29,8 +29,8 @@ type ServerError struct {
 func (e *ServerError) Error() string { return e.Message }
 
 // Client talks to a daemon's control socket. It is safe for concurrent
-// use; every call opens its own connection and may block until the
-// daemon's work is done or ctx ends.
+// use; every call opens its own connection (see DialKeepAlive) and may
+// block until the daemon's work is done or ctx ends.
 type Client struct {
 	path string
 	hc   *http.Client
@@ -38,7 +38,17 @@ type Client struct {
 
 // Dial returns a client for the socket at path. It does no I/O: a daemon
 // that is not running shows in the first call, as ErrNotRunning.
-func Dial(path string) *Client {
+func Dial(path string) *Client { return dial(path, false) }
+
+// DialKeepAlive is Dial for a program that polls the daemon: its calls
+// reuse connections (a new one costs about as much as a small request).
+// CloseIdle closes them.
+func DialKeepAlive(path string) *Client { return dial(path, true) }
+
+// CloseIdle closes the connections a DialKeepAlive client keeps.
+func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
+
+func dial(path string, keepAlive bool) *Client {
 	c := &Client{path: path}
 	c.hc = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -49,7 +59,7 @@ func Dial(path string) *Client {
 			}
 			return conn, nil
 		},
-		DisableKeepAlives:  true, // one request per command; nothing to close
+		DisableKeepAlives:  !keepAlive, // a command makes one request: nothing to close
 		DisableCompression: true,
 	}}
 	return c
@@ -232,7 +242,11 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Read to the end, so that a kept-alive connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+	}()
 	if resp.StatusCode/100 != 2 {
 		return responseError(resp)
 	}

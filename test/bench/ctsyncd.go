@@ -51,6 +51,7 @@ type ctsyncd struct {
 	dir  string
 	bin  string
 	cmds [2]*exec.Cmd
+	ctl  [2]*control.Client // kept-alive clients for polling
 }
 
 func newCtsync(l *lab, bin string) (*ctsyncd, error) {
@@ -143,6 +144,7 @@ func (d *ctsyncd) stop(i int) {
 		<-done
 	}
 	d.cmds[i] = nil
+	d.dropClient(i)
 }
 
 func (d *ctsyncd) kill(i int) {
@@ -151,11 +153,20 @@ func (d *ctsyncd) kill(i int) {
 		c.Wait()
 		d.cmds[i] = nil
 	}
+	d.dropClient(i)
+}
+
+// dropClient forgets node i's polling client (its daemon is gone).
+func (d *ctsyncd) dropClient(i int) {
+	if d.ctl[i] != nil {
+		d.ctl[i].CloseIdle()
+		d.ctl[i] = nil
+	}
 }
 
 func (d *ctsyncd) stats(i int) (agent.Stats, error) {
 	var s agent.Stats
-	err := control.Dial(d.sock(i)).Stats(context.Background(), &s)
+	err := d.client(i).Stats(context.Background(), &s)
 	return s, err
 }
 
@@ -178,7 +189,16 @@ func (d *ctsyncd) internal(i int) (int, error) {
 }
 
 func (d *ctsyncd) ownCache(i int) (int, error) {
-	return control.Dial(d.sock(i)).Cache(context.Background(), control.CacheQuery{Cache: "internal", Count: true}, nil)
+	return d.client(i).Cache(context.Background(), control.CacheQuery{Cache: "internal", Count: true}, nil)
+}
+
+// client is node i's polling client: it keeps its connection between
+// looks, so that a look costs one request, not a connection and a request.
+func (d *ctsyncd) client(i int) *control.Client {
+	if d.ctl[i] == nil {
+		d.ctl[i] = control.DialKeepAlive(d.sock(i))
+	}
+	return d.ctl[i]
 }
 
 // hasExternal asks the daemon to count the external flows whose original
@@ -188,7 +208,7 @@ func (d *ctsyncd) hasExternal(i int, src netip.Addr) (bool, time.Time, time.Time
 	q := control.CacheQuery{Cache: "external", Origin: d.peer(i), Count: true,
 		Filter: flow.Filter{OrigSrc: netip.PrefixFrom(src, src.BitLen())}}
 	lo := time.Now()
-	n, err := control.Dial(d.sock(i)).Cache(context.Background(), q, nil)
+	n, err := d.client(i).Cache(context.Background(), q, nil)
 	return n > 0, lo, time.Now(), err
 }
 

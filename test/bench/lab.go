@@ -199,14 +199,22 @@ func sh(args ...string) error {
 	return nil
 }
 
-// waitUntil polls cond every millisecond until it holds or d has passed.
+// waitUntil polls cond until it holds or d has passed: every 0.1 ms for
+// the first 10 ms (short waits, such as the lag after a load, are measured
+// to 0.1 ms), then every millisecond.
 func waitUntil(d time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(d)
+	start := time.Now()
+	deadline := start.Add(d)
 	for !cond() {
-		if time.Now().After(deadline) {
+		now := time.Now()
+		if now.After(deadline) {
 			return fmt.Errorf("timed out after %v", d)
 		}
-		time.Sleep(time.Millisecond)
+		if now.Sub(start) < 10*time.Millisecond {
+			time.Sleep(100 * time.Microsecond)
+		} else {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	return nil
 }

@@ -132,6 +132,11 @@ func measure(l *lab, d daemon, n int, file string, o options) (*sample, error) {
 	}
 	t1 := time.Now()
 	s.set("load_seconds", t1.Sub(t0).Seconds())
+	if os.Getenv("BENCH_DEBUG") != "" {
+		// Where the lag is: A's own cache, then B.
+		waitCount(bulk, func() (int, error) { return d.internal(0) }, n)
+		s.note("load: A's own cache held all %d %v after the load ended", n, time.Since(t1))
+	}
 	if _, got, err := waitCount(bulk, func() (int, error) { return d.external(1) }, n); err != nil {
 		s.note("load: B held %d of %d flows after %v", got, n, bulk)
 	} else {
