@@ -584,3 +584,81 @@ func BenchmarkExternalSnapshot100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/flow")
 }
+
+// TestApplyBatchMatchesApply: a run of entries applied a message at a
+// time (with repeated keys, stale versions, deletions, a key the sender
+// got wrong and a resize in the middle of a group) leaves what applying
+// them one by one leaves.
+func TestApplyBatchMatchesApply(t *testing.T) {
+	clk := &fakeClock{ns: 1}
+	one := NewExternal(ExternalOptions{Clock: clk.now})
+	batched := NewExternal(ExternalOptions{Clock: clk.now})
+	for _, e := range []*External{one, batched} {
+		e.BeginSnapshot("a", 1)
+		e.EndSnapshot("a", 1)
+	}
+	var ens []Entry
+	for i := 0; i < 20000; i++ {
+		j := (i * 7919) % 3000
+		f := mkFlow(j)
+		en := Entry{Key: KeyOf(&f), Version: uint64(i + 1), Flow: f}
+		switch i % 7 {
+		case 3:
+			en = Entry{Key: KeyOf(&f), Version: uint64(i + 1), Deleted: true}
+		case 5:
+			en.Version = uint64(i / 2) // often older than what is held
+		case 6:
+			wrong := mkFlow(j + 1)
+			en.Key = KeyOf(&wrong) // a hint only: the flow is the truth
+		}
+		ens = append(ens, en)
+	}
+	staleOne := 0
+	for i := range ens {
+		en := ens[i]
+		if !one.Apply("a", 1, &en) {
+			staleOne++
+		}
+	}
+	staleBatched := 0
+	for start := 0; start < len(ens); start += 333 {
+		part := append([]Entry(nil), ens[start:min(start+333, len(ens))]...)
+		staleBatched += batched.ApplyBatch("a", 1, part)
+	}
+	if staleOne != staleBatched {
+		t.Fatalf("stale: one by one %d, batched %d", staleOne, staleBatched)
+	}
+	d1, _ := one.Digest("a", 1)
+	d2, _ := batched.Digest("a", 1)
+	if d1 != d2 || d1.Count == 0 {
+		t.Fatalf("digests differ: %+v %+v", d1, d2)
+	}
+	if n := batched.ApplyBatch("a", 2, ens[:10]); n != 10 {
+		t.Fatalf("entries of another epoch: %d refused, want 10", n)
+	}
+}
+
+// TestReserveIsBounded: a snapshot's announced size grows the index ahead
+// of it, but never past the cache's bound, whatever a peer claims.
+func TestReserveIsBounded(t *testing.T) {
+	clk := &fakeClock{ns: 1}
+	ext := NewExternal(ExternalOptions{Clock: clk.now, MaxFlows: 1000})
+	ext.BeginSnapshot("a", 1)
+	ext.Reserve("a", 1, 1<<62)
+	if got := len(ext.origins["a"].t.idx.ents); got > 2048 {
+		t.Fatalf("index of %d positions for a bound of 1000 flows", got)
+	}
+	ext.Reserve("a", 1, 900)
+	before := len(ext.origins["a"].t.idx.ents)
+	for i := 0; i < 900; i++ {
+		f := mkFlow(i)
+		ext.Apply("a", 1, &Entry{Version: 1, Flow: f})
+	}
+	if after := len(ext.origins["a"].t.idx.ents); after != before {
+		t.Fatalf("index grew from %d to %d while loading a reserved snapshot", before, after)
+	}
+	ext.Reserve("b", 1, 5) // unknown origin: nothing
+	if _, ok := ext.origins["b"]; ok {
+		t.Fatalf("reserve created an origin")
+	}
+}

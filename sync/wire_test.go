@@ -124,6 +124,9 @@ func TestGolden(t *testing.T) {
 	add("expectations", w.expects(7, wireExpects()))
 	add("expectation-digest", w.u64s(msgExpectDigest, 7, 2, 0x0123456789abcdef))
 	add("resync-expectations", w.u64s(msgResync, resyncExpects))
+	// Added later: a snapshot announces its size (receivers of the first
+	// form read a size of 0; older receivers skip the field).
+	add("snapshot-begin-sized", w.u64s(msgSnapBegin, 7, 100000))
 	got := strings.Join(msgs, "\n") + "\n"
 	path := filepath.Join("testdata", "wire-v1.golden")
 	if *update {
@@ -160,7 +163,10 @@ func decodeAny(b []byte) error {
 		_, _, _, err = rd.hello()
 	case msgEntries:
 		err = rd.entries(func(uint64, *cache.Entry) error { return nil })
-	case msgSnapBegin, msgSnapEnd, msgResync:
+	case msgSnapBegin:
+		var ep, size uint64
+		err = rd.u64sMin(1, &ep, &size)
+	case msgSnapEnd, msgResync:
 		var v uint64
 		err = rd.u64s(&v)
 	case msgDigest:
@@ -270,5 +276,40 @@ func TestLibraryReadsHandEncoding(t *testing.T) {
 		if in[i].Deleted != (len(fields) == 8) {
 			t.Fatalf("entry %d has %d fields", i, len(fields))
 		}
+	}
+}
+
+// TestSnapshotSizeOptional: the size a snapshot-begin carries is read when
+// present and absent from an older sender, and an older receiver's
+// decoding (one field) takes the new form.
+func TestSnapshotSizeOptional(t *testing.T) {
+	w := newWriter()
+	for _, c := range []struct {
+		msg      []byte
+		wantSize uint64
+	}{
+		{append([]byte(nil), w.u64s(msgSnapBegin, 7)...), 0},
+		{append([]byte(nil), w.u64s(msgSnapBegin, 7, 123456)...), 123456},
+	} {
+		rd := newReader()
+		if _, err := rd.open(c.msg); err != nil {
+			t.Fatal(err)
+		}
+		var ep, size uint64
+		if err := rd.u64sMin(1, &ep, &size); err != nil || ep != 7 || size != c.wantSize {
+			t.Fatalf("u64sMin: epoch %d size %d err %v, want 7 %d", ep, size, err, c.wantSize)
+		}
+		old := newReader()
+		old.open(c.msg)
+		var oldEp uint64
+		if err := old.u64s(&oldEp); err != nil || oldEp != 7 {
+			t.Fatalf("an older receiver reads epoch %d, err %v", oldEp, err)
+		}
+	}
+	rd := newReader()
+	rd.open(w.u64s(msgSnapBegin))
+	var ep, size uint64
+	if err := rd.u64sMin(1, &ep, &size); err == nil {
+		t.Fatalf("a snapshot-begin without an epoch decoded")
 	}
 }
