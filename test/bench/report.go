@@ -79,6 +79,9 @@ Notes:
     p50, the first look always saw the flow: the latency is below what the
     poll can resolve, and the difference between the daemons is the cost of
     one look.
+  - The restart row runs from starting B's process (after a clean stop and
+    an emptied table) until B holds all N: start-up included; conntrackd is
+    then asked for a resync (-n) as soon as its socket answers.
   - Counts (B holds all N, deletes reached B) are polled every 0.1 ms for
     the first 10 ms of a wait, then every 1 ms; a wait includes one poll.
   - RSS per flow is B's VmRSS growth over the load divided by N.`)
