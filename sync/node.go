@@ -133,6 +133,7 @@ type peer struct {
 	sentEntries atomic.Uint64
 	sentMsgs    atomic.Uint64
 	snapshots   atomic.Uint64
+	digests     atomic.Uint64 // digests sent
 	sendErrors  atomic.Uint64
 	lastErr     atomic.Value // string
 
@@ -547,6 +548,7 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 					return err
 				}
 				lastDigest, lastDigestAt = dg, time.Now()
+				p.digests.Add(1)
 			case dg != lastDigest && !owing:
 				owed.Reset(digestGap - since)
 				owing = true

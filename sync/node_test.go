@@ -298,3 +298,39 @@ func BenchmarkReplicate100k(b *testing.B) {
 		<-done
 	}
 }
+
+// TestDigestsHeldBackUnderChurn: a sender that catches up after every
+// change sends a digest at most every DigestEvery/4 (and on its ticks),
+// not after each change, and the last change is still vouched for.
+func TestDigestsHeldBackUnderChurn(t *testing.T) {
+	key := newKey(t)
+	a := startNode(t, "a", key)
+	b := startNode(t, "b", key, a.Addr())
+	eventually(t, "b in sync with a", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	peer := func() *peer {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.peers["b"]
+	}()
+	if peer == nil {
+		t.Fatal("a has no peer b")
+	}
+	before := peer.digests.Load()
+	start := time.Now()
+	const changes = 100
+	for i := 0; i < changes; i++ {
+		f := tflow(i)
+		a.in.Upsert(&f)
+		// Let the sender catch up: every change would be a digest.
+		eventually(t, "the change reaches b", 10*time.Second, func() bool { return b.ext.Len("a") == i+1 })
+	}
+	elapsed := time.Since(start)
+	sent := peer.digests.Load() - before
+	// DigestEvery is 100 ms in these tests: at most one every 25 ms, plus
+	// the ticks, plus one at the start.
+	limit := uint64(2 + elapsed/(25*time.Millisecond) + elapsed/(100*time.Millisecond))
+	if sent > limit {
+		t.Fatalf("%d digests for %d changes in %v, want at most %d", sent, changes, elapsed, limit)
+	}
+	eventually(t, "b in sync after the churn", 10*time.Second, func() bool { return inSync(a, b, "a") })
+}
