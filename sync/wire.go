@@ -354,40 +354,44 @@ const maxEntries = 1 << 16
 // entries decodes an entries body, calling fn for each entry (reused).
 // Entries are parsed by hand (msgp.go), the hot path of replication.
 func (rd *reader) entries(fn func(epoch uint64, e *cache.Entry) error) error {
-	epoch, es, err := rd.batch(nil)
-	if err != nil {
-		return err
+	var buf [16]cache.Entry
+	return rd.chunks(buf[:], func(epoch uint64, es []cache.Entry) error {
+		for i := range es {
+			if err := fn(epoch, &es[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// chunks parses an entries body into buf, a chunk at a time, and calls fn
+// with the message's epoch and each chunk (valid until fn returns). fn
+// gets the epoch before any entry is parsed; an entry that does not parse
+// ends the message with an error after the chunks before it.
+func (rd *reader) chunks(buf []cache.Entry, fn func(epoch uint64, es []cache.Entry) error) error {
+	p := parser{b: rd.body}
+	epoch := p.uint(^uint64(0))
+	n := p.arrayLen()
+	if p.err != nil {
+		return p.err
 	}
-	for i := range es {
-		if err := fn(epoch, &es[i]); err != nil {
+	if n == 0 {
+		return fn(epoch, buf[:0])
+	}
+	for done := 0; done < n; {
+		k := min(len(buf), n-done)
+		for i := range k {
+			if err := parseEntry(&p, &buf[i]); err != nil {
+				return fmt.Errorf("entry %d: %w", done+i, err)
+			}
+		}
+		done += k
+		if err := fn(epoch, buf[:k]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// batch parses an entries body into dst[:0] (reused, grown as needed): a
-// message is taken whole or not at all.
-func (rd *reader) batch(dst []cache.Entry) (uint64, []cache.Entry, error) {
-	p := parser{b: rd.body}
-	epoch := p.uint(^uint64(0))
-	n := p.arrayLen()
-	dst = dst[:0]
-	if p.err != nil {
-		return 0, dst, p.err
-	}
-	for i := 0; i < n; i++ {
-		// n comes from the wire: grow by appending, never by n.
-		if len(dst) < cap(dst) {
-			dst = dst[:len(dst)+1]
-		} else {
-			dst = append(dst, cache.Entry{})
-		}
-		if err := parseEntry(&p, &dst[len(dst)-1]); err != nil {
-			return 0, dst[:0], fmt.Errorf("entry %d: %w", i, err)
-		}
-	}
-	return epoch, dst, nil
 }
 
 // addr reads a 4- or 16-byte address of the expected family (0: either).
