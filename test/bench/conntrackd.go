@@ -158,6 +158,14 @@ func (d *conntrackdd) start(i int) error {
 		return fmt.Errorf("conntrackd node %d exited: %s", i+1, bytes.TrimSpace(log))
 	default:
 	}
+	if err == nil && os.Getenv("BENCH_CONNTRACKD_NORMAL") != "" {
+		// conntrackd sets SCHED_RR at priority 99 for itself (its default,
+		// and its configuration cannot turn it off); this puts it back to
+		// the normal policy that ctsync runs with, for a comparison.
+		if out, err := exec.Command("chrt", "--other", "-p", "0", strconv.Itoa(cmd.Process.Pid)).CombinedOutput(); err != nil {
+			return fmt.Errorf("chrt conntrackd: %v: %s", err, bytes.TrimSpace(out))
+		}
+	}
 	return err
 }
 

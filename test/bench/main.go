@@ -20,7 +20,9 @@
 // BENCH_PROFILE=prefix writes a CPU profile of every ctsync daemon
 // (prefix.fwN.TIMESTAMP; not for a node killed with SIGKILL).
 // BENCH_DEBUG=1 prints notes as they happen, makes ctsync log at debug and
-// keeps the daemons' logs.
+// keeps the daemons' logs. BENCH_CONNTRACKD_NORMAL=1 runs conntrackd at the
+// normal scheduling policy instead of its default real-time SCHED_RR 99,
+// as ctsync runs.
 package main
 
 import (
@@ -29,8 +31,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +70,9 @@ func main() {
 		fail(fmt.Errorf("-runs must be at least 1"))
 	}
 
+	if err := ensureTools(names); err != nil {
+		fail(err)
+	}
 	l, err := newLab()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -91,6 +98,39 @@ func main() {
 		return
 	}
 	printReport(os.Stdout, rep)
+}
+
+// ensureTools installs what the run needs and is missing (conntrack, and
+// conntrackd when it is compared) with the repository's scripts/deps.sh:
+// from a clean clone, on Debian as root, the bench needs nothing else.
+func ensureTools(daemons []string) error {
+	// The tools live in sbin directories that a non-login PATH may lack.
+	os.Setenv("PATH", os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin")
+	need := []string{"conntrack", "ip"}
+	if slices.Contains(daemons, "conntrackd") {
+		need = append(need, "conntrackd")
+	}
+	var missing []string
+	for _, t := range need {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return fmt.Errorf("missing %s, and not run from the ctsync repository (run scripts/deps.sh)", strings.Join(missing, ", "))
+	}
+	fmt.Fprintf(os.Stderr, "bench: missing %s: running scripts/deps.sh\n", strings.Join(missing, ", "))
+	cmd := exec.Command(filepath.Join(filepath.Dir(gomod), "scripts", "deps.sh"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("scripts/deps.sh: %w", err)
+	}
+	return nil
 }
 
 func fail(err error) {
