@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -133,9 +134,23 @@ func measure(l *lab, d daemon, n int, file string, o options) (*sample, error) {
 	t1 := time.Now()
 	s.set("load_seconds", t1.Sub(t0).Seconds())
 	if os.Getenv("BENCH_DEBUG") != "" {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/netlink", pa)); err == nil {
+			s.note("load end: netfilter netlink sockets in A's namespace (sk eth pid groups rmem wmem ...): %q", netfilterSockets(b))
+		}
+	}
+	if os.Getenv("BENCH_DEBUG") != "" {
 		// Where the lag is: A's own cache, then B.
 		waitCount(bulk, func() (int, error) { return d.internal(0) }, n)
 		s.note("load: A's own cache held all %d %v after the load ended", n, time.Since(t1))
+		for range 3 {
+			tp := time.Now()
+			d.internal(0)
+			s.note("load: the next look at A's cache took %v", time.Since(tp))
+		}
+		time.Sleep(100 * time.Millisecond)
+		tp := time.Now()
+		d.internal(0)
+		s.note("load: a look 100 ms later took %v", time.Since(tp))
 	}
 	if _, got, err := waitCount(bulk, func() (int, error) { return d.external(1) }, n); err != nil {
 		s.note("load: B held %d of %d flows after %v", got, n, bulk)
@@ -225,4 +240,16 @@ func measure(l *lab, d daemon, n int, file string, o options) (*sample, error) {
 		s.set("failover_created", float64(l.count(1)))
 	}
 	return s, nil
+}
+
+// netfilterSockets picks the NETLINK_NETFILTER lines of /proc/net/netlink.
+func netfilterSockets(b []byte) []string {
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 6 && f[1] == "12" {
+			out = append(out, strings.Join(f[1:7], " "))
+		}
+	}
+	return out
 }
