@@ -93,7 +93,7 @@ func (n *Node) checkOrigin(origin string, remote net.Addr) string {
 	n.memMu.Unlock()
 	switch {
 	case !ok:
-		return "not a member"
+		return "not a member (unknown to memberlist, or not yet)"
 	case m.state != memberlist.StateAlive && m.state != memberlist.StateSuspect:
 		return "not an alive member (" + stateName(m.state) + ")"
 	}
