@@ -376,8 +376,14 @@ func TestExternalExpiry(t *testing.T) {
 	}
 }
 
-func TestExternalFullAndPerOrigin(t *testing.T) {
-	ext := NewExternal(ExternalOptions{MaxFlows: 3, Clock: func() int64 { return 1 }})
+// TestExternalBoundIsGlobal: cache.max_flows bounds the external cache as a
+// whole: a second origin does not get a share of its own, every dropped
+// flow is counted against its origin, room freed by one origin serves
+// another, and an origin whose owner stopped talking (a dead member: what
+// a takeover commits) keeps its flows until their own timeouts.
+func TestExternalBoundIsGlobal(t *testing.T) {
+	clk := &fakeClock{ns: 1}
+	ext := NewExternal(ExternalOptions{MaxFlows: 3, Clock: clk.now})
 	for _, o := range []string{"a", "b"} {
 		ext.BeginSnapshot(o, 1)
 		for i := 0; i < 5; i++ {
@@ -386,15 +392,93 @@ func TestExternalFullAndPerOrigin(t *testing.T) {
 		}
 		ext.EndSnapshot(o, 1)
 	}
-	if ext.Len("a") != 3 || ext.Len("b") != 3 || ext.Len("") != 6 {
-		t.Fatalf("lens a=%d b=%d all=%d", ext.Len("a"), ext.Len("b"), ext.Len(""))
+	if ext.Len("a") != 3 || ext.Len("b") != 0 || ext.Len("") != 3 {
+		t.Fatalf("lens a=%d b=%d all=%d, want 3, 0, 3 (one bound for all origins)", ext.Len("a"), ext.Len("b"), ext.Len(""))
 	}
-	if st := ext.Stats(); st[0].Full != 2 || st[1].Full != 2 {
+	if st := ext.Stats(); st[0].Full != 2 || st[1].Full != 5 {
 		t.Fatalf("full counters %+v", st)
 	}
-	ext.Flush("a")
-	if ext.Len("a") != 0 || ext.Len("b") != 3 {
-		t.Fatalf("flush a: lens a=%d b=%d", ext.Len("a"), ext.Len("b"))
+	if tr, room := ext.Truncated("b"); !tr || room != 0 {
+		t.Fatalf("b: truncated %v room %d, want true 0", tr, room)
+	}
+	// "a" falls silent (its owner died): its flows stay until their own
+	// timeouts (300 s), whatever else wants the room.
+	clk.advance(299 * time.Second)
+	if n := ext.Expire(); n != 0 || ext.Len("a") != 3 {
+		t.Fatalf("a dead member's flows went early: expired %d, a holds %d", n, ext.Len("a"))
+	}
+	clk.advance(2 * time.Second)
+	if n := ext.Expire(); n != 3 {
+		t.Fatalf("expired %d, want 3", n)
+	}
+	// The room serves b now; a new snapshot of b clears its truncation.
+	ext.BeginSnapshot("b", 1)
+	if tr, room := ext.Truncated("b"); tr || room != 3 {
+		t.Fatalf("b after a new snapshot began: truncated %v room %d, want false 3", tr, room)
+	}
+	for i := 0; i < 3; i++ {
+		f := mkFlow(i)
+		ext.Apply("b", 1, &Entry{Key: KeyOf(&f), Version: uint64(i + 10), Flow: f})
+	}
+	ext.EndSnapshot("b", 1)
+	if ext.Len("b") != 3 {
+		t.Fatalf("b holds %d, want 3", ext.Len("b"))
+	}
+	ext.Flush("b")
+	if ext.Len("") != 0 {
+		t.Fatalf("flush b: %d left", ext.Len(""))
+	}
+	if _, room := ext.Truncated("x"); room != 3 {
+		t.Fatalf("room %d after the flush, want 3", room)
+	}
+}
+
+// TestExternalNoTimeoutMaxAge: a flow received without a timeout does not
+// live forever: it goes MaxAge after its owner's last word.
+func TestExternalNoTimeoutMaxAge(t *testing.T) {
+	clk := &fakeClock{ns: 1}
+	ext := NewExternal(ExternalOptions{Clock: clk.now})
+	ext.BeginSnapshot("a", 1)
+	f := mkFlow(1)
+	f.Timeout = 0
+	f.Attrs &^= flow.AttrTimeout
+	ext.Apply("a", 1, &Entry{Key: KeyOf(&f), Version: 1, Flow: f})
+	ext.EndSnapshot("a", 1)
+	clk.advance(DefaultMaxAge - time.Second)
+	if n := ext.Expire(); n != 0 {
+		t.Fatalf("expired %d before the maximum age", n)
+	}
+	clk.advance(2 * time.Second)
+	if n := ext.Expire(); n != 1 || ext.Len("") != 0 {
+		t.Fatalf("expired %d, left %d: a flow without a timeout outlived %v", n, ext.Len(""), DefaultMaxAge)
+	}
+}
+
+// TestReserveHintIsCapped: announced sizes reserve little, whatever a
+// peer claims and however many origins claim it: 40 origins each
+// announcing 2^62 flows under the default bound reserve no more than a
+// capped index each (they used to reserve 2^21 flows, 32 MiB, each).
+func TestReserveHintIsCapped(t *testing.T) {
+	for _, max := range []int{0, 2097152} {
+		ext := NewExternal(ExternalOptions{Clock: func() int64 { return 1 }, MaxFlows: max})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		total := 0
+		for i := 0; i < 40; i++ {
+			name := fmt.Sprintf("o%d", i)
+			ext.BeginSnapshot(name, 1)
+			ext.Reserve(name, 1, 1<<62)
+			total += len(ext.origins[name].t.idx.ents)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		t.Logf("max_flows %d: 40 announced snapshots hold %d index positions, heap +%d KiB", max, total,
+			(int64(after.HeapAlloc)-int64(before.HeapAlloc))/1024)
+		runtime.KeepAlive(ext)
+		if limit := 40 * 2 * 2 * reserveCeiling; total > limit {
+			t.Fatalf("max_flows %d: 40 announcements reserved %d index positions, want at most %d", max, total, limit)
+		}
 	}
 }
 

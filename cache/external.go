@@ -10,19 +10,37 @@ import (
 
 // ExternalOptions configure an External cache.
 type ExternalOptions struct {
-	MaxFlows int   // per origin; 0 = unlimited
-	Clock    Clock // required
+	// MaxFlows bounds the flows held of all origins together (0 =
+	// unlimited): a new flow beyond it is dropped and counted in its
+	// origin's Full. No origin has a share of its own: the bound is what
+	// the node can hold, whoever sends.
+	MaxFlows int
+	// MaxAge is how long a flow received without a timeout is kept after
+	// its owner's last word; 0 = DefaultMaxAge.
+	MaxAge time.Duration
+	Clock  Clock // required
 	// OnChange, if set, is called with the key of every flow added,
 	// changed or removed, with the cache's lock held: it must be quick and
 	// must not call back into the cache (hot standby collects the keys).
 	OnChange func(k *Key)
 }
 
+// DefaultMaxAge is the age limit of a flow received without a timeout:
+// the kernel's default timeout of an established TCP connection
+// (nf_conntrack_tcp_timeout_established, 5 days).
+const DefaultMaxAge = 5 * 24 * time.Hour
+
+// reserveCeiling bounds what one snapshot's announced size reserves ahead
+// of its flows (the announcement is a hint from the network); beyond it
+// the index grows as the flows arrive.
+const reserveCeiling = 1 << 14
+
 // External holds other nodes' flows, per origin node. Safe for concurrent use.
 type External struct {
 	mu      stdsync.RWMutex
 	origins map[string]*origin
 	opts    ExternalOptions
+	held    int    // flows held, all origins together (bounded by MaxFlows)
 	sink    uint32 // keeps ApplyBatch's prefetching reads from being optimised away
 }
 
@@ -33,7 +51,10 @@ type origin struct {
 	gen     uint8
 	inSnap  bool
 	synced  bool // a snapshot completed in this epoch
-	stats   OriginStats
+	// truncated: a new flow of the origin was dropped for lack of room
+	// since its last snapshot began, so its copy cannot match its owner's.
+	truncated bool
+	stats     OriginStats
 
 	exp       expSet // the origin's expectations (expect.go)
 	expSynced bool   // a set was received in this epoch
@@ -47,7 +68,7 @@ type OriginStats struct {
 	Synced    bool
 	Applied   uint64 // updates and deletes applied
 	Stale     uint64 // updates rejected as older than what is held
-	Full      uint64 // flows dropped because the origin's share was full
+	Full      uint64 // the origin's flows dropped because the cache was full (MaxFlows)
 	Expired   uint64 // flows aged out
 	Snapshots uint64
 	Vouched   time.Duration // age of the owner's last word
@@ -55,6 +76,9 @@ type OriginStats struct {
 
 // NewExternal returns an empty external cache.
 func NewExternal(o ExternalOptions) *External {
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
 	return &External{origins: make(map[string]*origin), opts: o}
 }
 
@@ -81,6 +105,7 @@ func (e *External) BeginSnapshot(name string, epoch uint64) {
 	}
 	o.gen++
 	o.inSnap = true
+	o.truncated = false
 	o.vouched = e.opts.Clock()
 	o.stats.Snapshots++
 }
@@ -101,6 +126,7 @@ func (e *External) EndSnapshot(name string, epoch uint64) int {
 		o.t.del(&stale[i])
 		e.changed(&stale[i])
 	}
+	e.held -= len(stale)
 	return len(stale)
 }
 
@@ -164,6 +190,7 @@ func (e *External) applyLocked(o *origin, en *Entry, tag uint32, now int64) bool
 				return false
 			}
 			o.t.delFound(f, k)
+			e.held--
 			e.changed(k)
 		}
 		o.stats.Applied++
@@ -174,8 +201,9 @@ func (e *External) applyLocked(o *origin, en *Entry, tag uint32, now int64) bool
 			o.stats.Stale++
 			return false
 		}
-	} else if e.opts.MaxFlows > 0 && o.t.len() >= e.opts.MaxFlows {
+	} else if e.opts.MaxFlows > 0 && e.held >= e.opts.MaxFlows {
 		o.stats.Full++
+		o.truncated = true
 		return false
 	}
 	r, x := encodeRec(&en.Flow)
@@ -183,29 +211,50 @@ func (e *External) applyLocked(o *origin, en *Entry, tag uint32, now int64) bool
 	r.updated = now
 	r.gen = o.gen
 	o.t.putFound(f, k, &r, x)
+	if s == nil {
+		e.held++
+	}
 	e.changed(k)
 	o.stats.Applied++
 	return true
 }
 
 // Reserve makes room for n more of origin's flows in the given epoch (the
-// size a snapshot announces), so that loading them does not rehash on the
-// way. n is a hint from the network: it is bounded by MaxFlows (or 2^21
-// when the cache is unbounded).
+// size a snapshot announces), so that loading them rehashes less on the
+// way. n is a hint from the network and reserves only what the cache has
+// room for, and at most reserveCeiling flows: the rest of a large snapshot
+// grows the index as its flows arrive, so that an announcement alone
+// never holds memory.
 func (e *External) Reserve(name string, epoch uint64, n uint64) {
-	limit := uint64(e.opts.MaxFlows)
-	if limit == 0 {
-		limit = 1 << 21
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	o := e.origins[name]
 	if o == nil || o.epoch != epoch {
 		return
 	}
-	if have := uint64(o.t.len()); have < limit {
-		o.t.idx.reserve(int(min(n, limit-have)))
+	n = min(n, reserveCeiling)
+	if e.opts.MaxFlows > 0 {
+		n = min(n, uint64(max(e.opts.MaxFlows-e.held, 0)))
 	}
+	if n > 0 {
+		o.t.idx.reserve(int(n))
+	}
+}
+
+// Truncated reports whether flows of origin were dropped for lack of room
+// since its last snapshot began (its copy then cannot match its owner's
+// digest), and how many more flows the cache has room for (-1: no bound).
+func (e *External) Truncated(name string) (truncated bool, room int) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	room = -1
+	if e.opts.MaxFlows > 0 {
+		room = max(e.opts.MaxFlows-e.held, 0)
+	}
+	if o := e.origins[name]; o != nil {
+		truncated = o.truncated
+	}
+	return truncated, room
 }
 
 // changed reports a key's change to OnChange (lock held).
@@ -220,7 +269,9 @@ func (e *External) resetLocked(o *origin) {
 	if e.opts.OnChange != nil {
 		o.t.each(func(s *slot) { e.opts.OnChange(&s.k) })
 	}
+	e.held -= o.t.len()
 	o.t.reset()
+	o.truncated = false
 	o.exp, o.expSynced = expSet{}, false
 }
 
@@ -246,11 +297,15 @@ func (e *External) Digest(name string, epoch uint64) (Digest, bool) {
 }
 
 // deadline is when a record expires: its timeout after the later of its
-// last update and its owner's last word.
-func deadline(r *rec, vouched int64) int64 {
+// last update and its owner's last word. A record received without a
+// timeout expires maxAge after that.
+func deadline(r *rec, vouched int64, maxAge time.Duration) int64 {
 	from := r.updated
 	if vouched > from {
 		from = vouched
+	}
+	if r.attrs&rTimeout == 0 {
+		return from + int64(maxAge)
 	}
 	return from + int64(r.timeout)*int64(time.Second)
 }
@@ -262,11 +317,12 @@ func (e *External) Expire() int {
 	defer e.mu.Unlock()
 	n := 0
 	for _, o := range e.origins {
-		dead := o.t.keys(func(s *slot) bool { return s.r.attrs&rTimeout != 0 && deadline(&s.r, o.vouched) <= now })
+		dead := o.t.keys(func(s *slot) bool { return deadline(&s.r, o.vouched, e.opts.MaxAge) <= now })
 		for i := range dead {
 			o.t.del(&dead[i])
 			e.changed(&dead[i])
 		}
+		e.held -= len(dead)
 		o.stats.Expired += uint64(len(dead))
 		n += len(dead)
 		o.exp.expire(now)
@@ -327,7 +383,7 @@ func (e *External) Get(k *Key, f *flow.Flow) (from string, version uint64, ok bo
 	}
 	decode(best.k, &best.r, bestO.t.extras[best.k], f)
 	if best.r.attrs&rTimeout != 0 {
-		left := (deadline(&best.r, bestO.vouched) - now) / int64(time.Second)
+		left := (deadline(&best.r, bestO.vouched, e.opts.MaxAge) - now) / int64(time.Second)
 		f.Timeout = uint32(max(left, 1))
 	}
 	return from, best.r.version, true
@@ -393,7 +449,7 @@ func (e *External) Range(name string, fn func(origin string, f *flow.Flow) bool)
 				f := &buf[len(buf)-1]
 				decode(s.k, &s.r, o.t.extras[s.k], f)
 				if s.r.attrs&rTimeout != 0 {
-					left := (deadline(&s.r, o.vouched) - now) / int64(time.Second)
+					left := (deadline(&s.r, o.vouched, e.opts.MaxAge) - now) / int64(time.Second)
 					f.Timeout = uint32(max(left, 1))
 				}
 			})

@@ -227,7 +227,7 @@ type Kernel struct {
 
 // Cache is the "cache" section.
 type Cache struct {
-	MaxFlows int `yaml:"max_flows"` // bound per cache (and per origin of the external cache)
+	MaxFlows int `yaml:"max_flows"` // bound on the internal cache, and on the external cache as a whole (all origins together)
 }
 
 // Commit modes (commit.mode).

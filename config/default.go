@@ -126,7 +126,8 @@ kernel:
   event_buffer: 64MiB
 
 cache:
-  # Upper bound on flows per cache (the internal one, and each origin of the
-  # external one); beyond it new flows are dropped and counted. At least 1000.
+  # Upper bound on flows per cache: the internal one (this node's flows) and
+  # the external one (all peers' flows together); beyond it new flows are
+  # dropped and counted. At least 1000.
   max_flows: 2097152
 `

@@ -62,7 +62,7 @@ func collect(b *builder, s agent.Stats) {
 		b.gauge("ctsync_external_owner_last_word_seconds", "Seconds since the origin last vouched for its flows.", o.Vouched.Seconds(), l...)
 		b.counter("ctsync_external_applied_total", "Updates and deletes from the origin applied.", o.Applied, l...)
 		b.counter("ctsync_external_stale_total", "Updates from the origin rejected as older than what is held.", o.Stale, l...)
-		b.counter("ctsync_external_dropped_full_total", "Flows from the origin dropped because its share of the cache was full.", o.Full, l...)
+		b.counter("ctsync_external_dropped_full_total", "Flows from the origin dropped because the external cache was full (cache.max_flows, all origins together).", o.Full, l...)
 		b.counter("ctsync_external_expired_total", "Flows from the origin aged out.", o.Expired, l...)
 		b.counter("ctsync_external_snapshots_total", "Snapshots received from the origin.", o.Snapshots, l...)
 	}
@@ -77,6 +77,7 @@ func collect(b *builder, s agent.Stats) {
 	b.counter("ctsync_sync_bad_hellos_total", "Stream handshakes refused.", y.BadHellos)
 	b.counter("ctsync_sync_unexpected_messages_total", "Cluster messages of an unexpected kind.", y.UnexpectedMsgs)
 	b.counter("ctsync_sync_join_failures_total", "Failed attempts to join the cluster.", y.JoinFailures)
+	b.counter("ctsync_sync_streams_refused_total", "Authenticated streams refused for their origin (not a live member, a member at another address, or an older session).", y.StreamsRefused)
 	for _, p := range y.Peers {
 		l := []string{"peer", p.Peer}
 		b.gaugeBool("ctsync_sync_peer_connected", "1 while the stream of this node's flows to the peer is up.", p.Connected, l...)
@@ -95,6 +96,8 @@ func collect(b *builder, s agent.Stats) {
 		b.counter("ctsync_sync_peer_stale_total", "Changes from the peer rejected as stale.", p.Stale, l...)
 		b.counter("ctsync_sync_peer_digest_mismatches_total", "Digests from the peer that did not match the flows held here.", p.Mismatches, l...)
 		b.counter("ctsync_sync_peer_resyncs_requested_total", "Snapshots asked of the peer (after a digest mismatch, or ctsync resync peers).", p.ResyncAsked, l...)
+		b.gaugeBool("ctsync_sync_peer_copy_truncated", "1 while the peer's flows held here are incomplete because the external cache is full (cache.max_flows).", p.CopyTruncated, l...)
+		b.counter("ctsync_sync_peer_resyncs_held_back_total", "Snapshots not asked of the peer after a digest mismatch because the external cache is full.", p.ResyncsHeld, l...)
 	}
 
 	// Commits and purges.

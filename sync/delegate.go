@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"time"
@@ -58,11 +59,15 @@ func (e events) NotifyUpdate(m *memberlist.Node) {
 // member is our copy of what memberlist knows of a node.
 type member struct {
 	addr  string
+	ip    netip.Addr // addr's IP, unmapped
 	state memberlist.NodeStateType
 }
 
 func (n *Node) setMember(m *memberlist.Node) {
 	mb := member{addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), state: m.State}
+	if ip, ok := netip.AddrFromSlice(m.Addr); ok {
+		mb.ip = ip.Unmap()
+	}
 	n.memMu.Lock()
 	n.members[m.Name] = mb
 	n.memMu.Unlock()
@@ -73,6 +78,43 @@ func (n *Node) memberAddr(name string) string {
 	n.memMu.Lock()
 	defer n.memMu.Unlock()
 	return n.members[name].addr
+}
+
+// checkOrigin says why a stream from remote that names origin in its hello
+// must be refused, or "" when origin is a member memberlist holds as alive
+// (or suspect) at remote's IP. memberlist's view of a name is first-come:
+// a name that is alive at one address cannot be claimed from another. The
+// binding is by IP, not port: a stream leaves from an ephemeral port of
+// the node's advertised IP (stream binds it), so a key holder on the same
+// IP is the same host.
+func (n *Node) checkOrigin(origin string, remote net.Addr) string {
+	n.memMu.Lock()
+	m, ok := n.members[origin]
+	n.memMu.Unlock()
+	switch {
+	case !ok:
+		return "not a member (unknown to memberlist, or not yet)"
+	case m.state != memberlist.StateAlive && m.state != memberlist.StateSuspect:
+		return "not an alive member (" + stateName(m.state) + ")"
+	}
+	var ip netip.Addr
+	if ta, ok := remote.(*net.TCPAddr); ok {
+		ip = ta.AddrPort().Addr().Unmap()
+	} else if ap, err := netip.ParseAddrPort(remote.String()); err == nil {
+		ip = ap.Addr().Unmap()
+	}
+	if !ip.IsValid() || ip != m.ip {
+		return "the member is alive at another address (" + m.addr + ")"
+	}
+	return ""
+}
+
+// everMember reports whether memberlist ever told us of a node of that name.
+func (n *Node) everMember(name string) bool {
+	n.memMu.Lock()
+	defer n.memMu.Unlock()
+	_, ok := n.members[name]
+	return ok
 }
 
 // aliveMembers returns the other nodes memberlist considers alive (or

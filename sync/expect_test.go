@@ -67,6 +67,7 @@ func TestExpectsRoundTrip(t *testing.T) {
 func TestOldReceiverDropsExpectations(t *testing.T) {
 	key := newKey(t)
 	n := startNode(t, "b", key)
+	fakeMember(n, "a")
 	s, err := handshake(t, n, key, "a")
 	if err != nil {
 		t.Fatal(err)

@@ -98,6 +98,10 @@ func TestHostileClusterPort(t *testing.T) {
 		a.in.Upsert(&g)
 	}
 	eventually(t, "initial sync", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
+	// mallory and eve hold the key and are members (at 127.0.0.1): what
+	// they send after their hello is what is tried here.
+	fakeMember(a, "mallory")
+	fakeMember(a, "eve")
 	base := a.Stats()
 
 	// (e) Stalls, started first: they take the longest to be timed out.

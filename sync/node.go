@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	stdsync "sync"
@@ -113,6 +114,7 @@ type counters struct {
 	badHello       atomic.Uint64
 	unexpectedMsgs atomic.Uint64
 	joinFailures   atomic.Uint64
+	streamsRefused atomic.Uint64 // authenticated streams refused for their origin (checkOrigin, older session)
 }
 
 // peer is the state kept for one other node.
@@ -151,6 +153,11 @@ type peer struct {
 	mismatches  atomic.Uint64
 	resyncAsked atomic.Uint64
 	lastVersion atomic.Uint64
+	// truncated: our copy of its flows was cut short by cache.max_flows,
+	// so its digest cannot match; snapshots are not asked for (they would
+	// be cut the same way) until the cache has room for what is missing.
+	truncated   atomic.Bool
+	resyncsHeld atomic.Uint64 // snapshots not asked for because of that
 
 	// expectations (both directions)
 	sentExpects   atomic.Uint64 // expectations sent (in whole sets)
@@ -456,7 +463,7 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 	if n.isBlocked(addr) {
 		return errPartitioned
 	}
-	d := net.Dialer{Timeout: 5 * time.Second, Control: setUserTimeout(n.userTimeout())}
+	d := net.Dialer{Timeout: 5 * time.Second, Control: setUserTimeout(n.userTimeout()), LocalAddr: n.localAddrFor(addr)}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
@@ -571,6 +578,24 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 			owing = false
 		}
 	}
+}
+
+// localAddrFor returns the address an outgoing stream to addr leaves from:
+// this node's advertised IP (any port), so that a multi-homed node's
+// stream arrives from the address its peers know it by (a receiver
+// refuses a stream from another address than its origin's, see
+// checkOrigin). nil (the kernel's choice) when the advertised IP is
+// unspecified or of another family than addr's.
+func (n *Node) localAddrFor(addr string) net.Addr {
+	self, err := netip.ParseAddrPort(n.addr)
+	if err != nil || self.Addr().IsUnspecified() {
+		return nil
+	}
+	to, err := netip.ParseAddrPort(addr)
+	if err != nil || to.Addr().Unmap().Is4() != self.Addr().Unmap().Is4() {
+		return nil
+	}
+	return &net.TCPAddr{IP: self.Addr().Unmap().AsSlice()}
 }
 
 func (n *Node) send(s *conn, p *peer, b []byte) error {
@@ -693,6 +718,15 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 		n.stats.badHello.Add(1)
 		return
 	}
+	// The stream speaks for its origin only if that is a live member at
+	// the address the stream comes from (a key holder could name anyone).
+	if why := n.checkOrigin(origin, c.RemoteAddr()); why != "" {
+		n.refuse(origin, c.RemoteAddr(), why)
+		if !n.everMember(origin) {
+			n.cfg.External.Forget(origin) // never a member: keep nothing of it
+		}
+		return
+	}
 	if n.isBlocked(n.memberAddr(origin)) {
 		return // fault injection: this peer is on the other side of a partition
 	}
@@ -700,9 +734,10 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 	p := n.peerLocked(origin)
 	n.mu.Unlock()
 	p.inMu.Lock()
-	if p.inEpoch == epoch && session < p.inSession {
+	if p.inConn != nil && p.inEpoch == epoch && session < p.inSession {
 		p.inMu.Unlock()
-		return // an older session of the same incarnation
+		n.refuse(origin, c.RemoteAddr(), "an older session of the same incarnation is superseded by an open one")
+		return
 	}
 	if p.inConn != nil {
 		p.inConn.Close()
@@ -722,7 +757,9 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 	defer func() {
 		p.inMu.Lock()
 		if p.inConn == s {
-			p.inConn = nil
+			// The session mark goes with the stream that set it: a
+			// stream that ended never locks the origin's next one out.
+			p.inConn, p.inSession, p.inEpoch = nil, 0, 0
 		}
 		p.inMu.Unlock()
 	}()
@@ -780,6 +817,9 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 					case synced && got.Count == count && got.Hash == hash:
 						ext.Vouch(origin)
 						p.digestOK.Store(time.Now().UnixNano())
+						p.truncated.Store(false)
+					case synced && n.copyCutShort(p, origin, got.Count, count):
+						// Another snapshot would be cut the same way.
 					case time.Since(lastAsk) > 2*n.cfg.DigestEvery:
 						// Missed something (or no snapshot yet): ask for one.
 						n.log.Debug("digest mismatch: asking for a snapshot", "peer", origin, "synced", synced,
@@ -831,6 +871,34 @@ func (n *Node) receive(c net.Conn, br *bufio.Reader) {
 			return
 		}
 	}
+}
+
+// copyCutShort reports, for a mismatching digest of origin (have flows
+// held, the owner has owns), whether the mismatch is this node's cache
+// being full: flows of origin were dropped for lack of room since its last
+// snapshot began and the cache has no room for what is missing. Then
+// asking for a snapshot would only bring the same flows and drop the same
+// ones, every two digest periods forever: it is held back, said once in
+// the log and in the peer's stats, until room frees up.
+func (n *Node) copyCutShort(p *peer, origin string, have, owns uint64) bool {
+	cut, room := n.cfg.External.Truncated(origin)
+	if cut && room >= 0 && uint64(room) < max(owns-min(owns, have), 1) {
+		p.resyncsHeld.Add(1)
+		if !p.truncated.Swap(true) {
+			n.warn.Warn(n.log, "copy cut short", "the external cache is full (cache.max_flows): this node's copy of a peer's flows is incomplete; not asking for snapshots until there is room",
+				"peer", origin, "have", have, "owner_has", owns, "room", room)
+		}
+		return true
+	}
+	p.truncated.Store(false)
+	return false
+}
+
+// refuse counts and logs (rate-limited) an authenticated stream refused
+// for the origin its hello names.
+func (n *Node) refuse(origin string, remote net.Addr, why string) {
+	n.stats.streamsRefused.Add(1)
+	n.warn.Warn(n.log, "refused origin", "refused a replication stream", "origin", origin, "remote", remote.String(), "reason", why)
 }
 
 // RequestResync asks every connected peer for a snapshot of its flows.

@@ -33,6 +33,12 @@ type PeerStats struct {
 	SentExpects   uint64 `json:"sent_expectations"`
 	RecvExpects   uint64 `json:"recv_expectations"`
 	ExpMismatches uint64 `json:"expectation_digest_mismatches"`
+	// CopyTruncated: this node's copy of the peer's flows is incomplete
+	// because the external cache is full (cache.max_flows); ResyncsHeld
+	// counts the snapshots not asked for because of it (they would be cut
+	// the same way) until there is room.
+	CopyTruncated bool   `json:"copy_truncated"`
+	ResyncsHeld   uint64 `json:"resyncs_held_back"`
 }
 
 // Stats are the replication counters of this node.
@@ -47,6 +53,10 @@ type Stats struct {
 	UnexpectedMsgs uint64      `json:"unexpected_messages"`
 	JoinFailures   uint64      `json:"join_failures"`
 	Peers          []PeerStats `json:"peers"`
+	// StreamsRefused counts authenticated streams refused for the origin
+	// their hello names: not a live member, a member alive at another
+	// address, or an older session of an open stream.
+	StreamsRefused uint64 `json:"streams_refused"`
 }
 
 // Stats returns a snapshot of the counters.
@@ -55,7 +65,7 @@ func (n *Node) Stats() Stats {
 		Node: n.cfg.Node, Epoch: n.epoch, Members: n.ml.NumMembers(), Health: n.ml.GetHealthScore(),
 		AuthFailures: n.stats.authFailures.Load(), DecodeErrors: n.stats.decodeErrors.Load(),
 		BadHellos: n.stats.badHello.Load(), UnexpectedMsgs: n.stats.unexpectedMsgs.Load(),
-		JoinFailures: n.stats.joinFailures.Load(),
+		JoinFailures: n.stats.joinFailures.Load(), StreamsRefused: n.stats.streamsRefused.Load(),
 	}
 	type peerAddr struct {
 		p    *peer
@@ -77,6 +87,7 @@ func (n *Node) Stats() Stats {
 			Stale: p.stale.Load(), Mismatches: p.mismatches.Load(), ResyncAsked: p.resyncAsked.Load(),
 			LastDigestAge: -1,
 			SentExpects:   p.sentExpects.Load(), RecvExpects: p.recvExpects.Load(), ExpMismatches: p.expMismatches.Load(),
+			CopyTruncated: p.truncated.Load(), ResyncsHeld: p.resyncsHeld.Load(),
 		}
 		if e, ok := p.lastErr.Load().(string); ok {
 			ps.LastError = e
@@ -113,6 +124,9 @@ func (n *Node) Healthy() (bool, string) {
 		recent := n.recentDigest(p)
 		if p.digestOK.Load() != 0 {
 			synced = true
+		}
+		if connected && !recent && p.truncated.Load() {
+			return false, fmt.Sprintf("this node's copy of peer %s's flows is incomplete: the external cache is full (cache.max_flows)", name)
 		}
 		if connected && !recent {
 			return false, fmt.Sprintf("this node's copy of peer %s's flows is not confirmed complete yet", name)
