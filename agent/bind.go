@@ -21,9 +21,13 @@ const resolveTimeout = 5 * time.Second
 // cluster.bind, or when it is not set, the local address the kernel would
 // use to reach the first join peer that resolves, on that peer's port (the
 // nodes of a cluster use the same port). It never sends a packet: a UDP
-// socket is connected, its local address read, and closed.
+// socket is connected, its local address read, and closed. Like
+// config.Validate, it refuses every address on an insecure cluster.
 func clusterBind(ctx context.Context, c *config.Cluster) (bind, via string, err error) {
 	if c.Bind != "" {
+		if c.Insecure && isWildcard(c.Bind) {
+			return "", "", fmt.Errorf("cluster.bind %s listens on every address: refused with cluster.insecure", c.Bind)
+		}
 		return c.Bind, "", nil
 	}
 	if len(c.Join) == 0 {
@@ -65,6 +69,14 @@ func routeTo(ctx context.Context, peer string) (netip.Addr, error) {
 	return a, nil // a link-local address keeps its zone: binding needs it
 }
 
+// isWildcard reports whether bind (host:port) is on the unspecified
+// address: every address of the host.
+func isWildcard(bind string) bool {
+	host, _, err := net.SplitHostPort(bind)
+	a, perr := netip.ParseAddr(host)
+	return err == nil && perr == nil && a.IsUnspecified()
+}
+
 // warnExposure logs, at every start and reload, what the cluster settings
 // expose: an insecure cluster, and a bind on every address.
 func warnExposure(log *slog.Logger, c *config.Cluster, bind string) {
@@ -74,8 +86,7 @@ func warnExposure(log *slog.Logger, c *config.Cluster, bind string) {
 			"create a key with `ctsync keygen`, copy it to every node and set cluster.key_file",
 			"bind", bind)
 	}
-	host, _, err := net.SplitHostPort(bind)
-	if a, perr := netip.ParseAddr(host); err == nil && perr == nil && a.IsUnspecified() {
+	if isWildcard(bind) {
 		msg := "cluster.bind listens on every address; memberlist advertises an address it guessed: " +
 			"set cluster.bind to the sync link's address, or cluster.advertise"
 		if c.Advertise != "" {

@@ -20,6 +20,8 @@ func TestClusterBind(t *testing.T) {
 	}{
 		{"explicit", config.Cluster{Bind: "10.0.3.1:7946", Join: []string{"127.0.0.1:7946"}}, "10.0.3.1:7946", "", ""},
 		{"explicit wildcard", config.Cluster{Bind: "0.0.0.0:7946"}, "0.0.0.0:7946", "", ""},
+		{"wildcard when insecure", config.Cluster{Bind: "[::]:7946", Insecure: true}, "", "",
+			"cluster.bind [::]:7946 listens on every address: refused with cluster.insecure"},
 		{"route to the first peer, its port", config.Cluster{Join: []string{"127.0.0.1:3780", "127.0.0.2:7946"}},
 			"127.0.0.1:3780", "127.0.0.1:3780", ""},
 		{"first peer without a route", config.Cluster{Join: []string{"[fe80::2%nosuchif0]:7946", "127.0.0.1:7946"}},

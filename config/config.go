@@ -38,8 +38,9 @@ type Config struct {
 // Cluster is the "cluster" section: how this node talks to its peers.
 type Cluster struct {
 	// Bind is host:port for memberlist (TCP and UDP). "" = the local
-	// address that routes to the first join peer, on that peer's port,
-	// found at start (the agent does; see Validate for what is required).
+	// address that routes to the first join peer that resolves, on that
+	// peer's port, found at start by the agent (Validate then requires a
+	// join peer).
 	Bind      string   `yaml:"bind"`
 	Advertise string   `yaml:"advertise"` // host:port peers should use; "" = derived from bind
 	Join      []string `yaml:"join"`      // peers to contact at start, host:port
