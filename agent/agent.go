@@ -56,6 +56,7 @@ type Agent struct {
 	in     *cache.Internal
 	ext    *cache.External
 	node   *ctsync.Node
+	bind   string // the cluster address listened on (cluster.bind, or derived from cluster.join)
 	start  time.Time
 	filter atomic.Pointer[replFilter]
 	// pending holds flows younger than filter.min_age (loop goroutine only).
@@ -155,6 +156,17 @@ func New(o Options) (*Agent, error) {
 	if cfg.Cluster.Insecure {
 		keys = nil
 	}
+	// Where to listen: cluster.bind, or the address that routes to the
+	// first join peer. Then say what that exposes, at every start.
+	bind, via, err := clusterBind(context.Background(), &cfg.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	if via != "" {
+		log.Info("cluster.bind not set: listening on the local address that routes to a join peer", "bind", bind, "peer", via)
+	}
+	a.bind = bind
+	warnExposure(log, &cfg.Cluster, bind)
 	a.kern = o.Kernel
 	if a.kern == nil {
 		// One socket: the kernel serialises ctnetlink creates under the
@@ -167,7 +179,7 @@ func New(o Options) (*Agent, error) {
 		a.kern = c
 	}
 	a.node, err = ctsync.New(ctsync.Config{
-		Node: cfg.Node, Bind: cfg.Cluster.Bind, Advertise: cfg.Cluster.Advertise, Join: cfg.Cluster.Join,
+		Node: cfg.Node, Bind: bind, Advertise: cfg.Cluster.Advertise, Join: cfg.Cluster.Join,
 		Keys: keys, Label: cfg.Cluster.Name, Internal: a.in, External: a.ext, Logger: log,
 		LocalTimings: o.SyncTimings, DigestEvery: o.DigestEvery,
 	})
@@ -559,6 +571,9 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	}
 	a.filter.Store(f)
 	a.log.Info("configuration reloaded: filter replaced; resyncing the internal cache")
+	// The cluster settings are the running ones (they change at restart):
+	// an insecure cluster is reported again.
+	warnExposure(a.log, &a.cfg.Cluster, a.bind)
 	a.signalOverrun() // a resync applies the new filter to every cached flow
 	return nil
 }

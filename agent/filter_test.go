@@ -247,6 +247,7 @@ func TestFilterProtocolNames(t *testing.T) {
 	for _, n := range names {
 		c := config.Default()
 		c.Cluster.Insecure = true
+		c.Cluster.Bind = "127.0.0.1:7946"
 		c.Node = "n"
 		c.Filter.Protocols = []string{n}
 		if err := c.Validate(); err != nil {

@@ -47,6 +47,9 @@ type Stats struct {
 	Sync          ctsync.Stats          `json:"sync"`
 	Transitions   uint64                `json:"transitions"`
 	LastNotify    *control.NotifyResult `json:"last_notify,omitempty"`
+	// Insecure is cluster.insecure: cluster traffic is neither encrypted
+	// nor authenticated (`ctsync stats` shows a warning first).
+	Insecure bool `json:"insecure"`
 }
 
 // KernelStats count what came from the kernel.
@@ -117,6 +120,7 @@ func (a *Agent) stats() Stats {
 	is := a.in.Stats()
 	s := Stats{
 		Node: a.cfg.Node, UptimeSeconds: time.Since(a.start).Seconds(), Ready: a.ready.Load(),
+		Insecure: a.cfg.Cluster.Insecure,
 		Kernel: KernelStats{
 			EventsNew: a.st.events[1].Load(), EventsUpdate: a.st.events[2].Load(), EventsDestroy: a.st.events[3].Load(),
 			Filtered: a.st.filtered.Load(), Overruns: a.st.overruns.Load(), WatchRestarts: a.st.watchRestarts.Load(),

@@ -37,7 +37,11 @@ type Config struct {
 
 // Cluster is the "cluster" section: how this node talks to its peers.
 type Cluster struct {
-	Bind      string   `yaml:"bind"`      // host:port for memberlist (TCP and UDP)
+	// Bind is host:port for memberlist (TCP and UDP). "" = the local
+	// address that routes to the first join peer that resolves, on that
+	// peer's port, found at start by the agent (Validate then requires a
+	// join peer).
+	Bind      string   `yaml:"bind"`
 	Advertise string   `yaml:"advertise"` // host:port peers should use; "" = derived from bind
 	Join      []string `yaml:"join"`      // peers to contact at start, host:port
 	KeyFile   string   `yaml:"key_file"`  // base64 AES key (16/24/32 bytes)
@@ -242,7 +246,7 @@ const (
 
 // Defaults of the keys whose default is not obvious from Default.
 const (
-	DefaultBind        = "0.0.0.0:7946"
+	DefaultPort        = 7946 // memberlist's, the usual port of cluster.bind and cluster.join
 	DefaultKeyFile     = "/etc/ctsync/cluster.key"
 	DefaultClusterName = "ctsync"
 	DefaultSocket      = "/run/ctsync/ctsync.sock"

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestDefault(t *testing.T) {
 		got, want any
 	}{
 		{"node", c.Node, host},
-		{"cluster.bind", c.Cluster.Bind, "0.0.0.0:7946"},
+		{"cluster.bind", c.Cluster.Bind, ""}, // derived at start from cluster.join
 		{"cluster.advertise", c.Cluster.Advertise, ""},
 		{"cluster.join", c.Cluster.Join, []string{}},
 		{"cluster.key_file", c.Cluster.KeyFile, "/etc/ctsync/cluster.key"},
@@ -252,13 +253,37 @@ func TestParseErrors(t *testing.T) {
 func valid() *Config {
 	c := Default()
 	c.Node = "fw-a"
+	c.Cluster.Bind = "10.0.3.1:7946"
 	c.Cluster.Insecure = true
 	return c
 }
 
+// TestWildcardBindNeedsKey: listening on every address is allowed with a
+// key (memberlist then advertises a guessed address; the agent warns), and
+// refused without one.
+func TestWildcardBindNeedsKey(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bind := range []string{"0.0.0.0:7946", "[::]:7946"} {
+		c := valid()
+		c.Cluster.Bind = bind
+		c.Cluster.Insecure = false
+		c.Cluster.KeyFile = writeKeyFile(t, key, 0o600)
+		if err := c.Validate(); err != nil {
+			t.Errorf("bind %s with a key: %v", bind, err)
+		}
+		c.Cluster.Insecure, c.Cluster.KeyFile = true, ""
+		if got := problems(t, c.Validate()); len(got) != 1 || !strings.HasPrefix(got[0], "cluster.bind: ") {
+			t.Errorf("bind %s, insecure: %q, want one cluster.bind problem", bind, got)
+		}
+	}
+}
+
 func TestValidateAcceptsValid(t *testing.T) {
 	c := valid()
-	c.Cluster.Bind = "[::]:7946"
+	c.Cluster.Bind = "" // derived at start from the first join peer
 	c.Cluster.Advertise = "[fd00::1]:7946"
 	c.Cluster.Join = []string{"10.0.3.2:7946", "fw-b:7946", "[fd00::2]:7946"}
 	c.Filter.Protocols = []string{"TCP", "udplite", "igmp", "99"}
@@ -304,6 +329,12 @@ func TestValidate(t *testing.T) {
 		{"bind port too big", func(c *Config) { c.Cluster.Bind = "10.0.0.1:65536" }, "cluster.bind", "from 1 to 65535"},
 		{"bind port name", func(c *Config) { c.Cluster.Bind = "10.0.0.1:http" }, "cluster.bind", "from 1 to 65535"},
 		{"bind empty host", func(c *Config) { c.Cluster.Bind = ":7946" }, "cluster.bind", "missing host"},
+		{"no bind and no join", func(c *Config) { c.Cluster.Bind, c.Cluster.Join = "", nil }, "cluster.bind",
+			"not set, and cluster.join is empty: set it to this node's address on the sync link"},
+		{"wildcard bind when insecure", func(c *Config) { c.Cluster.Bind = "0.0.0.0:7946" }, "cluster.bind",
+			"0.0.0.0 listens on every address: refused with insecure: true"},
+		{"v6 wildcard bind when insecure", func(c *Config) { c.Cluster.Bind = "[::]:7946" }, "cluster.bind",
+			":: listens on every address: refused with insecure: true"},
 		{"advertise unspecified", func(c *Config) { c.Cluster.Advertise = "0.0.0.0:7946" }, "cluster.advertise", "unspecified"},
 		{"advertise v6 unspecified", func(c *Config) { c.Cluster.Advertise = "[::]:7946" }, "cluster.advertise", "unspecified"},
 		{"advertise hostname", func(c *Config) { c.Cluster.Advertise = "fw-a:7946" }, "cluster.advertise", "not an IP address"},
@@ -401,9 +432,9 @@ func TestInsecureWithKeyFile(t *testing.T) {
 		name, in string
 		wantErr  bool
 	}{
-		{"insecure alone (default key_file)", "node: a\ncluster: {insecure: true}\n", false},
-		{"insecure and empty key_file", "node: a\ncluster: {insecure: true, key_file: \"\"}\n", false},
-		{"insecure and key_file", "node: a\ncluster: {insecure: true, key_file: /etc/ctsync/cluster.key}\n", true},
+		{"insecure alone (default key_file)", "node: a\ncluster: {bind: 10.0.3.1:7946, insecure: true}\n", false},
+		{"insecure and empty key_file", "node: a\ncluster: {bind: 10.0.3.1:7946, insecure: true, key_file: \"\"}\n", false},
+		{"insecure and key_file", "node: a\ncluster: {bind: 10.0.3.1:7946, insecure: true, key_file: /etc/ctsync/cluster.key}\n", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,6 +466,19 @@ func writeKeyFile(t *testing.T, content string, mode os.FileMode) string {
 	return path
 }
 
+// chownKeyFile gives path to uid (and its group); it skips the test when
+// not root.
+func chownKeyFile(t *testing.T, path string, uid int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	if err := os.Chown(path, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestKeyFile(t *testing.T) {
 	good, err := GenerateKey()
 	if err != nil {
@@ -461,6 +505,10 @@ func TestKeyFile(t *testing.T) {
 		{"empty", func(t *testing.T) string { return writeKeyFile(t, "", 0o600) }, []string{"key is 0 bytes long"}},
 		{"both wrong", func(t *testing.T) string { return writeKeyFile(t, "AAAA", 0o666) },
 			[]string{"chmod 600", "key is 3 bytes long"}},
+		{"owned by another user", func(t *testing.T) string { return chownKeyFile(t, writeKeyFile(t, good, 0o600), 65534) },
+			[]string{"is owned by uid 65534, neither root nor the daemon's user (uid " + strconv.Itoa(os.Geteuid()) + "): anyone acting as uid 65534 can replace the key; run `chown root:root "}},
+		{"owned by another user, world-readable", func(t *testing.T) string { return chownKeyFile(t, writeKeyFile(t, good, 0o604), 65534) },
+			[]string{"owned by uid 65534", "mode 0604"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -639,7 +687,7 @@ func TestCheck(t *testing.T) {
 		return path
 	}
 
-	if _, err := Check(write("good.yaml", "node: fw-a\ncluster: {insecure: true}\n")); err != nil {
+	if _, err := Check(write("good.yaml", "node: fw-a\ncluster: {join: [\"10.0.3.2:7946\"], insecure: true}\n")); err != nil {
 		t.Fatalf("Check(good) = %v", err)
 	}
 

@@ -15,9 +15,13 @@ const defaultYAML = `# ctsync configuration (YAML). Every key is shown with its 
 #node: fw-a
 
 cluster:
-  # address:port for cluster traffic (memberlist: TCP and UDP). 0.0.0.0 or
-  # [::] listens on every address.
-  bind: 0.0.0.0:7946
+  # address:port for cluster traffic (memberlist: TCP and UDP): this node's
+  # address on the sync link, e.g. 10.0.3.1:7946. "" = the local address that
+  # routes to the first join peer, on that peer's port, found at start (then
+  # join must not be empty). 0.0.0.0 or [::] listens on every address: only
+  # with a key_file (memberlist then advertises a guessed address; set
+  # advertise), refused with insecure: true.
+  bind: ""
   # address:port peers should use to reach this node, if different from bind
   # (NAT, or bind on 0.0.0.0). "" = derived from bind.
   advertise: ""
@@ -25,14 +29,17 @@ cluster:
   # ["10.0.3.2:7946"]. Retried in the background until one answers.
   join: []
   # File holding the cluster key: base64 of a 16, 24 or 32-byte AES key,
-  # readable by its owner only. Create it with
+  # owned by root (or the daemon's user) and readable by its owner only.
+  # Create it with
   #   ctsync keygen > /etc/ctsync/cluster.key && chmod 600 /etc/ctsync/cluster.key
   # and copy it to every node. Default: /etc/ctsync/cluster.key.
   # During a key rotation ("ctsync keys") it holds several keys, one per
   # line: the first is primary, the others are accepted too.
   #key_file: /etc/ctsync/cluster.key
-  # true = no encryption and no authentication of cluster traffic. Must be
-  # explicit, and cannot be combined with a key_file.
+  # true = no encryption and no authentication of cluster traffic: anyone who
+  # reaches the port can read the flows and inject their own. Must be
+  # explicit, cannot be combined with a key_file, needs bind on one address;
+  # the daemon warns at every start, and ctsync stats and the metrics show it.
   insecure: false
   # Cluster label: nodes with another name ignore each other, which keeps
   # several HA pairs on one link apart.

@@ -13,12 +13,15 @@ import (
 // ImportNote is a conntrackd.conf directive that Import did not translate,
 // and why.
 type ImportNote struct {
-	Line      int    // 1-based line of the directive
+	Line      int    // 1-based line of the directive; 0 for the file as a whole
 	Directive string // e.g. "General.HashSize 32768"
 	Reason    string
 }
 
 func (n ImportNote) String() string {
+	if n.Line == 0 {
+		return fmt.Sprintf("%s: %s", n.Directive, n.Reason)
+	}
 	return fmt.Sprintf("line %d: %s: %s", n.Line, n.Directive, n.Reason)
 }
 
@@ -311,16 +314,19 @@ func (im *importer) transport(n *confNode, path string) {
 			arg = c.words[1]
 		}
 		switch key := c.words[0]; {
-		case (key == "IPv4_address" || key == "IPv6_address") && kind != "Multicast":
+		case (key == "IPv4_address" || key == "IPv6_address") && kind != "Multicast",
+			key == "IPv4_interface" && kind == "Multicast":
 			if a, ok := im.addr(c, p, arg); ok {
+				if netip.MustParseAddr(a).IsUnspecified() {
+					// Every interface: refused for an insecure cluster,
+					// which an imported one is.
+					im.note(c, p, "not this node's address on the sync link: cluster.bind must be one (an insecure cluster never listens on every address)")
+					continue
+				}
 				im.bind, im.bindFrom = a, p+"."+key
 			}
 		case key == "IPv4_address" || key == "IPv6_address":
 			im.note(c, p, "ctsync does not use multicast: list the peers in cluster.join")
-		case key == "IPv4_interface" && kind == "Multicast":
-			if a, ok := im.addr(c, p, arg); ok {
-				im.bind, im.bindFrom = a, p+"."+key
-			}
 		case key == "IPv4_Destination_Address" || key == "IPv6_Destination_Address":
 			if a, ok := im.addr(c, p, arg); ok {
 				if ip := netip.MustParseAddr(a); ip.IsUnspecified() || ip.IsMulticast() {
@@ -557,20 +563,34 @@ func (im *importer) yaml() []byte {
 	w("# Unique name of this node in the cluster. Default: the hostname.\n#node: fw-a\n\n")
 
 	w("cluster:\n")
-	bind := "0.0.0.0"
-	if im.bind != "" {
-		bind = im.bind
-		w("  # From %s.\n", im.bindFrom)
-	} else {
-		w("  # conntrackd.conf gave no local address: listening on every address.\n")
-	}
 	if im.port == 0 {
 		w("  # conntrackd.conf gave no port: ctsync's default, %d. Cluster traffic is\n", port)
 	} else {
 		w("  # Port %d, from conntrackd.conf. Cluster traffic is\n", port)
 	}
 	w("  # memberlist, TCP and UDP: allow both on the sync link.\n")
-	w("  bind: %s\n", yamlQuote(net.JoinHostPort(bind, strconv.Itoa(port))))
+	switch {
+	case im.bind != "":
+		w("  # From %s.\n", im.bindFrom)
+		w("  bind: %s\n", yamlQuote(net.JoinHostPort(im.bind, strconv.Itoa(port))))
+	case len(im.join) > 0:
+		// An insecure cluster never listens on every address; left out,
+		// bind is the address that routes to the first peer.
+		w("  # conntrackd.conf gave no local address: bind is left out, so ctsync\n")
+		w("  # listens on the address that routes to the first join peer, port %d.\n", port)
+		w("  # Better, write this node's address on the sync link:\n")
+		w("  #bind: %s\n", yamlQuote(net.JoinHostPort("10.0.3.1", strconv.Itoa(port))))
+	default:
+		// Neither a local address nor a peer: a valid file that exposes
+		// nothing until the operator says where the sync link is.
+		w("  # !!! conntrackd.conf gave no local address and no peer: bind is this host's\n")
+		w("  # !!! loopback, so no other node can reach it. Set bind to this node's address\n")
+		w("  # !!! on the sync link and list the peers in join.\n")
+		w("  bind: %s\n", yamlQuote(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))))
+		im.notes = append(im.notes, ImportNote{Directive: "Sync", Reason: fmt.Sprintf(
+			"no local address and no peer address: cluster.bind is set to 127.0.0.1:%d (this host only); "+
+				"set it to this node's address on the sync link and list the peers in cluster.join", port)})
+	}
 	join := make([]string, len(im.join))
 	for i, a := range im.join {
 		join[i] = yamlQuote(net.JoinHostPort(a, strconv.Itoa(port)))

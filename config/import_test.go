@@ -248,7 +248,58 @@ func TestImportDisableExternalCache(t *testing.T) {
 		t.Fatalf("commit %+v from:\n%s", c.Commit, out)
 	}
 	_, notes, _ := Import([]byte("Sync { Mode FTFW { DisableExternalCache maybe } }\n"))
-	if len(notes) != 1 || !strings.Contains(notes[0].String(), "want On or Off") {
-		t.Fatalf("notes %v", notes)
+	if len(notes) != 2 || !strings.Contains(notes[1].String(), "want On or Off") {
+		t.Fatalf("notes %v, want the one about cluster.bind and one saying want On or Off", notes)
+	}
+}
+
+// TestImportBind: an imported file is insecure, so its cluster.bind is never
+// every address: conntrackd's local address when it gives one, else left
+// out (the address that routes to the first peer), else loopback with a
+// note; and the result validates.
+func TestImportBind(t *testing.T) {
+	tests := []struct {
+		name, in  string
+		bind      string
+		join      []string
+		line      string // in the YAML
+		note      string // in one note; "" = none about the bind
+		wantNotes int
+	}{
+		{"local address", "Sync { UDP { IPv4_address 10.0.3.1\n IPv4_Destination_Address 10.0.3.2\n Port 3780 } }\n",
+			"10.0.3.1:3780", []string{"10.0.3.2:3780"}, "From Sync.UDP.IPv4_address", "", 0},
+		{"unspecified local address", "Sync { UDP { IPv4_address 0.0.0.0\n IPv4_Destination_Address 10.0.3.2 } }\n",
+			"", []string{"10.0.3.2:7946"}, "listens on the address that routes to the first join peer, port 7946",
+			"line 1: Sync.UDP.IPv4_address 0.0.0.0: not this node's address on the sync link", 1},
+		{"peer only", "Sync { TCP { IPv6_Destination_Address fd00::2\n Port 3780 } }\n",
+			"", []string{"[fd00::2]:3780"}, "#bind: \"10.0.3.1:3780\"", "", 0},
+		{"nothing", "General { HashLimit 5000 }\n",
+			"127.0.0.1:7946", []string{}, "no other node can reach it",
+			"Sync: no local address and no peer address: cluster.bind is set to 127.0.0.1:7946 (this host only)", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, notes, err := Import([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Parse(out)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			c.Node = "fw-a"
+			if err := c.Validate(); err != nil {
+				t.Fatalf("imported file does not validate: %v\n%s", err, out)
+			}
+			if c.Cluster.Bind != tt.bind || !reflect.DeepEqual(c.Cluster.Join, tt.join) || !c.Cluster.Insecure {
+				t.Errorf("cluster %+v, want bind %q, join %q, insecure", c.Cluster, tt.bind, tt.join)
+			}
+			if !strings.Contains(string(out), tt.line) {
+				t.Errorf("output lacks %q:\n%s", tt.line, out)
+			}
+			if len(notes) != tt.wantNotes || (tt.note != "" && !strings.Contains(notes[0].String(), tt.note)) {
+				t.Errorf("notes %q, want %d, the first with %q", notes, tt.wantNotes, tt.note)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -66,7 +67,6 @@ func Default() *Config {
 	return &Config{
 		Node: host,
 		Cluster: Cluster{
-			Bind:    DefaultBind,
 			Join:    []string{},
 			KeyFile: DefaultKeyFile,
 			Name:    DefaultClusterName,
@@ -363,8 +363,9 @@ func want(t reflect.Type) string {
 
 // Validate checks the values of c and returns every problem at once as
 // Problems, or nil. Besides the values themselves it checks, unless
-// cluster.insecure is true, that the key file exists, holds valid keys and
-// is private to its owner.
+// cluster.insecure is true, that the key file exists, holds valid keys, is
+// private to its owner and is owned by root or the user running Validate
+// (the daemon's user).
 func (c *Config) Validate() error {
 	var ps Problems
 
@@ -373,9 +374,7 @@ func (c *Config) Validate() error {
 	}
 
 	// cluster
-	if msg := checkHostPort(c.Cluster.Bind, hostIP|unspecifiedOK); msg != "" {
-		ps.add("cluster.bind", "%s", msg)
-	}
+	c.checkBind(&ps)
 	if c.Cluster.Advertise != "" {
 		if msg := checkHostPort(c.Cluster.Advertise, hostIP); msg != "" {
 			ps.add("cluster.advertise", "%s", msg)
@@ -502,6 +501,32 @@ func (c *Config) Validate() error {
 	return ps.err()
 }
 
+// checkBind checks cluster.bind. Left empty, the agent binds at start to
+// the local address that routes to the first join peer, so there must be
+// one. The unspecified address (every interface) is allowed with a key,
+// never on an insecure cluster: unauthenticated traffic must stay on the
+// sync link.
+func (c *Config) checkBind(ps *Problems) {
+	bind := c.Cluster.Bind
+	if bind == "" {
+		if len(c.Cluster.Join) == 0 {
+			ps.add("cluster.bind", "not set, and cluster.join is empty: set it to this node's address on the sync link, "+
+				"such as 10.0.3.1:%d (without it, the address that routes to the first join peer is used)", DefaultPort)
+		}
+		return
+	}
+	if msg := checkHostPort(bind, hostIP|unspecifiedOK); msg != "" {
+		ps.add("cluster.bind", "%s", msg)
+		return
+	}
+	host, port, _ := net.SplitHostPort(bind)
+	if a, err := netip.ParseAddr(host); err == nil && a.IsUnspecified() && c.Cluster.Insecure {
+		ps.add("cluster.bind", "%s listens on every address: refused with insecure: true, where anyone who reaches the port "+
+			"can inject flows; give this node's address on the sync link, such as 10.0.3.1:%s (or leave bind out to use "+
+			"the address that routes to the first join peer), or use a key_file", host, port)
+	}
+}
+
 // checkName checks a node or cluster name.
 func checkName(s string) string {
 	if s == "" {
@@ -603,7 +628,8 @@ func parsePrefix(s string) (netip.Prefix, string) {
 }
 
 // checkKeyFile checks that the key file exists, is a private regular file
-// and holds valid keys (one per line, see ParseKeys).
+// owned by root or the user running this (the daemon's user), and holds
+// valid keys (one per line, see ParseKeys).
 func checkKeyFile(path string) []string {
 	fi, err := os.Stat(path)
 	switch {
@@ -615,6 +641,11 @@ func checkKeyFile(path string) []string {
 		return []string{fmt.Sprintf("%s is not a regular file", path)}
 	}
 	var msgs []string
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		// Whoever owns the file can chmod it and write another key.
+		msgs = append(msgs, fmt.Sprintf("%s is owned by uid %d, neither root nor the daemon's user (uid %d): anyone acting as uid %d "+
+			"can replace the key; run `chown root:root %s`", path, st.Uid, os.Geteuid(), st.Uid, path))
+	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		msgs = append(msgs, fmt.Sprintf("%s is accessible by group or others (mode %04o); run `chmod 600 %s`", path, perm, path))
 	}

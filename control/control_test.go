@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -531,11 +532,6 @@ func TestListenStale(t *testing.T) {
 			ln.SetUnlinkOnClose(false)
 			ln.Close()
 		}},
-		{"plain file", func(t *testing.T, path string) {
-			if err := os.WriteFile(path, []byte("junk"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}},
 		{"lock file left behind", func(t *testing.T, path string) {
 			if err := os.WriteFile(path+".lock", nil, 0o600); err != nil {
 				t.Fatal(err)
@@ -570,22 +566,76 @@ func TestListenStale(t *testing.T) {
 			t.Errorf("directory: %v %v, want mode 0755", fi, err)
 		}
 	})
-	t.Run("directory in the way", func(t *testing.T) {
-		path := socketPath(t)
-		if err := os.Mkdir(path, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := control.Listen(path); err == nil || !strings.Contains(err.Error(), "is a directory") {
-			t.Errorf("Listen on a directory: %v", err)
-		}
-		// The lock was released: nothing else is in the way now.
-		os.Remove(path)
-		s, err := control.Listen(path)
-		if err != nil {
-			t.Fatalf("Listen after the directory is gone: %v", err)
-		}
-		s.Close()
-	})
+}
+
+// TestListenNeverRemovesOtherFiles: only a socket left at the control
+// socket's path is removed; anything else (a mistyped control.socket
+// naming a real file, a symlink planted there) is left alone, with an
+// error saying what is in the way.
+func TestListenNeverRemovesOtherFiles(t *testing.T) {
+	tests := []struct {
+		name  string
+		leave func(t *testing.T, path string)
+		what  string
+	}{
+		{"regular file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "a regular file"},
+		{"directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "a directory"},
+		{"symlink", func(t *testing.T, path string) {
+			target := filepath.Join(filepath.Dir(path), "target")
+			if err := os.WriteFile(target, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "a symbolic link"},
+		{"named pipe", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "a named pipe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := socketPath(t)
+			tt.leave(t, path)
+			before, err := os.Lstat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = control.Listen(path)
+			want := "control socket " + path + " is " + tt.what + ", not a socket: not removing it; remove it or choose another control.socket"
+			if err == nil || err.Error() != want {
+				t.Fatalf("Listen = %v, want %q", err, want)
+			}
+			after, err := os.Lstat(path)
+			if err != nil || !os.SameFile(before, after) || after.Mode() != before.Mode() {
+				t.Fatalf("%s was disturbed: %v %v", path, after, err)
+			}
+			if before.Mode().IsRegular() {
+				if b, err := os.ReadFile(path); err != nil || string(b) != "precious" {
+					t.Fatalf("content %q, %v", b, err)
+				}
+			}
+			// The lock was released: once the file is gone, Listen works.
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			s, err := control.Listen(path)
+			if err != nil {
+				t.Fatalf("Listen once the file is gone: %v", err)
+			}
+			s.Close()
+		})
+	}
 }
 
 // TestServeStops checks that cancelling Serve's context ends requests in

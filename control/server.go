@@ -43,8 +43,10 @@ type Server struct {
 // Listen takes the daemon's instance lock, an flock on path+".lock", and
 // listens on the UNIX socket at path (mode 0600; the directory is created
 // 0755 if missing). While another process holds the lock it fails with
-// "another ctsync daemon is running"; a socket file left behind by a daemon
-// that crashed is removed, so it never blocks a restart.
+// "another ctsync daemon is running"; a socket left behind by a daemon that
+// crashed is removed, so it never blocks a restart. Anything else at path (a
+// regular file, a directory, a symlink) is never removed: Listen fails and
+// says what is there.
 func Listen(path string) (*Server, error) {
 	if path == "" {
 		return nil, errors.New("control socket: empty path")
@@ -64,13 +66,19 @@ func Listen(path string) (*Server, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
 	}
-	// With the lock held, whatever is at path was left by a daemon that
-	// is gone.
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.IsDir() {
-			lock.Close()
-			return nil, fmt.Errorf("control socket %s is a directory; remove it or choose another control.socket", path)
-		}
+	// With the lock held, a socket at path was left by a daemon that is
+	// gone. Anything else is not ours to remove (a control.socket naming
+	// a real file by mistake, a symlink planted there).
+	switch fi, err := os.Lstat(path); {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		lock.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	case fi.Mode().Type() != os.ModeSocket:
+		lock.Close()
+		return nil, fmt.Errorf("control socket %s is %s, not a socket: not removing it; remove it or choose another control.socket",
+			path, fileKind(fi.Mode()))
+	default:
 		if err := os.Remove(path); err != nil {
 			lock.Close()
 			return nil, fmt.Errorf("remove stale control socket: %w", err)
@@ -96,6 +104,23 @@ func Listen(path string) (*Server, error) {
 		ln:       ln,
 		allowed:  func(uid uint32) bool { return uid == 0 || uid == self },
 	}, nil
+}
+
+// fileKind names the type of a file, for messages.
+func fileKind(m os.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case os.ModeDir:
+		return "a directory"
+	case os.ModeSymlink:
+		return "a symbolic link"
+	case os.ModeNamedPipe:
+		return "a named pipe"
+	case os.ModeDevice, os.ModeDevice | os.ModeCharDevice:
+		return "a device"
+	}
+	return fmt.Sprintf("a file of type %v", m.Type())
 }
 
 func flock(f *os.File) error {

@@ -18,6 +18,7 @@ func collect(b *builder, s agent.Stats) {
 	b.gauge("ctsync_up", "Always 1: the daemon answered this scrape.", 1)
 	b.gauge("ctsync_node_info", "Always 1; the node label is this node's name (node in the configuration).", 1, "node", s.Node)
 	b.gaugeBool("ctsync_ready", "1 once the internal cache is loaded from the kernel table.", s.Ready)
+	b.gaugeBool("ctsync_cluster_insecure", "1 when cluster.insecure is true: cluster traffic is neither encrypted nor authenticated.", s.Insecure)
 	b.gauge("ctsync_uptime_seconds", "Seconds since the daemon started.", s.UptimeSeconds)
 	b.gauge("ctsync_mode", "Always 1; the mode label is commit.mode (commit or hot).", 1, "mode", s.Mode)
 	b.gauge("ctsync_role", `Always 1; the role label is the state of the last keepalived transition (master, backup, fault, stop; "" before any).`, 1, "role", s.Role)

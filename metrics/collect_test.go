@@ -24,7 +24,7 @@ func fullStats() agent.Stats {
 	pending := time.Unix(1700000123, 500_000_000)
 	commit := &control.CommitResult{Created: 120, Replaced: 3, Failed: 2, Seconds: 0.25, Errors: []string{"x"}}
 	return agent.Stats{
-		Node: "fw-a", UptimeSeconds: 3600.5, Ready: true, Mode: "hot", Role: "backup",
+		Node: "fw-a", UptimeSeconds: 3600.5, Ready: true, Mode: "hot", Role: "backup", Insecure: true,
 		Kernel: agent.KernelStats{EventsNew: 1001, EventsUpdate: 1002, EventsDestroy: 1003, Filtered: 1004,
 			Overruns: 1005, WatchRestarts: 1006, Resyncs: 1007, ResyncFailures: 1008, LastResyncSecs: 0.125},
 		Internal: agent.InternalStats{Flows: 2001, Version: 2002, Upserts: 2003, Deletes: 2004, Unchanged: 2005,
@@ -173,6 +173,7 @@ func TestRenderValues(t *testing.T) {
 	}{
 		{"ctsync_up", nil, 1},
 		{"ctsync_ready", nil, 1},
+		{"ctsync_cluster_insecure", nil, 1},
 		{"ctsync_role", []string{"role", "backup"}, 1},
 		{"ctsync_mode", []string{"mode", "hot"}, 1},
 		{"ctsync_node_info", []string{"node", "fw-a"}, 1},

@@ -39,9 +39,19 @@ func TestConfigDefaultCheckRoundTrip(t *testing.T) {
 		t.Fatal("config default has no commented-out key_file line to replace")
 	}
 
+	// Without a peer or an address, there is nothing to bind to.
+	path := writeFile(t, dir, "no-peer.yaml", withKey, 0o644)
+	code, out, errOut := ctsync(t, "config", "check", "--config", path)
+	if want := "cluster.bind: not set, and cluster.join is empty: set it to this node's address on the sync link"; code != exitFailure ||
+		out != "" || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 2 {
+		t.Fatalf("config check of the default: exit %d, stdout %q, stderr:\n%s\nwant exit 1 and one problem: %s", code, out, errOut, want)
+	}
+	withKey = strings.Replace(withKey, "join: []", `join: ["10.0.3.2:7946"]`, 1)
+
 	// Or without encryption.
-	insecure := strings.Replace(def, "insecure: false", "insecure: true", 1)
-	if insecure == def {
+	insecure := strings.Replace(withKey, "key_file: "+keyFile, "#key_file: /etc/ctsync/cluster.key", 1)
+	insecure = strings.Replace(insecure, "insecure: false", "insecure: true", 1)
+	if !strings.Contains(insecure, "insecure: true") || !strings.Contains(insecure, "#key_file") {
 		t.Fatal("config default has no insecure: false line to replace")
 	}
 
@@ -140,5 +150,27 @@ func TestKeygen(t *testing.T) {
 	}
 	if _, again, _ := ctsync(t, "keygen"); again == out {
 		t.Fatal("two keygen runs printed the same key")
+	}
+}
+
+// TestConfigCheckKeyFileOwner: a key file another user owns can be
+// replaced by that user; config check says so and how to fix it.
+func TestConfigCheckKeyFileOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user")
+	}
+	dir := t.TempDir()
+	_, key, _ := ctsync(t, "keygen")
+	keyFile := writeFile(t, dir, "cluster.key", key, 0o600)
+	if err := os.Chown(keyFile, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, dir, "ctsync.yaml", "node: fw-a\ncluster:\n  bind: 10.0.3.1:7946\n  key_file: "+keyFile+"\n", 0o644)
+	code, out, errOut := ctsync(t, "config", "check", "-c", path)
+	want := "cluster.key_file: " + keyFile + " is owned by uid 65534, neither root nor the daemon's user (uid 0): " +
+		"anyone acting as uid 65534 can replace the key; run `chown root:root " + keyFile + "`\n" +
+		"ctsync: config " + path + ": 1 problem\n"
+	if code != exitFailure || out != "" || errOut != want {
+		t.Fatalf("config check: exit %d, stdout %q, stderr:\n%s\nwant exit 1 and:\n%s", code, out, errOut, want)
 	}
 }

@@ -17,7 +17,9 @@ func newConfigImportCmd(s *streams) *cobra.Command {
 		Short: "Translate a conntrackd.conf into a ctsync configuration",
 		Long: `Read a conntrackd.conf and print the equivalent ctsync configuration (YAML) on
 standard output: the sync transport's addresses become cluster.bind and
-cluster.join (port 7946 unless the file gives one), Filter becomes filter,
+cluster.join (port 7946 unless the file gives one; with no local address, bind
+is left out when there is a peer, and is 127.0.0.1 otherwise, since an
+insecure cluster never listens on every address), Filter becomes filter,
 UNIX { Path } control.socket, CommitTimeout and PurgeTimeout commit.timeout
 and purge_timeout, the netlink buffer size kernel.event_buffer, HashLimit
 cache.max_flows.
@@ -53,6 +55,10 @@ named), 2 on a bad command line.`,
 				fmt.Fprintf(s.err, "ctsync: config import: %s not translated:\n", plural(len(notes), "directive"))
 			}
 			for _, n := range notes {
+				if n.Line == 0 { // about the file as a whole
+					fmt.Fprintf(s.err, "  %s: %s: %s\n", path, n.Directive, n.Reason)
+					continue
+				}
 				fmt.Fprintf(s.err, "  %s:%d: %s: %s\n", path, n.Line, n.Directive, n.Reason)
 			}
 			return nil

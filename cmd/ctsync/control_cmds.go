@@ -355,7 +355,9 @@ func newStatsCmd(s *streams) *cobra.Command {
 		Short: "Show the daemon's statistics (conntrackd -s)",
 		Long: `Show the daemon's statistics: cache sizes, sync traffic, errors, losses,
 overruns, commit results and per-peer lag. -o json prints them as the daemon
-sends them (curl --unix-socket SOCKET http://ctsync/v1/stats gives the same).`,
+sends them (curl --unix-socket SOCKET http://ctsync/v1/stats gives the same).
+On an insecure cluster (cluster.insecure: true) a warning comes first, and
+"insecure" is true.`,
 	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
 		if err := checkOutput(*output); err != nil {
 			return err
@@ -373,11 +375,23 @@ sends them (curl --unix-socket SOCKET http://ctsync/v1/stats gives the same).`,
 			_, err := s.out.Write(buf.Bytes())
 			return err
 		}
+		var sec struct {
+			Insecure bool `json:"insecure"`
+		}
+		if json.Unmarshal(raw, &sec) == nil && sec.Insecure {
+			fmt.Fprint(s.out, insecureWarning)
+		}
 		return renderJSON(s.out, raw)
 	})
 	output = outputFlag(cmd)
 	return cmd
 }
+
+// insecureWarning heads `ctsync stats` on a node with cluster.insecure.
+const insecureWarning = `WARNING: INSECURE CLUSTER (cluster.insecure: true): cluster traffic is neither encrypted nor
+authenticated; anyone who can reach the cluster port can read this node's flows and inject flows.
+
+`
 
 func newMembersCmd(s *streams) *cobra.Command {
 	var output *string

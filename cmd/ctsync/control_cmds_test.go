@@ -153,6 +153,26 @@ peers:
 uptime_seconds: 42
 `},
 		{name: "stats bad format", args: []string{"stats", "-o", "yaml"}, code: exitUsage, stderr: `-o "yaml": want text or json`},
+		{name: "stats text insecure", args: []string{"stats"},
+			setup: func(b *controltest.Backend) {
+				b.StatsValue = map[string]any{"insecure": true, "uptime_seconds": 42}
+			},
+			stdout: `WARNING: INSECURE CLUSTER (cluster.insecure: true): cluster traffic is neither encrypted nor
+authenticated; anyone who can reach the cluster port can read this node's flows and inject flows.
+
+insecure:       yes
+uptime_seconds: 42
+`},
+		{name: "stats json insecure", args: []string{"stats", "-o", "json"},
+			setup: func(b *controltest.Backend) {
+				b.StatsValue = map[string]any{"insecure": true, "uptime_seconds": 42}
+			},
+			stdout: "{\n  \"insecure\": true,\n  \"uptime_seconds\": 42\n}\n"},
+		{name: "stats text secure", args: []string{"stats"},
+			setup: func(b *controltest.Backend) {
+				b.StatsValue = map[string]any{"insecure": false, "uptime_seconds": 42}
+			},
+			stdout: "insecure:       no\nuptime_seconds: 42\n"},
 
 		{name: "members", args: []string{"members"}, stdout: `NAME         ADDR           STATE    CONNECTED  IN-SYNC
 fw-a (self)  10.0.3.1:7946  alive    yes        yes
