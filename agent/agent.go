@@ -58,6 +58,8 @@ type Agent struct {
 	node   *ctsync.Node
 	start  time.Time
 	filter atomic.Pointer[replFilter]
+	// local caches this node's addresses (inGate).
+	local localAddrs
 	// pending holds flows younger than filter.min_age (loop goroutine only).
 	pending pending
 
@@ -560,5 +562,8 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	a.filter.Store(f)
 	a.log.Info("configuration reloaded: filter replaced; resyncing the internal cache")
 	a.signalOverrun() // a resync applies the new filter to every cached flow
+	if a.hot != nil {
+		a.hot.recheck() // and a pass to the peers' flows hot standby writes
+	}
 	return nil
 }
