@@ -61,7 +61,7 @@ var (
 // comes from rsrc to rdst (NAT when they differ from dst and src).
 func tcpFlow(src, dst, rsrc, rdst string, sport, dport uint16) flow.Flow {
 	f := flow.Flow{
-		Orig: flow.Tuple{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: flow.ProtoTCP, SrcPort: sport, DstPort: dport},
+		Orig:   flow.Tuple{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: flow.ProtoTCP, SrcPort: sport, DstPort: dport},
 		Status: flow.StatusSeenReply | flow.StatusAssured, Timeout: 3600,
 		Attrs: flow.AttrTCP | flow.AttrTimeout | flow.AttrStatus | flow.AttrMark, TCP: flow.TCPInfo{State: flow.TCPEstablished},
 	}
