@@ -277,3 +277,18 @@ func TestInGate(t *testing.T) {
 		t.Errorf("filtered protocol: refused %q, want %q", got, refusedFilter)
 	}
 }
+
+// BenchmarkInGateRefuse is the gate's cost per flow at commit.
+func BenchmarkInGateRefuse(b *testing.B) {
+	f, err := newReplFilter(&config.Default().Filter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := inGate{f: f, local: map[netip.Addr]struct{}{ownAddr: {}, vipAddr: {}}}
+	fl := tcpFlow("10.1.0.5", "198.51.100.10", "198.51.100.10", vipAddr.String(), 40005, 443)
+	for b.Loop() {
+		if g.refuse(&fl) != "" {
+			b.Fatal("refused")
+		}
+	}
+}
