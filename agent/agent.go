@@ -59,6 +59,8 @@ type Agent struct {
 	bind   string // the cluster address listened on (cluster.bind, or derived from cluster.join)
 	start  time.Time
 	filter atomic.Pointer[replFilter]
+	// local caches this node's addresses (inGate).
+	local localAddrs
 	// pending holds flows younger than filter.min_age (loop goroutine only).
 	pending pending
 
@@ -575,5 +577,8 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	// an insecure cluster is reported again.
 	warnExposure(a.log, &a.cfg.Cluster, a.bind)
 	a.signalOverrun() // a resync applies the new filter to every cached flow
+	if a.hot != nil {
+		a.hot.recheck() // and a pass to the peers' flows hot standby writes
+	}
 	return nil
 }

@@ -190,8 +190,12 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 		a.cancelPurge()
 		if a.hot != nil && a.hot.active.Load() {
 			err = step("hot standby takeover", func() (string, error) {
-				held, written, err := a.hot.takeover(ctx)
-				return fmt.Sprintf("%d flows in the kernel already, %d written now", held, written), err
+				held, written, skipped, err := a.hot.takeover(ctx)
+				detail := fmt.Sprintf("%d flows in the kernel already, %d written now", held, written)
+				if skipped > 0 {
+					detail += fmt.Sprintf(", %d skipped (refused by this node)", skipped)
+				}
+				return detail, err
 			})
 			if err == nil {
 				// Hot standby keeps flows, not expectations, in the
@@ -200,8 +204,12 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 				// their masters, which are in place.
 				err = step("expectations", func() (string, error) {
 					var c control.CommitResult
-					err := a.commitExpects(ctx, &c)
-					return fmt.Sprintf("%d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed), err
+					err := a.commitExpects(ctx, a.inGate(0), &c)
+					detail := fmt.Sprintf("%d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed)
+					if c.ExpectationsSkipped > 0 {
+						detail += fmt.Sprintf(", %d skipped", c.ExpectationsSkipped)
+					}
+					return detail, err
 				})
 			}
 		} else {
@@ -212,6 +220,9 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 					return fmt.Sprintf("%d flows failed", c.Failed), nil
 				}
 				detail := fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced)
+				if c.Skipped > 0 {
+					detail += fmt.Sprintf(", %d skipped (refused by this node)", c.Skipped)
+				}
 				if n := c.Expectations + c.ExpectationsExisting + c.ExpectationsFailed; n > 0 {
 					detail += fmt.Sprintf("; expectations %d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed)
 				}

@@ -45,12 +45,16 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	a.in.Hold(true)
 	defer a.in.Hold(false)
 	rec := a.newRecorder(ctx)
+	// The peers' flows this node refuses are not written: its addresses
+	// as they are now (the VRRP addresses it just took over included).
+	gate := a.inGate(0)
+	var skipped refusals
 	var err error
 	for _, related := range []bool{false, true} {
 		if related && err == nil {
 			// Masters are in: their expectations, then the RELATED
 			// flows (which may have been created by one).
-			err = a.commitExpects(ctx, &res)
+			err = a.commitExpects(ctx, gate, &res)
 		}
 		buf := rec.buffer()
 		send := func() {
@@ -64,6 +68,10 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 		}
 		a.ext.Range("", func(_ string, f *flow.Flow) bool {
 			if (f.Master != nil) != related {
+				return true
+			}
+			if why := gate.refuse(f); why != "" {
+				skipped.add(a.log, f, why)
 				return true
 			}
 			c := *f
@@ -84,20 +92,26 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	}
 	rec.wait()
 	a.signalOverrun() // a resync: the kernel is the truth
+	res.Skipped = skipped.n
 	if err != nil {
 		return res, err
+	}
+	if skipped.n > 0 {
+		a.log.Info("peers' flows skipped: this node refuses them (its filter, loopback, its own addresses)",
+			"skipped", skipped.n, "expectations_skipped", res.ExpectationsSkipped, "example", skipped.example)
 	}
 	res.Seconds = time.Since(start).Seconds()
 	a.st.commits.Add(1)
 	a.st.committed.Add(uint64(res.Created + res.Replaced))
 	a.st.commitFailed.Add(uint64(res.Failed))
+	a.st.commitSkipped.Add(uint64(res.Skipped))
 	a.st.lastCommit.Store(&res)
 	lvl := a.log.Info
 	if res.Failed > 0 {
 		lvl = a.log.Warn
 	}
 	lvl("committed the external cache", "created", res.Created, "replaced", res.Replaced, "failed", res.Failed,
-		"expectations", res.Expectations, "expectations_existing", res.ExpectationsExisting, "expectations_failed", res.ExpectationsFailed,
+		"skipped", res.Skipped, "expectations", res.Expectations, "expectations_existing", res.ExpectationsExisting, "expectations_failed", res.ExpectationsFailed,
 		"took", time.Since(start).Round(time.Millisecond))
 	return res, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ctsync/ctsync/cache"
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel"
@@ -153,9 +154,10 @@ func (a *Agent) resyncExpects(ctx context.Context) (int, error) {
 // commitExpects creates the external cache's expectations in the kernel,
 // on their masters (which the commit created first). The kernel cannot
 // update an expectation: one that exists already is left as it is. One
-// whose master is missing (or has no helper) fails. The kernel gives them
-// their helper's timeout, whatever the owner had left.
-func (a *Agent) commitExpects(ctx context.Context, res *control.CommitResult) error {
+// whose master is missing (or has no helper) fails; one whose master the
+// gate refuses is skipped. The kernel gives them their helper's timeout,
+// whatever the owner had left.
+func (a *Agent) commitExpects(ctx context.Context, gate inGate, res *control.CommitResult) error {
 	xk := a.expectKernel()
 	if xk == nil {
 		return nil
@@ -165,7 +167,13 @@ func (a *Agent) commitExpects(ctx context.Context, res *control.CommitResult) er
 		xs = append(xs, *x)
 		return true
 	})
+	var m flow.Flow
 	for i := range xs {
+		mk := cache.KeyOf(&flow.Flow{Orig: xs[i].Master, Zone: xs[i].Zone})
+		if _, _, ok := a.ext.Get(&mk, &m); ok && gate.refuse(&m) != "" {
+			res.ExpectationsSkipped++
+			continue
+		}
 		err := xk.CreateExpect(ctx, &xs[i])
 		switch {
 		case err == nil:

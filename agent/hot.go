@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sort"
 	stdsync "sync"
 	"sync/atomic"
@@ -37,8 +38,8 @@ type hot struct {
 	run  stdsync.Mutex // serialises passes and the takeover
 	held map[cache.Key]heldFlow
 
-	flows                             atomic.Int64
-	created, updated, deleted, failed atomic.Uint64
+	flows                                      atomic.Int64
+	created, updated, deleted, failed, skipped atomic.Uint64
 }
 
 // heldFlow is what hot wrote to the kernel for one key.
@@ -95,6 +96,19 @@ func (h *hot) activate() {
 	}
 }
 
+// recheck makes the next pass look at every flow again (a reloaded
+// filter decides anew which of them this node writes).
+func (h *hot) recheck() {
+	if !h.active.Load() {
+		return
+	}
+	h.markAll()
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
 // loop runs passes when keys change and once a second (timeouts).
 func (h *hot) loop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
@@ -107,7 +121,7 @@ func (h *hot) loop(ctx context.Context) {
 		case <-t.C:
 		}
 		h.run.Lock()
-		if err := h.pass(ctx); err != nil && ctx.Err() == nil {
+		if err := h.pass(ctx, h.a.inGate(hotAddrsMaxAge)); err != nil && ctx.Err() == nil {
 			h.a.warn.Warn(h.a.log, "hot pass failed", "hot standby: writing peers' flows to the kernel failed; retrying", "err", err)
 		}
 		h.run.Unlock()
@@ -116,22 +130,24 @@ func (h *hot) loop(ctx context.Context) {
 
 // takeover writes what is pending and hands the flows over: from now on
 // they are this node's own (the internal cache's resync picks them up).
-// It returns how many flows were in the kernel already and how many this
-// last pass wrote.
-func (h *hot) takeover(ctx context.Context) (held, written int, err error) {
+// It returns how many flows were in the kernel already, how many this
+// last pass wrote and how many it skipped (this node refuses them, with
+// the addresses it has now).
+func (h *hot) takeover(ctx context.Context) (held, written, skipped int, err error) {
 	h.run.Lock()
 	defer h.run.Unlock()
-	before := h.created.Load() + h.updated.Load()
+	before, s0 := h.created.Load()+h.updated.Load(), h.skipped.Load()
 	held = len(h.held)
-	err = h.pass(ctx)
+	err = h.pass(ctx, h.a.inGate(0))
 	written = int(h.created.Load() + h.updated.Load() - before)
+	skipped = int(h.skipped.Load() - s0)
 	h.active.Store(false)
 	h.held = make(map[cache.Key]heldFlow)
 	h.flows.Store(0)
 	h.mu.Lock()
 	h.dirty = make(map[cache.Key]struct{})
 	h.mu.Unlock()
-	return held, written, err
+	return held, written, skipped, err
 }
 
 func (h *hot) pending() int {
@@ -141,8 +157,10 @@ func (h *hot) pending() int {
 }
 
 // pass brings the kernel in line with the external cache for the changed
-// keys and refreshes timeouts that are due. Callers hold h.run.
-func (h *hot) pass(ctx context.Context) error {
+// keys and refreshes timeouts that are due. A flow the gate refuses is not
+// written (and deleted if it was: a reloaded filter, an address that moved
+// here); it is looked at again when it changes. Callers hold h.run.
+func (h *hot) pass(ctx context.Context, gate inGate) error {
 	if !h.active.Load() {
 		return nil
 	}
@@ -168,10 +186,17 @@ func (h *hot) pass(ctx context.Context) error {
 		create, update, del = create[:0], update[:0], del[:0]
 	}
 	var f flow.Flow
+	var refused refusals
 	for k := range keys {
 		f = flow.Flow{}
 		from, version, ok := h.a.ext.Get(&k, &f)
 		e, isHeld := h.held[k]
+		if ok {
+			if why := gate.refuse(&f); why != "" {
+				refused.add(h.a.log, &f, why)
+				ok = false // as if gone: deleted if held
+			}
+		}
 		switch {
 		case !ok && isHeld:
 			d := flow.Flow{Orig: k.Orig(), Zone: k.Zone(), ZoneDir: e.zoneDir}
@@ -198,6 +223,11 @@ func (h *hot) pass(ctx context.Context) error {
 		}
 	}
 	flush()
+	if refused.n > 0 {
+		h.skipped.Add(uint64(refused.n))
+		h.a.warn.Log(ctx, h.a.log, slog.LevelInfo, "hot skipped", "hot standby: peers' flows skipped: this node refuses them (its filter, loopback, its own addresses)",
+			"skipped", refused.n, "example", refused.example)
+	}
 	return first
 }
 
@@ -320,7 +350,8 @@ func (h *hot) retry(f *flow.Flow) {
 
 func (h *hot) stats() HotStats {
 	return HotStats{Active: h.active.Load(), Flows: int(h.flows.Load()), Pending: h.pending(),
-		Created: h.created.Load(), Updated: h.updated.Load(), Deleted: h.deleted.Load(), Failed: h.failed.Load()}
+		Created: h.created.Load(), Updated: h.updated.Load(), Deleted: h.deleted.Load(), Failed: h.failed.Load(),
+		Skipped: h.skipped.Load()}
 }
 
 // commit is `ctsync commit` in hot standby: every flow of the external
@@ -331,10 +362,10 @@ func (h *hot) commit(ctx context.Context) (control.CommitResult, error) {
 	h.run.Lock()
 	defer h.run.Unlock()
 	h.markAll()
-	c0, u0, f0 := h.created.Load(), h.updated.Load(), h.failed.Load()
-	err := h.pass(ctx)
+	c0, u0, f0, s0 := h.created.Load(), h.updated.Load(), h.failed.Load(), h.skipped.Load()
+	err := h.pass(ctx, h.a.inGate(0))
 	res := control.CommitResult{Created: int(h.created.Load() - c0), Replaced: int(h.updated.Load() - u0),
-		Failed: int(h.failed.Load() - f0), Seconds: time.Since(start).Seconds()}
+		Failed: int(h.failed.Load() - f0), Skipped: int(h.skipped.Load() - s0), Seconds: time.Since(start).Seconds()}
 	return res, err
 }
 

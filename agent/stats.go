@@ -22,6 +22,7 @@ type stats struct {
 	commits         atomic.Uint64
 	committed       atomic.Uint64
 	commitFailed    atomic.Uint64
+	commitSkipped   atomic.Uint64
 	lastCommit      atomic.Pointer[control.CommitResult]
 	purgesScheduled atomic.Uint64
 	purges          atomic.Uint64
@@ -82,6 +83,7 @@ type CommitStats struct {
 	Commits   uint64                `json:"commits"`
 	Committed uint64                `json:"flows_committed"`
 	Failed    uint64                `json:"flows_failed"`
+	Skipped   uint64                `json:"flows_skipped"` // peers' flows this node refuses: not written
 	Last      *control.CommitResult `json:"last,omitempty"`
 }
 
@@ -95,6 +97,7 @@ type HotStats struct {
 	Updated uint64 `json:"updated"` // timeouts refreshed and attributes changed
 	Deleted uint64 `json:"deleted"`
 	Failed  uint64 `json:"failed"`
+	Skipped uint64 `json:"skipped"` // peers' flows this node refuses, not written (each time one is looked at)
 }
 
 // GateStats describe the commit gate (commit.gate): while this node is
@@ -131,7 +134,7 @@ func (a *Agent) stats() Stats {
 			Unchanged: is.Unchanged, Full: is.Full + a.st.cacheFull.Load(), LogLen: is.LogLen, Lost: is.Lost},
 		External: a.ext.Stats(),
 		Commit: CommitStats{Commits: a.st.commits.Load(), Committed: a.st.committed.Load(), Failed: a.st.commitFailed.Load(),
-			Last: a.st.lastCommit.Load()},
+			Skipped: a.st.commitSkipped.Load(), Last: a.st.lastCommit.Load()},
 		Mode:        a.cfg.Commit.Mode,
 		Gate:        a.gateStats(),
 		Purge:       PurgeStats{Scheduled: a.st.purgesScheduled.Load(), Runs: a.st.purges.Load(), Deleted: a.st.purged.Load()},

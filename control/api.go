@@ -62,11 +62,15 @@ type CommitResult struct {
 	Created  int `json:"created"`
 	Replaced int `json:"replaced"` // existed already: replaced by the replica
 	Failed   int `json:"failed"`
+	// Skipped are peers' flows this node refuses (its filter, loopback
+	// and its own addresses): not written, and not failures.
+	Skipped int `json:"skipped"`
 	// Expectations created on the committed masters, found there
 	// already (the kernel cannot update one), and failed.
 	Expectations         int      `json:"expectations,omitempty"`
 	ExpectationsExisting int      `json:"expectations_existing,omitempty"`
 	ExpectationsFailed   int      `json:"expectations_failed,omitempty"`
+	ExpectationsSkipped  int      `json:"expectations_skipped,omitempty"` // their master was skipped
 	Seconds              float64  `json:"seconds"`
 	Errors               []string `json:"errors,omitempty"` // the first few failures, one line each
 }

@@ -28,10 +28,31 @@ func (c *Conn) ReadSysctl(name string) (string, error) {
 	}
 	path := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
 
+	var val string
+	err := c.inNetNS(func() error {
+		var err error
+		val, err = readSysctlFile(path, name)
+		return err
+	})
+	if err != nil && errors.Is(err, errEnterNS) {
+		return "", fmt.Errorf("sysctl %s: %w", name, err)
+	}
+	return val, err
+}
+
+// errEnterNS marks the errors of inNetNS itself (not of its function).
+var errEnterNS = errors.New("network namespace")
+
+// inNetNS runs fn with the Conn's network namespace as the current one:
+// directly when the Conn serves the daemon's own namespace; otherwise on a
+// locked OS thread that enters the namespace (setns) and returns to its own
+// afterwards. A thread that cannot return is discarded, never reused.
+// Entering a namespace needs CAP_SYS_ADMIN.
+func (c *Conn) inNetNS(fn func() error) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return "", ErrClosed
+		return ErrClosed
 	}
 	nsfd := -1
 	if c.nsfd >= 0 {
@@ -39,43 +60,38 @@ func (c *Conn) ReadSysctl(name string) (string, error) {
 		fd, err := unix.FcntlInt(uintptr(c.nsfd), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
 			c.mu.Unlock()
-			return "", fmt.Errorf("sysctl %s: %w", name, err)
+			return fmt.Errorf("%w: %w", errEnterNS, err)
 		}
 		nsfd = fd
 	}
 	c.mu.Unlock()
 
 	if nsfd < 0 {
-		return readSysctlFile(path, name)
+		return fn()
 	}
 	defer unix.Close(nsfd)
-	type result struct {
-		val string
-		err error
-	}
-	done := make(chan result, 1)
+	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		own, err := netns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("sysctl %s: own network namespace: %w", name, err)}
+			done <- fmt.Errorf("%w: own: %w", errEnterNS, err)
 			return
 		}
 		defer own.Close()
 		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("sysctl %s: enter network namespace %q: %w", name, c.cfg.NetNS, err)}
+			done <- fmt.Errorf("%w: enter %q: %w", errEnterNS, c.cfg.NetNS, err)
 			return
 		}
-		val, err := readSysctlFile(path, name)
+		err = fn()
 		if netns.Set(own) == nil {
 			runtime.UnlockOSThread()
 		} // else: stay locked, and the runtime ends the thread with the goroutine
-		done <- result{val, err}
+		done <- err
 	}()
-	r := <-done
-	return r.val, r.err
+	return <-done
 }
 
 func readSysctlFile(path, name string) (string, error) {

@@ -106,11 +106,13 @@ func collect(b *builder, s agent.Stats) {
 	b.counter("ctsync_commits_total", "Commits of the external cache to the kernel table.", c.Commits)
 	b.counter("ctsync_commit_flows_committed_total", "Flows written to the kernel table by commits (created or replaced).", c.Committed)
 	b.counter("ctsync_commit_flows_failed_total", "Flows that commits failed to write.", c.Failed)
+	b.counter("ctsync_commit_flows_skipped_total", "Peers' flows commits skipped: this node refuses them (its filter, loopback, its own addresses).", c.Skipped)
 	if l := c.Last; l != nil {
 		b.gauge("ctsync_commit_last_duration_seconds", "Duration of the last commit.", l.Seconds)
 		b.gaugeInt("ctsync_commit_last_created_flows", "Flows the last commit created.", int64(l.Created))
 		b.gaugeInt("ctsync_commit_last_replaced_flows", "Flows the last commit replaced (they existed already).", int64(l.Replaced))
 		b.gaugeInt("ctsync_commit_last_failed_flows", "Flows the last commit failed to write.", int64(l.Failed))
+		b.gaugeInt("ctsync_commit_last_skipped_flows", "Peers' flows the last commit skipped (this node refuses them).", int64(l.Skipped))
 	}
 	p := s.Purge
 	b.counter("ctsync_purges_scheduled_total", "Purges scheduled (notify backup or fault).", p.Scheduled)
@@ -130,6 +132,7 @@ func collect(b *builder, s agent.Stats) {
 	b.counter("ctsync_hot_updated_total", "Peers' flows refreshed or changed in the kernel table by hot standby.", h.Updated)
 	b.counter("ctsync_hot_deleted_total", "Peers' flows deleted from the kernel table by hot standby.", h.Deleted)
 	b.counter("ctsync_hot_failed_total", "Hot standby kernel writes that failed.", h.Failed)
+	b.counter("ctsync_hot_skipped_total", "Peers' flows hot standby did not write: this node refuses them (counted each time one is looked at).", h.Skipped)
 
 	// The commit gate (commit.gate).
 	g := s.Gate

@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // wrong metric shows in the golden file.
 func fullStats() agent.Stats {
 	pending := time.Unix(1700000123, 500_000_000)
-	commit := &control.CommitResult{Created: 120, Replaced: 3, Failed: 2, Seconds: 0.25, Errors: []string{"x"}}
+	commit := &control.CommitResult{Created: 120, Replaced: 3, Failed: 2, Skipped: 4, Seconds: 0.25, Errors: []string{"x"}}
 	return agent.Stats{
 		Node: "fw-a", UptimeSeconds: 3600.5, Ready: true, Mode: "hot", Role: "backup", Insecure: true,
 		Kernel: agent.KernelStats{EventsNew: 1001, EventsUpdate: 1002, EventsDestroy: 1003, Filtered: 1004,
@@ -35,9 +35,9 @@ func fullStats() agent.Stats {
 			{Origin: "fw-\"c\"\\\n", Flows: 4001, Epoch: 4002, Applied: 4003, Stale: 4004, Full: 4005,
 				Expired: 4006, Snapshots: 4007, Vouched: 90 * time.Second},
 		},
-		Commit: agent.CommitStats{Commits: 5001, Committed: 5002, Failed: 5003, Last: commit},
+		Commit: agent.CommitStats{Commits: 5001, Committed: 5002, Failed: 5003, Skipped: 5004, Last: commit},
 		Purge:  agent.PurgeStats{Scheduled: 6001, Runs: 6002, Deleted: 6003, Pending: &pending},
-		Hot:    agent.HotStats{Active: true, Flows: 7001, Pending: 7002, Created: 7003, Updated: 7004, Deleted: 7005, Failed: 7006},
+		Hot:    agent.HotStats{Active: true, Flows: 7001, Pending: 7002, Created: 7003, Updated: 7004, Deleted: 7005, Failed: 7006, Skipped: 7007},
 		Gate:   agent.GateStats{Enabled: true, Armed: true, Dropped: 8001, LastSeconds: 0.75},
 		Sync: ctsync.Stats{Node: "fw-a", Epoch: 9001, Members: 3, Health: 1, AuthFailures: 9002, DecodeErrors: 9003,
 			BadHellos: 9004, UnexpectedMsgs: 9005, JoinFailures: 9006,

@@ -164,3 +164,73 @@ func TestCommitRepairsEventsMissedMeanwhile(t *testing.T) {
 		return cacheLen(t, a, "external", "fw-b") == 51 && !has(a, "external", "fw-b", own) && has(a, "external", "fw-b", born)
 	})
 }
+
+// misconfiguredPeerFlows are what a peer that replicates everything (no
+// ignore_addresses) sends to a node whose own address is 192.0.2.2, whose
+// VRRP address is 192.0.2.100 and which ignores 192.0.2.50: a loopback
+// flow, one to the ignored address and one to the node's own address
+// (refused), and forwarded ones, plain, SNATed to the VRRP address and
+// DNATed from it (written).
+func misconfiguredPeerFlows() (refused, written []flow.Flow) {
+	f := func(i int, src, dst, rsrc, rdst string) flow.Flow {
+		fl := natFlow(i)
+		fl.Orig.Src, fl.Orig.Dst = netip.MustParseAddr(src), netip.MustParseAddr(dst)
+		fl.Reply = fl.Orig.Invert()
+		fl.Reply.Src, fl.Reply.Dst = netip.MustParseAddr(rsrc), netip.MustParseAddr(rdst)
+		return fl
+	}
+	refused = []flow.Flow{
+		f(1, "127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"),
+		f(2, "10.1.0.9", "192.0.2.50", "192.0.2.50", "10.1.0.9"),
+		f(3, "10.1.0.9", "192.0.2.2", "192.0.2.2", "10.1.0.9"),
+	}
+	written = []flow.Flow{
+		f(4, "10.1.0.6", "198.51.100.10", "198.51.100.10", "10.1.0.6"),
+		f(5, "10.1.0.5", "198.51.100.10", "198.51.100.10", "192.0.2.100"),
+		f(6, "198.51.100.20", "192.0.2.100", "10.1.0.7", "198.51.100.20"),
+	}
+	return refused, written
+}
+
+// refusingNode configures the node misconfiguredPeerFlows are sent to.
+func refusingNode(c *config.Config) { c.Filter.IgnoreAddresses = []string{"192.0.2.50"} }
+
+func trustingNode(c *config.Config) { c.Filter.IgnoreAddresses = nil }
+
+// TestCommitSkipsRefusedFlows: at notify master, a node writes only the
+// peer's flows it would accept itself: not a loopback flow, not one its
+// filter ignores, not one to its own address; the flows NATed to or from
+// its VRRP address (local by then) are written. The others are skipped,
+// not failed.
+func TestCommitSkipsRefusedFlows(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgentWith(t, "fw-a", key, nil, trustingNode)
+	bk := kerneltest.NewMemTable()
+	bk.SetLocalAddrs(netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.100"))
+	b := startAgentWith(t, "fw-b", key, bk, refusingNode, a.agent.Addr())
+	refused, written := misconfiguredPeerFlows()
+	for _, f := range append(refused, written...) {
+		a.kern.Insert(f)
+	}
+	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 6 })
+	res, err := b.agent.Notify(context.Background(), "master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Commit; c == nil || c.Created != 3 || c.Failed != 0 || c.Skipped != 3 {
+		t.Fatalf("commit %+v, want 3 created, 3 skipped", c)
+	}
+	for _, f := range refused {
+		if _, ok := bk.Get(f.Key()); ok {
+			t.Errorf("refused flow %v written", f.Orig)
+		}
+	}
+	for _, f := range written {
+		if _, ok := bk.Get(f.Key()); !ok {
+			t.Errorf("flow %v not written", f.Orig)
+		}
+	}
+	if st := agentStats(t, b); st.Commit.Skipped != 3 || st.Commit.Failed != 0 {
+		t.Fatalf("commit stats %+v", st.Commit)
+	}
+}

@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
@@ -86,10 +87,16 @@ func TestExpectationsReplicateAndCommit(t *testing.T) {
 	key := clusterKey(t)
 	a, nsA := startKernelAgent(t, "fw-a", key)
 	b, nsB := startKernelAgent(t, "fw-b", key, a.agent.Addr())
-	kerneltest.FTPExpectation(t, nsA, 21, 50000)
+	// Not on lo: b refuses to commit a peer's loopback flow. On a's
+	// own address (its connection to itself), which b does not have.
+	kerneltest.MustExec(t, nsA, "ip", "link", "add", "ftp0", "type", "veth", "peer", "name", "ftp1")
+	kerneltest.MustExec(t, nsA, "ip", "addr", "add", "10.98.0.1/24", "dev", "ftp0")
+	kerneltest.MustExec(t, nsA, "ip", "link", "set", "ftp0", "up")
+	kerneltest.MustExec(t, nsA, "ip", "link", "set", "ftp1", "up")
+	kerneltest.FTPExpectationAt(t, nsA, netip.MustParseAddr("10.98.0.1"), 21, 50000)
 	waitFor(t, "a's internal cache to hold the expectation", 10*time.Second, func() bool { return len(cachedExpects(t, a, "internal")) == 1 })
 	waitFor(t, "b's external cache to hold it", 10*time.Second, func() bool { return len(cachedExpects(t, b, "external")) == 1 })
-	if got := cachedExpects(t, b, "external")[0]; !strings.Contains(got, "master-dst=127.0.0.1 sport=") || !strings.Contains(got, "helper=ftp") {
+	if got := cachedExpects(t, b, "external")[0]; !strings.Contains(got, "master-dst=10.98.0.1 sport=") || !strings.Contains(got, "helper=ftp") {
 		t.Fatalf("b holds %q", got)
 	}
 	// The helper for the master must exist in b's namespace for the

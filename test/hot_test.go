@@ -198,3 +198,38 @@ func TestHotStandbyTakesOverFromOldMaster(t *testing.T) {
 		t.Fatalf("a's hot stats %+v", st.Hot)
 	}
 }
+
+// TestHotStandbySkipsRefusedFlows: a hot standby writes its peer's flows
+// as they arrive, except those it refuses (TestCommitSkipsRefusedFlows).
+func TestHotStandbySkipsRefusedFlows(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgentWith(t, "fw-a", key, nil, trustingNode)
+	bk := kerneltest.NewMemTable()
+	bk.SetLocalAddrs(netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.100"))
+	b := startAgentWith(t, "fw-b", key, bk, func(c *config.Config) {
+		refusingNode(c)
+		c.Commit.Mode = config.ModeHot
+	}, a.agent.Addr())
+	refused, written := misconfiguredPeerFlows()
+	for _, f := range append(refused, written...) {
+		a.kern.Insert(f)
+	}
+	waitFor(t, "the peer's flows in the standby's kernel", 15*time.Second, func() bool {
+		h := agentStats(t, b).Hot
+		return cacheLen(t, b, "external", "fw-a") == 6 && h.Flows == 3 && h.Skipped >= 3 && h.Pending == 0
+	})
+	for _, f := range refused {
+		if _, ok := bk.Get(f.Key()); ok {
+			t.Errorf("refused flow %v written", f.Orig)
+		}
+	}
+	if bk.Len() != len(written) || agentStats(t, b).Hot.Failed != 0 {
+		t.Fatalf("standby's kernel holds %d flows (want %d), hot %+v", bk.Len(), len(written), agentStats(t, b).Hot)
+	}
+	if _, err := b.agent.Notify(context.Background(), "master"); err != nil {
+		t.Fatal(err)
+	}
+	if bk.Len() != len(written) {
+		t.Fatalf("after the takeover the kernel holds %d flows, want %d", bk.Len(), len(written))
+	}
+}

@@ -99,7 +99,10 @@ func newCommitCmd(s *streams) *cobra.Command {
 		Long: `Write the flows of the other nodes (the external cache) into the kernel
 conntrack table and wait until it is done. Prints how many flows were created,
 replaced (they existed already) and failed, and the time taken; the first
-failures follow on standard error. Any failed flow: exit 1.`,
+failures follow on standard error. Any failed flow: exit 1. Flows this node
+refuses (its filter.* rules, a loopback address, or one ending or starting at
+its own address without NAT) are not written and are counted as skipped, not
+failed.`,
 	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
 		res, err := c.Commit(cmd.Context())
 		if err != nil {
@@ -117,6 +120,13 @@ func printCommit(s *streams, res *control.CommitResult) {
 	if n := res.Expectations + res.ExpectationsExisting + res.ExpectationsFailed; n > 0 {
 		fmt.Fprintf(s.out, "committed %d expectations: %d created, %d existing, %d failed\n",
 			n, res.Expectations, res.ExpectationsExisting, res.ExpectationsFailed)
+	}
+	if res.Skipped+res.ExpectationsSkipped > 0 {
+		what := plural(res.Skipped, "flow")
+		if res.ExpectationsSkipped > 0 {
+			what += " and " + plural(res.ExpectationsSkipped, "expectation")
+		}
+		fmt.Fprintf(s.out, "skipped %s this node refuses (its filter, a loopback or its own address): not written\n", what)
 	}
 	for _, e := range res.Errors {
 		fmt.Fprintf(s.err, "ctsync: commit: %s\n", e)
@@ -451,7 +461,8 @@ Each is one ordered, atomic call into the daemon. keepalived's own notify
 arguments are accepted too, so the command can be keepalived's notify script
 as it is: GROUP|INSTANCE NAME STATE [PRIORITY], STATE being MASTER, BACKUP,
 FAULT or STOP (DELETED, an instance removed from keepalived's configuration,
-counts as STOP). A commit with failed flows: exit 1.`,
+counts as STOP). A commit with failed flows: exit 1 (skipped flows, which this
+node refuses, are not failures).`,
 		Example: `  ctsync notify master
   # keepalived.conf, in vrrp_instance or vrrp_sync_group:
   notify "/usr/bin/ctsync notify"`,

@@ -102,6 +102,11 @@ func TestControlCommands(t *testing.T) {
 			code:   exitFailure,
 			stdout: "committed 10 flows in 0.010s: 7 created, 1 replaced, 2 failed\n",
 			stderr: "ctsync: commit: tcp 10.0.0.1:1 -> 10.0.0.2:80: file exists\nctsync: commit: ... and 1 more (see the daemon's log)\nctsync: commit: 2 of 10 flows failed\n"},
+		{name: "commit with skipped flows", args: []string{"commit"},
+			setup: func(b *controltest.Backend) {
+				b.CommitResult = control.CommitResult{Created: 7, Skipped: 3, ExpectationsSkipped: 1, Seconds: 0.01}
+			},
+			stdout: "committed 7 flows in 0.010s: 7 created, 0 replaced, 0 failed\nskipped 3 flows and 1 expectation this node refuses (its filter, a loopback or its own address): not written\n"},
 		{name: "commit fails", args: []string{"commit"},
 			setup: func(b *controltest.Backend) {
 				b.Errors = map[string]error{"Commit": context.DeadlineExceeded}

@@ -3,6 +3,7 @@ package kerneltest
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"testing"
 
@@ -51,6 +52,17 @@ func InNetNS(t testing.TB, ns string, fn func() error) error {
 // expectation per control connection.
 func FTPExpectation(t testing.TB, ns string, ctlPort, dataPort uint16) (clientPort uint16) {
 	t.Helper()
+	return FTPExpectationAt(t, ns, netip.MustParseAddr("127.0.0.1"), ctlPort, dataPort)
+}
+
+// FTPExpectationAt is FTPExpectation between two sockets on ip, an IPv4
+// address of an interface of ns: a master with no loopback address, which
+// a peer may commit.
+func FTPExpectationAt(t testing.TB, ns string, ip netip.Addr, ctlPort, dataPort uint16) (clientPort uint16) {
+	t.Helper()
+	if !ip.Is4() {
+		t.Fatalf("FTPExpectationAt: %v is not an IPv4 address", ip)
+	}
 	ruleset := `table inet ctsync_ftp {
 	ct helper ftp { type "ftp" protocol tcp; }
 	chain out { type filter hook output priority 0; tcp dport { 21, 2121 } ct helper set "ftp"; }
@@ -61,7 +73,7 @@ func FTPExpectation(t testing.TB, ns string, ctlPort, dataPort uint16) (clientPo
 			t.Fatal(err)
 		}
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ctlPort)
+	addr := netip.AddrPortFrom(ip, ctlPort).String()
 	err := InNetNS(t, ns, func() error {
 		ln, err := net.Listen("tcp4", addr)
 		if err != nil {
@@ -87,7 +99,8 @@ func FTPExpectation(t testing.TB, ns string, ctlPort, dataPort uint16) (clientPo
 		if _, err := s.Read(buf); err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintf(c, "PORT 127,0,0,1,%d,%d\r\n", dataPort>>8, dataPort&0xff); err != nil {
+		b := ip.As4()
+		if _, err := fmt.Fprintf(c, "PORT %d,%d,%d,%d,%d,%d\r\n", b[0], b[1], b[2], b[3], dataPort>>8, dataPort&0xff); err != nil {
 			return err
 		}
 		_, err = s.Read(buf)

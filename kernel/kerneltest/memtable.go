@@ -3,6 +3,7 @@ package kerneltest
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	stdsync "sync"
 	"sync/atomic"
 
@@ -22,6 +23,7 @@ type MemTable struct {
 	closed   bool
 	lose     int // events still to drop, as a socket overrun would
 	muted    bool
+	local    []netip.Addr // the node's own addresses (SetLocalAddrs)
 
 	// BeforeBulk, if set, runs at the start of every Bulk call (outside the
 	// table's lock): a test's way to change the table while a commit runs.
@@ -286,4 +288,19 @@ func (m *MemTable) Close() error {
 	m.closed = true
 	m.mu.Unlock()
 	return nil
+}
+
+// SetLocalAddrs sets the addresses LocalAddrs reports: the node's own
+// interface addresses, as kernel.Conn.LocalAddrs reads them.
+func (m *MemTable) SetLocalAddrs(addrs ...netip.Addr) {
+	m.mu.Lock()
+	m.local = append([]netip.Addr(nil), addrs...)
+	m.mu.Unlock()
+}
+
+// LocalAddrs returns the addresses SetLocalAddrs set (none by default).
+func (m *MemTable) LocalAddrs() ([]netip.Addr, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]netip.Addr(nil), m.local...), nil
 }
