@@ -116,9 +116,10 @@ func (h *hot) loop(ctx context.Context) {
 
 // takeover writes what is pending and hands the flows over: from now on
 // they are this node's own (the internal cache's resync picks them up).
-// It returns how many flows were in the kernel already and how many this
-// last pass wrote.
-func (h *hot) takeover(ctx context.Context) (held, written int, err error) {
+// It returns how many flows were in the kernel already, how many this
+// last pass wrote, and the keys of the flows it could not write (they
+// stay in the external cache for a commit to retry).
+func (h *hot) takeover(ctx context.Context) (held, written int, left map[cache.Key]struct{}, err error) {
 	h.run.Lock()
 	defer h.run.Unlock()
 	before := h.created.Load() + h.updated.Load()
@@ -129,9 +130,15 @@ func (h *hot) takeover(ctx context.Context) (held, written int, err error) {
 	h.held = make(map[cache.Key]heldFlow)
 	h.flows.Store(0)
 	h.mu.Lock()
+	left = h.dirty // marked for a retry, or changed since the pass
 	h.dirty = make(map[cache.Key]struct{})
 	h.mu.Unlock()
-	return held, written, err
+	for k := range left {
+		if !h.a.ext.Has(&k) {
+			delete(left, k)
+		}
+	}
+	return held, written, left, err
 }
 
 func (h *hot) pending() int {
@@ -254,7 +261,7 @@ func (h *hot) write(ctx context.Context, create, update, del []flow.Flow, now in
 	if len(create) > 0 {
 		var res control.CommitResult
 		opts := kernel.BulkOptions{Create: kernel.CreateOptions{Liberal: true}}
-		done, err := a.commitSet(ctx, create, opts, &res)
+		done, err := a.commitSet(ctx, create, opts, &res, nil)
 		note(err)
 		ok := make(map[cache.Key]bool, len(done))
 		var mine []flow.Flow
@@ -269,9 +276,10 @@ func (h *hot) write(ctx context.Context, create, update, del []flow.Flow, now in
 				h.retry(&create[i])
 			}
 		}
-		h.failed.Add(uint64(res.Failed))
-		if res.Failed > 0 {
-			a.warn.Warn(a.log, "hot flows failed", "hot standby: flows not written to the kernel; retrying", "failed", res.Failed, "first", firstErr(res.Errors))
+		h.failed.Add(uint64(res.Failed + res.KeptLocal))
+		if res.Failed+res.KeptLocal > 0 {
+			a.warn.Warn(a.log, "hot flows failed", "hot standby: flows not written to the kernel; retrying",
+				"failed", res.Failed, "kept_local", res.KeptLocal, "first", firstErr(res.Errors))
 		}
 		// A flow this node held as its own (it was master before) belongs
 		// to its new owner now: stop announcing it.
@@ -335,6 +343,7 @@ func (h *hot) commit(ctx context.Context) (control.CommitResult, error) {
 	err := h.pass(ctx)
 	res := control.CommitResult{Created: int(h.created.Load() - c0), Replaced: int(h.updated.Load() - u0),
 		Failed: int(h.failed.Load() - f0), Seconds: time.Since(start).Seconds()}
+	res.Remaining = h.pending() // retried by the next pass
 	return res, err
 }
 
