@@ -320,32 +320,43 @@ func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.Bu
 	}
 
 	// Another form of the connection: swap it, and put it back if the
-	// replica is refused.
+	// replica is refused. Once an entry is deleted, the swap runs to its
+	// end even if ctx ends (each request is bounded by the kernel
+	// connection's request timeout): a live connection is at stake.
 	if len(swap) > 0 {
-		errs = make([]error, len(swap))
-		if _, err := a.kern.Bulk(ctx, kernel.OpDelete, swapLive, kernel.BulkOptions{}, errs); err != nil && ctx.Err() != nil {
+		if err := ctx.Err(); err != nil {
 			return created, err
 		}
+		sctx := context.WithoutCancel(ctx)
+		errs = make([]error, len(swap))
+		if _, err := a.kern.Bulk(sctx, kernel.OpDelete, swapLive, kernel.BulkOptions{}, errs); err != nil {
+			a.log.Warn("deleting local entries to swap them for replicas", "err", err)
+		}
 		var put, putLive []flow.Flow
+		var gone []bool // the local entry had ended already: nothing to put back
 		for i, err := range errs {
 			if err == nil || errors.Is(err, kernel.ErrNotFound) {
 				put = append(put, swap[i])
 				putLive = append(putLive, swapLive[i])
+				gone = append(gone, err != nil)
 			} else {
 				fail(&swap[i], fmt.Errorf("delete the local entry: %w", err))
 			}
 		}
 		errs = errs[:len(put)]
-		if _, err := a.kern.Bulk(ctx, kernel.OpCreate, put, opts, errs); err != nil && ctx.Err() != nil {
-			return created, err
+		if _, err := a.kern.Bulk(sctx, kernel.OpCreate, put, opts, errs); err != nil {
+			a.log.Warn("creating replicas in place of local entries", "err", err)
 		}
 		var back, backLive []flow.Flow
 		var why []error
 		for i, err := range errs {
-			if err == nil {
+			switch {
+			case err == nil:
 				res.Replaced++
 				created = append(created, put[i])
-			} else {
+			case gone[i]:
+				fail(&put[i], err)
+			default:
 				back = append(back, put[i])
 				backLive = append(backLive, putLive[i])
 				why = append(why, err)
@@ -353,9 +364,7 @@ func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.Bu
 		}
 		if len(back) > 0 {
 			errs = errs[:len(back)]
-			// Best effort even when ctx ended: these entries are live
-			// connections.
-			if _, err := a.kern.Bulk(context.WithoutCancel(ctx), kernel.OpCreate, backLive, kernel.BulkOptions{}, errs); err != nil && ctx.Err() != nil {
+			if _, err := a.kern.Bulk(sctx, kernel.OpCreate, backLive, kernel.BulkOptions{}, errs); err != nil {
 				a.log.Warn("putting local entries back after refused replicas", "err", err)
 			}
 			for i, err := range errs {

@@ -125,8 +125,9 @@ func TestCommitTwiceKernel(t *testing.T) {
 	}
 }
 
-// TestCommitCollisionsKeepLocal: a replica the kernel refuses (an unknown
-// helper) does not cost the live local entry of the same connection, and
+// TestCommitCollisionsKeepLocal: a local entry of the same connection
+// with other NAT is swapped for the replica; a replica the kernel refuses
+// (an unknown helper) does not cost the live local entry, and
 // a replica that clashes with another local connection (its original
 // tuple is that connection's reply tuple) does not delete it: both are
 // reported as kept local and remain in the external cache.
@@ -146,6 +147,9 @@ func TestCommitCollisionsKeepLocal(t *testing.T) {
 		"--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED", "-t", "300", "-m", "5")
 	ct("-I", "-s", "10.5.0.1", "-d", "198.51.100.50", "-p", "tcp", "--sport", "3000", "--dport", "80",
 		"--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED", "-t", "300", "-m", "6")
+	// The same connection as a's natFlow(2), with another NAT mapping.
+	ct("-I", "-s", "10.1.0.2", "-d", "198.51.100.10", "-p", "tcp", "--sport", "20002", "--dport", "443",
+		"--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED", "-t", "300", "--src-nat", "203.0.113.9:41000")
 
 	tcp := func(src, dst string, sport, dport uint16) flow.Flow {
 		f := flow.Flow{Orig: flow.Tuple{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: flow.ProtoTCP, SrcPort: sport, DstPort: dport},
@@ -161,14 +165,15 @@ func TestCommitCollisionsKeepLocal(t *testing.T) {
 	a.kern.Insert(refused)
 	a.kern.Insert(reverse)
 	a.kern.Insert(natFlow(1))
-	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 3 })
+	a.kern.Insert(natFlow(2))
+	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 4 })
 
 	res, err := b.agent.Commit(context.Background())
 	if err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	if res.Created != 1 || res.Replaced != 0 || res.KeptLocal != 2 || res.Failed != 0 || res.Remaining != 2 {
-		t.Fatalf("commit %+v, want 1 created, 2 kept local, 0 failed, 2 remaining", res)
+	if res.Created != 1 || res.Replaced != 1 || res.KeptLocal != 2 || res.Failed != 0 || res.Remaining != 2 {
+		t.Fatalf("commit %+v, want 1 created, 1 replaced, 2 kept local, 0 failed, 2 remaining", res)
 	}
 	lines := ctList(t, ns)
 	if l := ctEntry(lines, "10.3.0.1", "198.51.100.30"); !strings.Contains(l, "mark=5") || strings.Contains(l, "helper") {
@@ -180,8 +185,11 @@ func TestCommitCollisionsKeepLocal(t *testing.T) {
 	if l := ctEntry(lines, "198.51.100.50", "10.5.0.1"); l != "" {
 		t.Errorf("the reverse replica was written: %q", l)
 	}
-	if len(lines) != 3 {
-		t.Errorf("b's kernel holds %d entries, want 3: %q", len(lines), lines)
+	if l := ctEntry(lines, "10.1.0.2", "198.51.100.10"); !strings.Contains(l, " dst=203.0.113.1 sport=443 dport=30002 ") {
+		t.Errorf("the entry with other NAT is %q, want it swapped for the replica's mapping 203.0.113.1:30002", l)
+	}
+	if len(lines) != 4 {
+		t.Errorf("b's kernel holds %d entries, want 4: %q", len(lines), lines)
 	}
 	kept := 0
 	for _, e := range res.Errors {
