@@ -261,20 +261,20 @@ func (h *hot) write(ctx context.Context, create, update, del []flow.Flow, now in
 	if len(create) > 0 {
 		var res control.CommitResult
 		opts := kernel.BulkOptions{Create: kernel.CreateOptions{Liberal: true}}
-		done, err := a.commitSet(ctx, create, opts, &res, nil)
+		// commitSet reorders create in place: what it did not write is
+		// marked for a retry as it goes.
+		var retried int
+		done, err := a.commitSet(ctx, create, opts, &res, func(f *flow.Flow) { h.retry(f); retried++ })
 		note(err)
-		ok := make(map[cache.Key]bool, len(done))
+		if err != nil && retried+len(done) < len(create) {
+			// Stopped half-way (ctx ended): look at everything again.
+			h.markAll()
+		}
 		var mine []flow.Flow
 		for i := range done {
-			ok[cache.KeyOf(&done[i])] = true
 			h.hold(&done[i], now)
 			h.created.Add(1)
 			mine = append(mine, done[i])
-		}
-		for i := range create {
-			if !ok[cache.KeyOf(&create[i])] {
-				h.retry(&create[i])
-			}
 		}
 		h.failed.Add(uint64(res.Failed + res.KeptLocal))
 		if res.Failed+res.KeptLocal > 0 {
