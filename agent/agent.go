@@ -78,6 +78,10 @@ type Agent struct {
 	stopped    chan struct{} // closed when Run has returned
 
 	transition stdsync.Mutex // serialises commit, purge, notify
+	// commitLeft holds the keys of the flows the last commit (or hot
+	// takeover) did not write: notify master keeps them in the external
+	// cache. Guarded by transition.
+	commitLeft map[cache.Key]struct{}
 
 	purgeMu    stdsync.Mutex
 	purgeTimer *time.Timer

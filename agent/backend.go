@@ -190,10 +190,14 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 		a.cancelPurge()
 		if a.hot != nil && a.hot.active.Load() {
 			err = step("hot standby takeover", func() (string, error) {
-				held, written, skipped, err := a.hot.takeover(ctx)
+				held, written, skipped, left, err := a.hot.takeover(ctx)
+				a.commitLeft = left
 				detail := fmt.Sprintf("%d flows in the kernel already, %d written now", held, written)
 				if skipped > 0 {
 					detail += fmt.Sprintf(", %d skipped (refused by this node)", skipped)
+				}
+				if len(left) > 0 {
+					detail += fmt.Sprintf(", %d not written", len(left))
 				}
 				return detail, err
 			})
@@ -216,12 +220,15 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 			err = step("commit", func() (string, error) {
 				c, err := a.commit(ctx)
 				res.Commit = &c
-				if err == nil && c.Failed > 0 {
-					return fmt.Sprintf("%d flows failed", c.Failed), nil
-				}
 				detail := fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced)
 				if c.Skipped > 0 {
 					detail += fmt.Sprintf(", %d skipped (refused by this node)", c.Skipped)
+				}
+				if c.KeptLocal > 0 {
+					detail += fmt.Sprintf(", %d kept local", c.KeptLocal)
+				}
+				if c.Failed > 0 {
+					detail += fmt.Sprintf(", %d failed", c.Failed)
 				}
 				if n := c.Expectations + c.ExpectationsExisting + c.ExpectationsFailed; n > 0 {
 					detail += fmt.Sprintf("; expectations %d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed)
@@ -236,8 +243,16 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 		}
 		a.gateLast.Store(int64(time.Since(start)))
 		if err == nil {
-			// The committed flows are this node's own now.
-			err = step("flush external cache", func() (string, error) { a.ext.Flush(""); return "", nil })
+			// The committed flows are this node's own now; those not
+			// written stay, for `ctsync commit` to retry.
+			err = step("flush external cache", func() (string, error) {
+				res.Remaining = a.ext.FlushExcept(a.commitLeft)
+				a.commitLeft = nil
+				if res.Remaining > 0 {
+					return fmt.Sprintf("%d flows not written remain; run `ctsync commit` to retry", res.Remaining), nil
+				}
+				return "", nil
+			})
 		}
 		if err == nil {
 			err = step("resync internal cache from kernel", func() (string, error) {

@@ -7,6 +7,7 @@ import (
 	stdsync "sync"
 	"time"
 
+	"github.com/ctsync/ctsync/cache"
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel"
@@ -47,8 +48,15 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	rec := a.newRecorder(ctx)
 	// The peers' flows this node refuses are not written: its addresses
 	// as they are now (the VRRP addresses it just took over included).
+	// They are not failures either: notify master flushes them with the
+	// written ones.
 	gate := a.inGate(0)
 	var skipped refusals
+	// The flows not written stay in the external cache for the next
+	// commit (notify master flushes the rest).
+	left := make(map[cache.Key]struct{})
+	notWritten := func(f *flow.Flow) { left[cache.KeyOf(f)] = struct{}{} }
+	a.commitLeft = nil
 	var err error
 	for _, related := range []bool{false, true} {
 		if related && err == nil {
@@ -62,7 +70,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 				return
 			}
 			var created []flow.Flow
-			created, err = a.commitSet(ctx, buf, opts, &res)
+			created, err = a.commitSet(ctx, buf, opts, &res, notWritten)
 			rec.record(created)
 			buf = rec.buffer()
 		}
@@ -100,6 +108,8 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 		a.log.Info("peers' flows skipped: this node refuses them (its filter, loopback, its own addresses)",
 			"skipped", skipped.n, "expectations_skipped", res.ExpectationsSkipped, "example", skipped.example)
 	}
+	res.Remaining = len(left)
+	a.commitLeft = left
 	res.Seconds = time.Since(start).Seconds()
 	a.st.commits.Add(1)
 	a.st.committed.Add(uint64(res.Created + res.Replaced))
@@ -107,11 +117,12 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	a.st.commitSkipped.Add(uint64(res.Skipped))
 	a.st.lastCommit.Store(&res)
 	lvl := a.log.Info
-	if res.Failed > 0 {
+	if res.Remaining > 0 {
 		lvl = a.log.Warn
 	}
 	lvl("committed the external cache", "created", res.Created, "replaced", res.Replaced, "failed", res.Failed,
-		"skipped", res.Skipped, "expectations", res.Expectations, "expectations_existing", res.ExpectationsExisting, "expectations_failed", res.ExpectationsFailed,
+		"skipped", res.Skipped, "kept_local", res.KeptLocal, "remaining", res.Remaining,
+		"expectations", res.Expectations, "expectations_existing", res.ExpectationsExisting, "expectations_failed", res.ExpectationsFailed,
 		"took", time.Since(start).Round(time.Millisecond))
 	return res, nil
 }
@@ -187,51 +198,233 @@ func (r *recorder) record(created []flow.Flow) {
 
 func (r *recorder) wait() { r.wg.Wait() }
 
-// commitSet creates flows (replacing existing entries) and returns those
-// now in the kernel. The flows' order is not kept.
-func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.BulkOptions, res *control.CommitResult) ([]flow.Flow, error) {
+// commitSet writes flows into the kernel and returns those now there;
+// notWritten, when not nil, is called for every other flow. The flows'
+// order is not kept.
+//
+// A flow whose entry exists already never costs the live connection:
+//   - the same connection (same original and reply tuple, so the same NAT,
+//     and the same helper) is updated in place: timeout, mark, labels and
+//     TCP state; nothing is destroyed;
+//   - an entry with the same original tuple but other NAT or helper (which
+//     the kernel cannot change in place) is swapped for the replica: it is
+//     fetched, deleted exactly (by its id), and the replica created; if the
+//     kernel refuses the replica, the fetched entry is put back and the
+//     flow is kept local;
+//   - an entry that is another connection (the kernel finds a tuple in
+//     either direction: the replica's original tuple is its reply, or the
+//     replica's reply tuple is taken) is kept, and so is the flow: kept
+//     local.
+func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.BulkOptions, res *control.CommitResult, notWritten func(*flow.Flow)) ([]flow.Flow, error) {
 	if len(flows) == 0 {
 		return nil, nil
+	}
+	if notWritten == nil {
+		notWritten = func(*flow.Flow) {}
+	}
+	fail := func(f *flow.Flow, err error) {
+		a.commitFailure(res, f, err)
+		notWritten(f)
+	}
+	keep := func(f *flow.Flow, why string) {
+		a.commitKeptLocal(res, f, why)
+		notWritten(f)
 	}
 	errs := make([]error, len(flows))
 	if _, err := a.kern.Bulk(ctx, kernel.OpCreate, flows, opts, errs); err != nil && ctx.Err() != nil {
 		return nil, err
 	}
 	// Partition in place: created flows first, then the existing ones.
-	done, again := 0, []flow.Flow(nil)
+	done, exist := 0, []flow.Flow(nil)
 	for i, err := range errs {
 		switch {
 		case err == nil:
 			flows[done] = flows[i]
 			done++
 		case errors.Is(err, kernel.ErrExist):
-			again = append(again, flows[i])
+			exist = append(exist, flows[i])
 		default:
-			a.commitFailure(res, &flows[i], err)
+			fail(&flows[i], err)
 		}
 	}
 	res.Created += done
 	created := flows[:done]
-	if len(again) == 0 {
+	if len(exist) == 0 {
 		return created, nil
 	}
-	// Replace what exists: delete, then create again.
-	errs = errs[:len(again)]
-	if _, err := a.kern.Bulk(ctx, kernel.OpDelete, again, kernel.BulkOptions{}, errs); err != nil && ctx.Err() != nil {
+
+	// Look at what is there before touching it.
+	live := make([]flow.Flow, len(exist))
+	errs = make([]error, len(exist))
+	if _, err := a.kern.Bulk(ctx, kernel.OpGet, exist, kernel.BulkOptions{Got: live}, errs); err != nil && ctx.Err() != nil {
 		return created, err
 	}
-	if _, err := a.kern.Bulk(ctx, kernel.OpCreate, again, opts, errs); err != nil && ctx.Err() != nil {
-		return created, err
+	var update, updLive, swap, swapLive, again []flow.Flow
+	for i := range exist {
+		r, l := &exist[i], &live[i]
+		switch {
+		case errors.Is(errs[i], kernel.ErrNotFound):
+			// No entry has this original tuple (any more): the clash
+			// was on the reply tuple, or the entry ended meanwhile.
+			again = append(again, *r)
+		case errs[i] != nil:
+			fail(r, errs[i])
+		case l.Orig != r.Orig || l.Zone != r.Zone:
+			keep(r, "its original tuple is the reply tuple of a local connection")
+		case l.Reply == r.Reply && l.Helper == r.Helper:
+			update = append(update, *r)
+			updLive = append(updLive, *l)
+		default:
+			swap = append(swap, *r)
+			swapLive = append(swapLive, *l)
+		}
 	}
-	for i, err := range errs {
-		if err == nil {
-			res.Replaced++
-			created = append(created, again[i])
-		} else {
-			a.commitFailure(res, &again[i], err)
+
+	// The same connection: update it in place.
+	if len(update) > 0 {
+		req := make([]flow.Flow, len(update))
+		for i := range update {
+			u := &req[i]
+			*u = update[i]
+			u.ID = updLive[i].ID
+			u.Attrs |= flow.AttrID // exactly the entry looked at
+			if opts.Create.Timeout != 0 {
+				u.Timeout = opts.Create.Timeout
+			}
+		}
+		// Labels only where the entry or the replica has some: the
+		// kernel refuses labels on an entry created without them.
+		labels := func(i int) bool { return !update[i].Labels.IsZero() || !updLive[i].Labels.IsZero() }
+		errs = make([]error, len(update))
+		fields := kernel.UpdateFields{Timeout: true, Mark: true, TCP: true, Liberal: opts.Create.Liberal}
+		for _, withLabels := range []bool{false, true} {
+			var part []flow.Flow
+			var at []int
+			for i := range update {
+				if labels(i) == withLabels {
+					part = append(part, req[i])
+					at = append(at, i)
+				}
+			}
+			if len(part) == 0 {
+				continue
+			}
+			fields.Labels = withLabels
+			perrs := make([]error, len(part))
+			if _, err := a.kern.Bulk(ctx, kernel.OpUpdate, part, kernel.BulkOptions{Update: fields}, perrs); err != nil && ctx.Err() != nil {
+				return created, err
+			}
+			for k, i := range at {
+				errs[i] = perrs[k]
+			}
+		}
+		for i, err := range errs {
+			r := update[i]
+			switch {
+			case err == nil:
+				res.Replaced++
+				created = append(created, r)
+			case errors.Is(err, kernel.ErrNotFound):
+				again = append(again, r) // ended meanwhile
+			default:
+				// Not updatable in place (labels on an entry without
+				// them, for one): swap it.
+				swap = append(swap, r)
+				swapLive = append(swapLive, updLive[i])
+			}
+		}
+	}
+
+	// Another form of the connection: swap it, and put it back if the
+	// replica is refused. Once an entry is deleted, the swap runs to its
+	// end even if ctx ends (each request is bounded by the kernel
+	// connection's request timeout): a live connection is at stake.
+	if len(swap) > 0 {
+		if err := ctx.Err(); err != nil {
+			return created, err
+		}
+		sctx := context.WithoutCancel(ctx)
+		errs = make([]error, len(swap))
+		if _, err := a.kern.Bulk(sctx, kernel.OpDelete, swapLive, kernel.BulkOptions{}, errs); err != nil {
+			a.log.Warn("deleting local entries to swap them for replicas", "err", err)
+		}
+		var put, putLive []flow.Flow
+		var gone []bool // the local entry had ended already: nothing to put back
+		for i, err := range errs {
+			if err == nil || errors.Is(err, kernel.ErrNotFound) {
+				put = append(put, swap[i])
+				putLive = append(putLive, swapLive[i])
+				gone = append(gone, err != nil)
+			} else {
+				fail(&swap[i], fmt.Errorf("delete the local entry: %w", err))
+			}
+		}
+		errs = errs[:len(put)]
+		if _, err := a.kern.Bulk(sctx, kernel.OpCreate, put, opts, errs); err != nil {
+			a.log.Warn("creating replicas in place of local entries", "err", err)
+		}
+		var back, backLive []flow.Flow
+		var why []error
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				res.Replaced++
+				created = append(created, put[i])
+			case gone[i]:
+				fail(&put[i], err)
+			default:
+				back = append(back, put[i])
+				backLive = append(backLive, putLive[i])
+				why = append(why, err)
+			}
+		}
+		if len(back) > 0 {
+			errs = errs[:len(back)]
+			if _, err := a.kern.Bulk(sctx, kernel.OpCreate, backLive, kernel.BulkOptions{}, errs); err != nil {
+				a.log.Warn("putting local entries back after refused replicas", "err", err)
+			}
+			for i, err := range errs {
+				switch {
+				case err == nil || errors.Is(err, kernel.ErrExist):
+					// Back (or recreated by packets meanwhile).
+					keep(&back[i], fmt.Sprintf("the kernel refused the replica (%v); the local entry was put back", why[i]))
+				default:
+					fail(&back[i], fmt.Errorf("%w; the local entry could not be put back: %v", why[i], err))
+				}
+			}
+		}
+	}
+
+	// No entry with this original tuple: create once more; a clash now
+	// is with another connection's reply tuple, which stays.
+	if len(again) > 0 {
+		errs = make([]error, len(again))
+		if _, err := a.kern.Bulk(ctx, kernel.OpCreate, again, opts, errs); err != nil && ctx.Err() != nil {
+			return created, err
+		}
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				res.Created++
+				created = append(created, again[i])
+			case errors.Is(err, kernel.ErrExist):
+				keep(&again[i], "its reply tuple is a local connection's")
+			default:
+				fail(&again[i], err)
+			}
 		}
 	}
 	return created, nil
+}
+
+// commitKeptLocal counts a flow kept local instead of its replica, and
+// lists it with the reason among the first errors.
+func (a *Agent) commitKeptLocal(res *control.CommitResult, f *flow.Flow, why string) {
+	res.KeptLocal++
+	if len(res.Errors) < maxReportedErrors {
+		line := string(f.AppendText(nil, flow.TextOptions{}))
+		res.Errors = append(res.Errors, fmt.Sprintf("kept local: %s: %s", why, line))
+	}
 }
 
 func (a *Agent) commitFailure(res *control.CommitResult, f *flow.Flow, err error) {

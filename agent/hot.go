@@ -131,9 +131,10 @@ func (h *hot) loop(ctx context.Context) {
 // takeover writes what is pending and hands the flows over: from now on
 // they are this node's own (the internal cache's resync picks them up).
 // It returns how many flows were in the kernel already, how many this
-// last pass wrote and how many it skipped (this node refuses them, with
-// the addresses it has now).
-func (h *hot) takeover(ctx context.Context) (held, written, skipped int, err error) {
+// last pass wrote, how many it skipped (this node refuses them, with the
+// addresses it has now), and the keys of the flows it could not write
+// (they stay in the external cache for a commit to retry).
+func (h *hot) takeover(ctx context.Context) (held, written, skipped int, left map[cache.Key]struct{}, err error) {
 	h.run.Lock()
 	defer h.run.Unlock()
 	before, s0 := h.created.Load()+h.updated.Load(), h.skipped.Load()
@@ -145,9 +146,15 @@ func (h *hot) takeover(ctx context.Context) (held, written, skipped int, err err
 	h.held = make(map[cache.Key]heldFlow)
 	h.flows.Store(0)
 	h.mu.Lock()
+	left = h.dirty // marked for a retry, or changed since the pass
 	h.dirty = make(map[cache.Key]struct{})
 	h.mu.Unlock()
-	return held, written, skipped, err
+	for k := range left {
+		if !h.a.ext.Has(&k) {
+			delete(left, k)
+		}
+	}
+	return held, written, skipped, left, err
 }
 
 func (h *hot) pending() int {
@@ -284,24 +291,25 @@ func (h *hot) write(ctx context.Context, create, update, del []flow.Flow, now in
 	if len(create) > 0 {
 		var res control.CommitResult
 		opts := kernel.BulkOptions{Create: kernel.CreateOptions{Liberal: true}}
-		done, err := a.commitSet(ctx, create, opts, &res)
+		// commitSet reorders create in place: what it did not write is
+		// marked for a retry as it goes.
+		var retried int
+		done, err := a.commitSet(ctx, create, opts, &res, func(f *flow.Flow) { h.retry(f); retried++ })
 		note(err)
-		ok := make(map[cache.Key]bool, len(done))
+		if err != nil && retried+len(done) < len(create) {
+			// Stopped half-way (ctx ended): look at everything again.
+			h.markAll()
+		}
 		var mine []flow.Flow
 		for i := range done {
-			ok[cache.KeyOf(&done[i])] = true
 			h.hold(&done[i], now)
 			h.created.Add(1)
 			mine = append(mine, done[i])
 		}
-		for i := range create {
-			if !ok[cache.KeyOf(&create[i])] {
-				h.retry(&create[i])
-			}
-		}
-		h.failed.Add(uint64(res.Failed))
-		if res.Failed > 0 {
-			a.warn.Warn(a.log, "hot flows failed", "hot standby: flows not written to the kernel; retrying", "failed", res.Failed, "first", firstErr(res.Errors))
+		h.failed.Add(uint64(res.Failed + res.KeptLocal))
+		if res.Failed+res.KeptLocal > 0 {
+			a.warn.Warn(a.log, "hot flows failed", "hot standby: flows not written to the kernel; retrying",
+				"failed", res.Failed, "kept_local", res.KeptLocal, "first", firstErr(res.Errors))
 		}
 		// A flow this node held as its own (it was master before) belongs
 		// to its new owner now: stop announcing it.
@@ -366,6 +374,7 @@ func (h *hot) commit(ctx context.Context) (control.CommitResult, error) {
 	err := h.pass(ctx, h.a.inGate(0))
 	res := control.CommitResult{Created: int(h.created.Load() - c0), Replaced: int(h.updated.Load() - u0),
 		Failed: int(h.failed.Load() - f0), Skipped: int(h.skipped.Load() - s0), Seconds: time.Since(start).Seconds()}
+	res.Remaining = h.pending() // retried by the next pass
 	return res, err
 }
 

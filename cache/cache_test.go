@@ -746,3 +746,55 @@ func TestReserveIsBounded(t *testing.T) {
 		t.Fatalf("reserve created an origin")
 	}
 }
+
+// TestExternalFlushExcept: the flows a commit could not write stay, with
+// their origin, version, extras and digest; everything else goes.
+func TestExternalFlushExcept(t *testing.T) {
+	ext := NewExternal(ExternalOptions{Clock: func() int64 { return 1 }})
+	for _, o := range []string{"a", "b"} {
+		ext.BeginSnapshot(o, 1)
+		for i := 0; i < 100; i++ {
+			f := mkFlow(i)
+			if o == "b" {
+				f = mkFlow(1000 + i)
+			}
+			if i == 7 {
+				f.Helper = "ftp"
+				f.Set(flow.AttrHelper)
+			}
+			ext.Apply(o, 1, &Entry{Key: KeyOf(&f), Version: uint64(i + 1), Flow: f})
+		}
+		ext.EndSnapshot(o, 1)
+	}
+	kept7, kept9, keptB := mkFlow(7), mkFlow(9), mkFlow(1003)
+	keep := map[Key]struct{}{KeyOf(&kept7): {}, KeyOf(&kept9): {}, KeyOf(&keptB): {}}
+	want := NewExternal(ExternalOptions{Clock: func() int64 { return 1 }})
+	want.BeginSnapshot("a", 1)
+	for _, i := range []int{7, 9} {
+		f := mkFlow(i)
+		if i == 7 {
+			f.Helper = "ftp"
+			f.Set(flow.AttrHelper)
+		}
+		want.Apply("a", 1, &Entry{Key: KeyOf(&f), Version: uint64(i + 1), Flow: f})
+	}
+	want.EndSnapshot("a", 1)
+	if n := ext.FlushExcept(keep); n != 3 {
+		t.Fatalf("FlushExcept kept %d flows, want 3", n)
+	}
+	if ext.Len("a") != 2 || ext.Len("b") != 1 {
+		t.Fatalf("after FlushExcept: a holds %d, b %d; want 2 and 1", ext.Len("a"), ext.Len("b"))
+	}
+	var g flow.Flow
+	k7 := KeyOf(&kept7)
+	if from, v, ok := ext.Get(&k7, &g); !ok || from != "a" || v != 8 || g.Helper != "ftp" {
+		t.Fatalf("kept flow: %q v%d %v %+v", from, v, ok, g)
+	}
+	got, _ := ext.Digest("a", 1)
+	if w, _ := want.Digest("a", 1); got != w {
+		t.Fatalf("digest after FlushExcept %+v, want that of the kept flows %+v", got, w)
+	}
+	if n := ext.FlushExcept(nil); n != 0 || ext.Len("") != 0 {
+		t.Fatalf("FlushExcept(nil) kept %d, %d left", n, ext.Len(""))
+	}
+}

@@ -342,6 +342,39 @@ func (e *External) Flush(name string) {
 	}
 }
 
+// FlushExcept empties every origin's flows but those whose key keep holds
+// (flows a commit could not write, to be retried), and returns how many
+// it kept. Like Flush, it drops the expectations and the origins' synced
+// state.
+func (e *External) FlushExcept(keep map[Key]struct{}) (kept int) {
+	type held struct {
+		k Key
+		r rec
+		x *extra
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, o := range e.origins {
+		var stay []held
+		if len(keep) > 0 {
+			o.t.each(func(s *slot) {
+				if _, ok := keep[s.k]; ok {
+					stay = append(stay, held{k: s.k, r: s.r, x: o.t.extras[s.k]})
+				}
+			})
+		}
+		// Empty the table (freeing its memory), then put the kept back.
+		e.resetLocked(o)
+		o.synced = false
+		for i := range stay {
+			o.t.put(&stay[i].k, &stay[i].r, stay[i].x)
+			e.changed(&stay[i].k)
+		}
+		kept += len(stay)
+	}
+	return kept
+}
+
 // Forget drops an origin entirely (for example a node that left for good).
 func (e *External) Forget(name string) {
 	e.mu.Lock()

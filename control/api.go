@@ -73,6 +73,15 @@ type CommitResult struct {
 	ExpectationsSkipped  int      `json:"expectations_skipped,omitempty"` // their master was skipped
 	Seconds              float64  `json:"seconds"`
 	Errors               []string `json:"errors,omitempty"` // the first few failures, one line each
+
+	// KeptLocal counts flows whose replica was not written because a live
+	// local entry stays: the kernel refused the replica (the local entry
+	// was put back), or the replica's tuples belong to another local
+	// connection. Remaining counts the flows not written (failed and kept
+	// local): they stay in the external cache, and the next commit
+	// retries them.
+	KeptLocal int `json:"kept_local,omitempty"`
+	Remaining int `json:"remaining,omitempty"`
 }
 
 // ResyncResult is the outcome of a kernel resync.
@@ -100,6 +109,10 @@ type NotifyResult struct {
 	State  string        `json:"state"`
 	Steps  []NotifyStep  `json:"steps"`
 	Commit *CommitResult `json:"commit,omitempty"`
+
+	// Remaining counts the flows a master transition could not write:
+	// they stay in the external cache for `ctsync commit` to retry.
+	Remaining int `json:"remaining,omitempty"`
 }
 
 // HealthResult says whether the node can take over, and if not, why.

@@ -18,6 +18,7 @@ const (
 	OpCreate Op = iota // create; ErrExist per entry when it exists
 	OpUpdate           // update timeout, status, mark, labels and TCP state in place
 	OpDelete           // delete by original tuple and zone
+	OpGet              // fetch by original tuple and zone into BulkOptions.Got
 )
 
 func (o Op) String() string {
@@ -28,6 +29,8 @@ func (o Op) String() string {
 		return "update"
 	case OpDelete:
 		return "delete"
+	case OpGet:
+		return "get"
 	}
 	return "unknown"
 }
@@ -43,6 +46,11 @@ const batchSize = 256
 type BulkOptions struct {
 	Create CreateOptions // for OpCreate
 	Update UpdateFields  // for OpUpdate
+	// Got receives, for OpGet, each entry found (len(flows) entries; an
+	// entry not found is left zero and its errs slot says ErrNotFound).
+	// The kernel looks a tuple up in both directions: the entry found may
+	// be one whose reply tuple is the flow's original tuple.
+	Got []flow.Flow
 }
 
 // Bulk applies op to every flow, pipelining requests over Config.Parallel
@@ -57,6 +65,9 @@ type BulkOptions struct {
 func (c *Conn) Bulk(ctx context.Context, op Op, flows []flow.Flow, o BulkOptions, errs []error) (failed int, err error) {
 	if errs != nil && len(errs) != len(flows) {
 		return 0, fmt.Errorf("bulk %s: %d results for %d flows", op, len(errs), len(flows))
+	}
+	if op == OpGet && len(o.Got) != len(flows) {
+		return 0, fmt.Errorf("bulk %s: room for %d entries for %d flows", op, len(o.Got), len(flows))
 	}
 	if len(flows) == 0 {
 		return 0, nil
@@ -78,10 +89,14 @@ func (c *Conn) Bulk(ctx context.Context, op Op, flows []flow.Flow, o BulkOptions
 			continue
 		}
 		werrs := errs[lo:hi]
+		wo := o
+		if op == OpGet {
+			wo.Got = o.Got[lo:hi]
+		}
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			failedBy[w], errBy[w] = c.bulkWorker(ctx, op, flows[lo:hi], o, werrs)
+			failedBy[w], errBy[w] = c.bulkWorker(ctx, op, flows[lo:hi], wo, werrs)
 		}(w)
 	}
 	wg.Wait()
@@ -110,7 +125,11 @@ func (c *Conn) bulkWorker(ctx context.Context, op Op, flows []flow.Flow, o BulkO
 	defer stop()
 	for lo := 0; lo < len(flows); lo += batchSize {
 		hi := min(lo+batchSize, len(flows))
-		n, err := s.batch(op, flows[lo:hi], o, errs[lo:hi])
+		bo := o
+		if op == OpGet {
+			bo.Got = o.Got[lo:hi]
+		}
+		n, err := s.batch(op, flows[lo:hi], bo, errs[lo:hi])
 		failed += n
 		if err != nil {
 			s.dirty = true
@@ -126,8 +145,15 @@ func (c *Conn) bulkWorker(ctx context.Context, op Op, flows []flow.Flow, o BulkO
 	return failed, nil
 }
 
-// batch sends one batch and collects one ACK or error per request.
+// batch sends one batch and collects one ACK or error per request. Only
+// failures and the last request are answered, so every errs slot is
+// cleared first: a success leaves its slot as it is, and the caller's
+// slots may hold the results of an earlier round.
 func (s *sock) batch(op Op, flows []flow.Flow, o BulkOptions, errs []error) (failed int, err error) {
+	clear(errs)
+	if op == OpGet {
+		clear(o.Got)
+	}
 	s.enc.reset()
 	base := s.seq + 1
 	for i := range flows {
@@ -148,6 +174,8 @@ func (s *sock) batch(op Op, flows []flow.Flow, o BulkOptions, errs []error) (fai
 			s.enc.appendUpdate(f, seq, o.Update)
 		case OpDelete:
 			s.enc.appendTupleRequest(ctDelete, f, false, seq)
+		case OpGet:
+			s.enc.appendTupleRequest(ctGet, f, false, seq)
 		}
 		if i != len(flows)-1 {
 			clearAck(s.enc.b[start:])
@@ -160,23 +188,45 @@ func (s *sock) batch(op Op, flows []flow.Flow, o BulkOptions, errs []error) (fai
 		return len(flows), err
 	}
 	last := len(flows) - 1
+	// The kernel answers the requests in order: every request before the
+	// last one answered has its result, those after it are unknown when
+	// the socket fails.
+	unknown := func(from int, err error) int {
+		for i := from; i < len(errs); i++ {
+			errs[i] = err
+		}
+		return len(errs) - from
+	}
+	next := 0
 	for done := false; !done; {
 		b, err := s.recv()
 		if err != nil {
-			for i := range errs {
-				if errs[i] == nil {
-					errs[i] = err
-				}
-			}
-			return failed + countNil(errs), err
+			return failed + unknown(next, err), err
 		}
 		it := msgIter{b: b}
 		for it.next() {
 			m := &it.m
 			idx := int(m.seq - base)
-			if m.typ != nlmsgError || idx < 0 || idx >= len(flows) {
+			if idx < 0 || idx >= len(flows) {
 				continue
 			}
+			next = max(next, idx)
+			if m.typ != nlmsgError {
+				if op == OpGet && m.typ == nfnlSubsysCT<<8|ctNew {
+					var derr error
+					if len(m.data) < nfgenHdrLen {
+						derr = errMalformed
+					} else {
+						derr = decodeFlow(m.data[nfgenHdrLen:], &o.Got[idx])
+					}
+					if derr != nil && errs[idx] == nil {
+						failed++
+						errs[idx] = derr
+					}
+				}
+				continue
+			}
+			next = max(next, idx+1)
 			if idx == last {
 				done = true
 			}
@@ -193,13 +243,13 @@ func (s *sock) batch(op Op, flows []flow.Flow, o BulkOptions, errs []error) (fai
 					}
 				}
 			}
-			if rerr != nil {
+			if rerr != nil && errs[idx] == nil {
 				failed++
+				errs[idx] = rerr
 			}
-			errs[idx] = rerr
 		}
 		if it.err != nil {
-			return failed + countNil(errs), it.err
+			return failed + unknown(next, it.err), it.err
 		}
 	}
 	return failed, nil
@@ -209,14 +259,4 @@ func (s *sock) batch(op Op, flows []flow.Flow, o BulkOptions, errs []error) (fai
 func clearAck(m []byte) {
 	fl := binary.NativeEndian.Uint16(m[6:])
 	binary.NativeEndian.PutUint16(m[6:], fl&^nlmFAck)
-}
-
-func countNil(errs []error) int {
-	n := 0
-	for _, e := range errs {
-		if e == nil {
-			n++
-		}
-	}
-	return n
 }

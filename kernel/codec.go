@@ -446,6 +446,7 @@ type UpdateFields struct {
 	MarkMask uint32 // with Mark: only these bits change (kernel >= 5.x CTA_MARK_MASK)
 	Labels   bool
 	TCP      bool
+	Liberal  bool // with TCP: set BE_LIBERAL in both directions (CreateOptions.Liberal)
 }
 
 // appendUpdate encodes a CT_NEW request without CREATE that changes the
@@ -479,7 +480,7 @@ func (e *encoder) appendUpdate(f *flow.Flow, seq uint32, u UpdateFields) {
 		e.attr(ctaLabelsMask, all[:])
 	}
 	if u.TCP && f.Proto() == flow.ProtoTCP {
-		e.protoinfo(f, false)
+		e.protoinfo(f, u.Liberal)
 	}
 	e.end(off)
 }

@@ -545,3 +545,60 @@ func TestContextCancelStopsDump(t *testing.T) {
 		t.Fatalf("count after cancelled dump: %v", err)
 	}
 }
+
+// TestBulkRoundsReuseErrs: a caller reuses its errs slots from round to
+// round (create, delete, create of one set), as a commit does. Only the
+// failures and a batch's last request are answered, so every slot must
+// say this round's result, not the last round's.
+func TestBulkRoundsReuseErrs(t *testing.T) {
+	c, ns := dial(t)
+	const n = 600 // several batches, on both sockets
+	flows := make([]flow.Flow, n)
+	for i := range flows {
+		flows[i] = tcpFlow(fmt.Sprintf("10.7.%d.%d", i/250, i%250+1), "192.0.2.7", 1000, 80)
+	}
+	errs := make([]error, n)
+	round := func(op kernel.Op, o kernel.BulkOptions, want func(i int, e error) bool, what string) {
+		t.Helper()
+		failed, err := c.Bulk(ctx(t), op, flows, o, errs)
+		if err != nil {
+			t.Fatalf("bulk %s: %v", op, err)
+		}
+		bad := 0
+		for i, e := range errs {
+			if !want(i, e) {
+				if bad < 3 {
+					t.Errorf("bulk %s: entry %d: %v, want %s", op, i, e, what)
+				}
+				bad++
+			}
+		}
+		if bad > 0 {
+			t.Fatalf("bulk %s: %d of %d entries wrong (failed = %d)", op, bad, n, failed)
+		}
+	}
+	isNil := func(_ int, e error) bool { return e == nil }
+	exists := func(_ int, e error) bool { return errors.Is(e, kernel.ErrExist) }
+	round(kernel.OpCreate, kernel.BulkOptions{}, isNil, "nil")
+	// The whole set exists: every entry fails, every slot says so.
+	round(kernel.OpCreate, kernel.BulkOptions{}, exists, "ErrExist")
+	// Each entry is fetched and deleted: no slot keeps ErrExist.
+	got := make([]flow.Flow, n)
+	round(kernel.OpGet, kernel.BulkOptions{Got: got}, isNil, "nil")
+	for i := range got {
+		if got[i].Orig != flows[i].Orig || got[i].Reply != flows[i].Reply || !got[i].Has(flow.AttrID) {
+			t.Fatalf("get %d: %+v, want the entry of %+v with its id", i, got[i], flows[i])
+		}
+	}
+	round(kernel.OpDelete, kernel.BulkOptions{}, isNil, "nil")
+	if got := strings.TrimSpace(conntrack(t, ns, "-C")); got != "0" {
+		t.Fatalf("conntrack -C = %s after the delete, want 0", got)
+	}
+	round(kernel.OpGet, kernel.BulkOptions{Got: got}, func(i int, e error) bool {
+		return errors.Is(e, kernel.ErrNotFound) && got[i].Orig == flow.Tuple{}
+	}, "ErrNotFound and no entry")
+	round(kernel.OpCreate, kernel.BulkOptions{}, isNil, "nil")
+	if got := strings.TrimSpace(conntrack(t, ns, "-C")); got != fmt.Sprint(n) {
+		t.Fatalf("conntrack -C = %s, want %d", got, n)
+	}
+}

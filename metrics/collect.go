@@ -113,6 +113,8 @@ func collect(b *builder, s agent.Stats) {
 		b.gaugeInt("ctsync_commit_last_replaced_flows", "Flows the last commit replaced (they existed already).", int64(l.Replaced))
 		b.gaugeInt("ctsync_commit_last_failed_flows", "Flows the last commit failed to write.", int64(l.Failed))
 		b.gaugeInt("ctsync_commit_last_skipped_flows", "Peers' flows the last commit skipped (this node refuses them).", int64(l.Skipped))
+		b.gaugeInt("ctsync_commit_last_kept_local_flows", "Flows the last commit did not write because a live local entry stays.", int64(l.KeptLocal))
+		b.gaugeInt("ctsync_commit_last_remaining_flows", "Flows the last commit did not write (failed or kept local); the next commit retries them.", int64(l.Remaining))
 	}
 	p := s.Purge
 	b.counter("ctsync_purges_scheduled_total", "Purges scheduled (notify backup or fault).", p.Scheduled)

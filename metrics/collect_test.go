@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // wrong metric shows in the golden file.
 func fullStats() agent.Stats {
 	pending := time.Unix(1700000123, 500_000_000)
-	commit := &control.CommitResult{Created: 120, Replaced: 3, Failed: 2, Skipped: 4, Seconds: 0.25, Errors: []string{"x"}}
+	commit := &control.CommitResult{Created: 120, Replaced: 3, Failed: 2, Skipped: 4, Seconds: 0.25, Errors: []string{"x"}, KeptLocal: 1, Remaining: 3}
 	return agent.Stats{
 		Node: "fw-a", UptimeSeconds: 3600.5, Ready: true, Mode: "hot", Role: "backup", Insecure: true,
 		Kernel: agent.KernelStats{EventsNew: 1001, EventsUpdate: 1002, EventsDestroy: 1003, Filtered: 1004,
@@ -186,6 +186,8 @@ func TestRenderValues(t *testing.T) {
 		{"ctsync_sync_peer_last_digest_match_seconds", []string{"peer", "fw-c"}, -1},
 		{"ctsync_sync_peer_resyncs_requested_total", []string{"peer", "fw-b"}, 10012},
 		{"ctsync_commit_last_replaced_flows", nil, 3},
+		{"ctsync_commit_last_kept_local_flows", nil, 1},
+		{"ctsync_commit_last_remaining_flows", nil, 3},
 		{"ctsync_notify_last_duration_seconds", nil, 0.75},
 		{"ctsync_purge_pending_timestamp_seconds", nil, 1700000123.5},
 		{"ctsync_hot_failed_total", nil, 7006},

@@ -79,9 +79,8 @@ func kernelExpects(t *testing.T, ns string) []string {
 
 // TestExpectationsReplicateAndCommit: an expectation the ftp helper makes
 // on a reaches b's external cache; b's commit creates the master, then the
-// expectation on it (as conntrack shows it on a); a second commit does
-// it again (replacing a master drops its expectations); the owner's
-// deletion reaches b.
+// expectation on it (as conntrack shows it on a); a second commit keeps
+// both (the master is updated in place); the owner's deletion reaches b.
 func TestExpectationsReplicateAndCommit(t *testing.T) {
 	kerneltest.RequireTools(t, "conntrack", "nft")
 	key := clusterKey(t)
@@ -114,9 +113,9 @@ func TestExpectationsReplicateAndCommit(t *testing.T) {
 	if len(want) != 1 || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("b's kernel:\n%s\na's:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	// A second commit replaces the master, which takes its expectation
-	// with it: the expectation, committed after the masters, is back.
-	if res, err := b.agent.Commit(context.Background()); err != nil || res.Replaced != 1 || res.Expectations != 1 || res.ExpectationsFailed != 0 {
+	// A second commit updates the master in place (the same connection):
+	// its expectation stays, and is found there.
+	if res, err := b.agent.Commit(context.Background()); err != nil || res.Replaced != 1 || res.ExpectationsExisting != 1 || res.ExpectationsFailed != 0 {
 		t.Fatalf("second commit: %+v %v", res, err)
 	}
 	if got := kernelExpects(t, nsB); strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -233,3 +233,43 @@ func TestHotStandbySkipsRefusedFlows(t *testing.T) {
 		t.Fatalf("after the takeover the kernel holds %d flows, want %d", bk.Len(), len(written))
 	}
 }
+
+// TestHotTakeoverKeepsFailedFlows: a flow the standby could not write (a
+// RELATED flow whose master it lacks) stays in the external cache at the
+// takeover, the transition says so, and a commit writes it once its
+// master is there.
+func TestHotTakeoverKeepsFailedFlows(t *testing.T) {
+	key := clusterKey(t)
+	a := startAgent(t, "fw-a", key, nil)
+	bk := kerneltest.NewMemTable()
+	b := startAgentWith(t, "fw-b", key, bk, func(c *config.Config) { c.Commit.Mode = config.ModeHot }, a.agent.Addr())
+	if _, err := b.agent.Notify(context.Background(), "backup"); err != nil {
+		t.Fatal(err)
+	}
+	master := natFlow(100)
+	related := natFlow(101)
+	m := master.Orig
+	related.Master = &m
+	a.kern.Insert(natFlow(1))
+	a.kern.Insert(related)
+	waitFor(t, "the standby to write what it can", 15*time.Second, func() bool {
+		return bk.Len() == 1 && agentStats(t, b).Hot.Failed > 0
+	})
+	a.stop()
+	res, err := b.agent.Notify(context.Background(), "master")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Remaining != 1 || cacheLen(t, b, "external", "fw-a") != 1 {
+		t.Fatalf("notify master: %d remaining, external cache %d; want the RELATED flow to remain (steps %+v)",
+			res.Remaining, cacheLen(t, b, "external", "fw-a"), res.Steps)
+	}
+	bk.Insert(master)
+	c, err := b.agent.Commit(context.Background())
+	if err != nil || c.Created != 1 || c.Failed != 0 || c.Remaining != 0 {
+		t.Fatalf("commit after the master came: %+v %v, want 1 created", c, err)
+	}
+	if _, ok := bk.Get(related.Key()); !ok {
+		t.Fatalf("the RELATED flow is not in the kernel after the commit")
+	}
+}

@@ -98,11 +98,14 @@ func newCommitCmd(s *streams) *cobra.Command {
 		Short: "Write the external cache into the kernel table (conntrackd -c)",
 		Long: `Write the flows of the other nodes (the external cache) into the kernel
 conntrack table and wait until it is done. Prints how many flows were created,
-replaced (they existed already) and failed, and the time taken; the first
-failures follow on standard error. Any failed flow: exit 1. Flows this node
-refuses (its filter.* rules, a loopback address, or one ending or starting at
-its own address without NAT) are not written and are counted as skipped, not
-failed.`,
+replaced (they existed already: updated in place, or swapped for the replica
+when its NAT or helper differs), kept local (the kernel refused the replica and
+the live entry was put back, or the replica's tuples belong to another local
+connection) and failed, and the time taken; the first failures follow on
+standard error. A flow not written stays in the external cache, and the next
+commit retries it. Any flow not written: exit 1. Flows this node refuses (its
+filter.* rules, a loopback address, or one ending or starting at its own
+address without NAT) are not written and are counted as skipped, not failed.`,
 	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
 		res, err := c.Commit(cmd.Context())
 		if err != nil {
@@ -115,8 +118,12 @@ failed.`,
 
 // printCommit prints a commit's outcome, and its first errors on stderr.
 func printCommit(s *streams, res *control.CommitResult) {
-	fmt.Fprintf(s.out, "committed %d flows in %.3fs: %d created, %d replaced, %d failed\n",
-		res.Created+res.Replaced+res.Failed, res.Seconds, res.Created, res.Replaced, res.Failed)
+	kept := ""
+	if res.KeptLocal > 0 {
+		kept = fmt.Sprintf(", %d kept local", res.KeptLocal)
+	}
+	fmt.Fprintf(s.out, "committed %d flows in %.3fs: %d created, %d replaced%s, %d failed\n",
+		res.Created+res.Replaced+res.KeptLocal+res.Failed, res.Seconds, res.Created, res.Replaced, kept, res.Failed)
 	if n := res.Expectations + res.ExpectationsExisting + res.ExpectationsFailed; n > 0 {
 		fmt.Fprintf(s.out, "committed %d expectations: %d created, %d existing, %d failed\n",
 			n, res.Expectations, res.ExpectationsExisting, res.ExpectationsFailed)
@@ -131,17 +138,29 @@ func printCommit(s *streams, res *control.CommitResult) {
 	for _, e := range res.Errors {
 		fmt.Fprintf(s.err, "ctsync: commit: %s\n", e)
 	}
-	if more := res.Failed + res.ExpectationsFailed - len(res.Errors); more > 0 && len(res.Errors) > 0 {
+	if more := res.Failed + res.KeptLocal + res.ExpectationsFailed - len(res.Errors); more > 0 && len(res.Errors) > 0 {
 		fmt.Fprintf(s.err, "ctsync: commit: ... and %d more (see the daemon's log)\n", more)
 	}
 }
 
-// commitFailure is the error of a commit in which flows failed.
+// commitFailure is the error of a commit that did not write every flow
+// (failed, or kept local): they remain in the external cache.
 func commitFailure(res *control.CommitResult) error {
-	if res.Failed == 0 {
+	n := res.Failed + res.KeptLocal
+	if n == 0 {
 		return nil
 	}
-	return fmt.Errorf("commit: %d of %d flows failed", res.Failed, res.Created+res.Replaced+res.Failed)
+	total := res.Created + res.Replaced + n
+	if res.KeptLocal == 0 {
+		return fmt.Errorf("commit: %d of %d flows failed; %s", n, total, remainHint(max(res.Remaining, n)))
+	}
+	return fmt.Errorf("commit: %d of %d flows not written (%d failed, %d kept local); %s",
+		n, total, res.Failed, res.KeptLocal, remainHint(max(res.Remaining, n)))
+}
+
+// remainHint says that flows remain to be retried.
+func remainHint(n int) string {
+	return fmt.Sprintf("%d flows remain in the external cache: run `ctsync commit` to retry", n)
 }
 
 func newFlushCmd(s *streams) *cobra.Command {
@@ -461,8 +480,11 @@ Each is one ordered, atomic call into the daemon. keepalived's own notify
 arguments are accepted too, so the command can be keepalived's notify script
 as it is: GROUP|INSTANCE NAME STATE [PRIORITY], STATE being MASTER, BACKUP,
 FAULT or STOP (DELETED, an instance removed from keepalived's configuration,
-counts as STOP). A commit with failed flows: exit 1 (skipped flows, which this
-node refuses, are not failures).`,
+counts as STOP). On master, flows the commit could not write stay in the
+external cache (the rest is flushed) and the output says how many remain;
+` + "`ctsync commit`" + ` retries them. Exit 1 then: keepalived ignores a notify
+script's exit status, but an operator or a check reading it sees the failure.
+Skipped flows, which this node refuses, are not failures.`,
 		Example: `  ctsync notify master
   # keepalived.conf, in vrrp_instance or vrrp_sync_group:
   notify "/usr/bin/ctsync notify"`,
@@ -490,11 +512,18 @@ node refuses, are not failures).`,
 			fmt.Fprintln(tw, line)
 		}
 		tw.Flush()
-		if res.Commit == nil {
-			return nil
+		if res.Commit != nil {
+			printCommit(s, res.Commit)
 		}
-		printCommit(s, res.Commit)
-		return commitFailure(res.Commit)
+		if res.Remaining > 0 {
+			// keepalived ignores a notify script's exit status; an
+			// operator or a check reading it learns that flows remain.
+			return fmt.Errorf("notify %s: %s", res.State, remainHint(res.Remaining))
+		}
+		if res.Commit != nil {
+			return commitFailure(res.Commit)
+		}
+		return nil
 	})
 }
 

@@ -101,12 +101,20 @@ func TestControlCommands(t *testing.T) {
 			},
 			code:   exitFailure,
 			stdout: "committed 10 flows in 0.010s: 7 created, 1 replaced, 2 failed\n",
-			stderr: "ctsync: commit: tcp 10.0.0.1:1 -> 10.0.0.2:80: file exists\nctsync: commit: ... and 1 more (see the daemon's log)\nctsync: commit: 2 of 10 flows failed\n"},
+			stderr: "ctsync: commit: tcp 10.0.0.1:1 -> 10.0.0.2:80: file exists\nctsync: commit: ... and 1 more (see the daemon's log)\nctsync: commit: 2 of 10 flows failed; 2 flows remain in the external cache: run `ctsync commit` to retry\n"},
 		{name: "commit with skipped flows", args: []string{"commit"},
 			setup: func(b *controltest.Backend) {
 				b.CommitResult = control.CommitResult{Created: 7, Skipped: 3, ExpectationsSkipped: 1, Seconds: 0.01}
 			},
 			stdout: "committed 7 flows in 0.010s: 7 created, 0 replaced, 0 failed\nskipped 3 flows and 1 expectation this node refuses (its filter, a loopback or its own address): not written\n"},
+		{name: "commit with a flow kept local", args: []string{"commit"},
+			setup: func(b *controltest.Backend) {
+				b.CommitResult = control.CommitResult{Created: 3, Replaced: 1, KeptLocal: 1, Remaining: 1, Seconds: 0.01,
+					Errors: []string{"kept local: the kernel refused the replica (operation not supported); the local entry was put back: tcp 10.0.0.1:1 -> 10.0.0.2:80"}}
+			},
+			code:   exitFailure,
+			stdout: "committed 5 flows in 0.010s: 3 created, 1 replaced, 1 kept local, 0 failed\n",
+			stderr: "ctsync: commit: kept local: the kernel refused the replica (operation not supported); the local entry was put back: tcp 10.0.0.1:1 -> 10.0.0.2:80\nctsync: commit: 1 of 5 flows not written (0 failed, 1 kept local); 1 flows remain in the external cache: run `ctsync commit` to retry\n"},
 		{name: "commit fails", args: []string{"commit"},
 			setup: func(b *controltest.Backend) {
 				b.Errors = map[string]error{"Commit": context.DeadlineExceeded}
@@ -205,7 +213,15 @@ committed 10 flows in 0.300s: 10 created, 0 replaced, 0 failed
 			setup: func(b *controltest.Backend) {
 				b.NotifyResult = control.NotifyResult{Commit: &control.CommitResult{Created: 9, Failed: 1}}
 			},
-			code: exitFailure, stdout: "~committed 10 flows", stderr: "ctsync: commit: 1 of 10 flows failed\n"},
+			code: exitFailure, stdout: "~committed 10 flows", stderr: "ctsync: commit: 1 of 10 flows failed; 1 flows remain"},
+		{name: "notify master with flows remaining", args: []string{"notify", "master"},
+			setup: func(b *controltest.Backend) {
+				b.NotifyResult = control.NotifyResult{State: "master", Remaining: 2,
+					Steps:  []control.NotifyStep{{Name: "flush external cache", Detail: "2 flows not written remain; run `ctsync commit` to retry"}},
+					Commit: &control.CommitResult{Created: 8, Failed: 2, Remaining: 2}}
+			},
+			code: exitFailure, stdout: "~committed 10 flows in 0.000s: 8 created, 0 replaced, 2 failed\n",
+			stderr: "ctsync: notify master: 2 flows remain in the external cache: run `ctsync commit` to retry\n"},
 		{name: "notify BACKUP", args: []string{"notify", "BACKUP"}, stdout: "~notify backup: done in 0.010s\n",
 			wantCall: &controltest.Call{Method: "Notify", Arg: "backup"}},
 		{name: "notify keepalived instance", args: []string{"notify", "INSTANCE", "VI_1", "MASTER", "100"},

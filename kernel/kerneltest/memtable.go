@@ -226,6 +226,9 @@ const memPortID = 4242
 
 // Bulk applies op to every flow like kernel.Conn.Bulk.
 func (m *MemTable) Bulk(ctx context.Context, op kernel.Op, flows []flow.Flow, o kernel.BulkOptions, errs []error) (int, error) {
+	if op == kernel.OpGet && len(o.Got) != len(flows) {
+		return 0, fmt.Errorf("bulk get: room for %d entries for %d flows (memtable)", len(o.Got), len(flows))
+	}
 	if m.BeforeBulk != nil {
 		m.BeforeBulk()
 	}
@@ -257,6 +260,13 @@ func (m *MemTable) Bulk(ctx context.Context, op kernel.Op, flows []flow.Flow, o 
 			if !m.removeLocked(f.Key(), memPortID) {
 				err = fmt.Errorf("%w (memtable)", kernel.ErrNotFound)
 			}
+		case kernel.OpGet:
+			got, ok := m.flows[f.Key()]
+			if !ok {
+				got = flow.Flow{}
+				err = fmt.Errorf("%w (memtable)", kernel.ErrNotFound)
+			}
+			o.Got[i] = got
 		case kernel.OpUpdate:
 			old, ok := m.flows[f.Key()]
 			if !ok {
@@ -268,6 +278,15 @@ func (m *MemTable) Bulk(ctx context.Context, op kernel.Op, flows []flow.Flow, o 
 			}
 			if o.Update.Timeout {
 				old.Timeout = f.Timeout
+			}
+			if o.Update.Status {
+				old.Status = f.Status | flow.StatusConfirmed
+			}
+			if o.Update.Labels {
+				old.Labels = f.Labels
+			}
+			if o.Update.TCP && f.Proto() == flow.ProtoTCP {
+				old.TCP.State = f.TCP.State
 			}
 			m.flows[f.Key()] = old
 			m.emitLocked(flow.EventUpdate, &old, memPortID)
