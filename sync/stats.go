@@ -47,6 +47,10 @@ type Stats struct {
 	UnexpectedMsgs uint64      `json:"unexpected_messages"`
 	JoinFailures   uint64      `json:"join_failures"`
 	Peers          []PeerStats `json:"peers"`
+	// PreAuthRefused counts connections to the cluster port closed at once
+	// because the bound on unauthenticated connections, overall or from
+	// their source address, was reached (preauth.go).
+	PreAuthRefused uint64 `json:"preauth_refused"`
 }
 
 // Stats returns a snapshot of the counters.
@@ -55,7 +59,7 @@ func (n *Node) Stats() Stats {
 		Node: n.cfg.Node, Epoch: n.epoch, Members: n.ml.NumMembers(), Health: n.ml.GetHealthScore(),
 		AuthFailures: n.stats.authFailures.Load(), DecodeErrors: n.stats.decodeErrors.Load(),
 		BadHellos: n.stats.badHello.Load(), UnexpectedMsgs: n.stats.unexpectedMsgs.Load(),
-		JoinFailures: n.stats.joinFailures.Load(),
+		JoinFailures: n.stats.joinFailures.Load(), PreAuthRefused: n.trans.gate.refused.Load(),
 	}
 	type peerAddr struct {
 		p    *peer
