@@ -197,7 +197,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: bind address: %w", err)
 	}
-	mlog := newLogBridge(n.log)
+	mlog := newLogBridge(n.log, n.warn, func() { n.stats.authFailures.Add(1) })
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlog})
 	if err != nil {
 		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
