@@ -214,8 +214,13 @@ const (
 	confirmLen  = sha256.Size
 )
 
-// errHandshakeVersion is a handshake of another version than this node's.
-var errHandshakeVersion = errors.New("handshake version mismatch")
+var (
+	// errHandshakeVersion is a handshake of another version than this node's.
+	errHandshakeVersion = errors.New("handshake version mismatch")
+	// errNoAnswer is a peer that closed the connection on our hello: a node
+	// refuses a hello it cannot open (or of another version) without a word.
+	errNoAnswer = errors.New("the peer closed the connection on our handshake")
+)
 
 // subkey derives the key for one purpose from a cluster key.
 func subkey(key, salt []byte, info string) []byte {
@@ -339,7 +344,7 @@ func (sec *Security) clientHandshake(c net.Conn, node string) (*conn, error) {
 	sn := make([]byte, nonceLen)
 	if _, err := io.ReadFull(c, sn); err != nil {
 		// A v1 node, or one without our key, closes without a word.
-		return nil, fmt.Errorf("handshake: no answer (the peer has another key or label, or runs a ctsync with another handshake version than %d): %w", hsVersion, err)
+		return nil, fmt.Errorf("%w (it has another key or label, or runs a ctsync of another handshake version than %d: upgrade both nodes): %w", errNoAnswer, hsVersion, err)
 	}
 	reply, err := readBlock(c)
 	if err != nil {

@@ -121,3 +121,40 @@ func TestMemberlistKind(t *testing.T) {
 		}
 	}
 }
+
+// TestOldHandshakeVersionLogged: a peer of handshake version 1 is refused
+// with a line that names the mismatch, once however often it retries.
+func TestOldHandshakeVersionLogged(t *testing.T) {
+	var warnings atomic.Int64
+	var mu stdsync.Mutex
+	var lines []string
+	log := slog.New(countingHandler{n: &warnings, mu: &mu, lines: &lines})
+	a := startNodeLogger(t, "a", newKey(t), log)
+	for i := 0; i < 20; i++ {
+		c := dialRaw(t, a)
+		_, _ = c.Write(append(append([]byte{streamMarker, 1, hsModeAESGCM}, randBytes(nonceLen)...), 0, 40))
+		waitClosed(t, c, 5*time.Second, "a version 1 hello")
+	}
+	eventually(t, "the version line", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range lines {
+			if strings.Contains(l, "handshake version 1, this node 2") {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, "handshake version") {
+			n++
+			t.Log(l)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d lines about the handshake version for 20 attempts, want 1", n)
+	}
+}

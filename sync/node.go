@@ -466,6 +466,9 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 		if errors.Is(err, errAuth) {
 			n.stats.authFailures.Add(1)
 		}
+		if errors.Is(err, errNoAnswer) {
+			n.warn.Warn(n.log, "handshake refused by peer", "a peer refused our replication stream", "peer", p.name, "addr", addr, "err", err)
+		}
 		return err
 	}
 	if s.peer != p.name {
