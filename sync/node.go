@@ -202,7 +202,10 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
 	}
-	n.trans = newMuxTransport(nt, n.accept, n.isBlocked)
+	n.trans = newMuxTransport(nt, n.accept, func(a net.Addr) {
+		n.warn.Warn(n.log, "preauth refused", "closed a connection to the cluster port: too many unauthenticated connections open (from its source, or in all)",
+			"remote", a.String(), "max", maxPreAuth, "max_per_source", maxPreAuthPerSource)
+	}, n.isBlocked)
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.LocalTimings {

@@ -31,7 +31,8 @@ type muxTransport struct {
 	streams  chan net.Conn          // to memberlist
 	repl     func(c net.Conn, authDone func())
 	gate     *preAuthGate
-	deadline time.Duration // preAuthTimeout
+	refused  func(addr net.Addr) // told of each connection over a bound
+	deadline time.Duration       // preAuthTimeout
 	stop     chan struct{}
 	wg       stdsync.WaitGroup
 	shutOnce stdsync.Once
@@ -39,9 +40,10 @@ type muxTransport struct {
 
 // newMuxTransport routes nt's streams. repl takes a replication stream
 // with its marker byte read and the pre-authentication deadline set; it
-// must call authDone once the handshake is over, either way.
-func newMuxTransport(nt *memberlist.NetTransport, repl func(c net.Conn, authDone func()), blocked func(string) bool) *muxTransport {
-	t := &muxTransport{NetTransport: nt, streams: make(chan net.Conn), repl: repl, stop: make(chan struct{}), blocked: blocked,
+// must call authDone once the handshake is over, either way. refused is
+// told of each connection closed for a pre-authentication bound.
+func newMuxTransport(nt *memberlist.NetTransport, repl func(c net.Conn, authDone func()), refused func(net.Addr), blocked func(string) bool) *muxTransport {
+	t := &muxTransport{NetTransport: nt, streams: make(chan net.Conn), repl: repl, refused: refused, stop: make(chan struct{}), blocked: blocked,
 		gate: newPreAuthGate(maxPreAuth, maxPreAuthPerSource), deadline: preAuthTimeout}
 	t.wg.Add(1)
 	go t.route()
@@ -107,6 +109,7 @@ func (t *muxTransport) route() {
 			release, ok := t.gate.acquire(c.RemoteAddr())
 			if !ok {
 				c.Close() // over the pre-authentication bound: nothing spent on it
+				t.refused(c.RemoteAddr())
 				continue
 			}
 			t.wg.Add(1)
