@@ -73,12 +73,13 @@ func collect(b *builder, s agent.Stats) {
 	b.gaugeInt("ctsync_sync_members_alive", "Cluster members alive, this node included.", int64(y.Members))
 	b.gaugeInt("ctsync_sync_memberlist_health_score", "memberlist's health score (0 is best).", int64(y.Health))
 	b.gaugeUint("ctsync_sync_epoch", "This node's incarnation (a random number per start), as sent to its peers.", y.Epoch)
-	b.counter("ctsync_sync_auth_failures_total", "Replication streams or frames refused for a bad cluster key.", y.AuthFailures)
+	b.counter("ctsync_sync_auth_failures_total", "Replication streams, frames or memberlist packets refused for a bad cluster key or label.", y.AuthFailures)
 	b.counter("ctsync_sync_decode_errors_total", "Cluster messages that could not be decoded.", y.DecodeErrors)
 	b.counter("ctsync_sync_bad_hellos_total", "Stream handshakes refused.", y.BadHellos)
 	b.counter("ctsync_sync_unexpected_messages_total", "Cluster messages of an unexpected kind.", y.UnexpectedMsgs)
 	b.counter("ctsync_sync_join_failures_total", "Failed attempts to join the cluster.", y.JoinFailures)
 	b.counter("ctsync_sync_streams_refused_total", "Authenticated streams refused for their origin (not a live member, a member at another address, or an older session).", y.StreamsRefused)
+	b.counter("ctsync_sync_preauth_refused_total", "Connections to the cluster port closed at once: too many unauthenticated ones, overall or from their source.", y.PreAuthRefused)
 	for _, p := range y.Peers {
 		l := []string{"peer", p.Peer}
 		b.gaugeBool("ctsync_sync_peer_connected", "1 while the stream of this node's flows to the peer is up.", p.Connected, l...)

@@ -40,7 +40,7 @@ func fullStats() agent.Stats {
 		Hot:    agent.HotStats{Active: true, Flows: 7001, Pending: 7002, Created: 7003, Updated: 7004, Deleted: 7005, Failed: 7006, Skipped: 7007},
 		Gate:   agent.GateStats{Enabled: true, Armed: true, Dropped: 8001, LastSeconds: 0.75},
 		Sync: ctsync.Stats{Node: "fw-a", Epoch: 9001, Members: 3, Health: 1, AuthFailures: 9002, DecodeErrors: 9003,
-			BadHellos: 9004, UnexpectedMsgs: 9005, JoinFailures: 9006,
+			BadHellos: 9004, UnexpectedMsgs: 9005, JoinFailures: 9006, PreAuthRefused: 9007,
 			Peers: []ctsync.PeerStats{
 				{Peer: "fw-c", Addr: "10.0.3.3:7946", Pending: -1, LastDigestAge: -1},
 				{Peer: "fw-b", Addr: "10.0.3.2:7946", Connected: true, CaughtUp: true, Pending: 10001,

@@ -9,8 +9,10 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/ctsync/ctsync/ratelog"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -132,10 +134,24 @@ func (n *Node) aliveMembers() map[string]string {
 }
 
 // logBridge turns memberlist's "[LEVEL] memberlist: ..." lines into slog.
-type logBridge struct{ log *slog.Logger }
+//
+// memberlist logs a line for every packet and stream it rejects, and
+// anyone can send those (UDP needs not even a real source address), so its
+// warnings and errors go through the node's rate limiter, keyed by the
+// line's kind (memberlistKind: the words before any address, number, quote
+// or error detail), one line per kind per interval with the count of those
+// suppressed. Lines that say a packet or stream failed the cluster key or
+// label — the stranger's traffic — are counted as authentication failures.
+// Debug and info lines pass as they are (memberlist logs them for its own
+// events, not per received packet).
+type logBridge struct {
+	log      *slog.Logger
+	lim      *ratelog.Limiter
+	authFail func()
+}
 
-func newLogBridge(l *slog.Logger) *log.Logger {
-	return log.New(logBridge{l.With("lib", "memberlist")}, "", 0)
+func newLogBridge(l *slog.Logger, lim *ratelog.Limiter, authFail func()) *log.Logger {
+	return log.New(logBridge{l.With("lib", "memberlist"), lim, authFail}, "", 0)
 }
 
 func (b logBridge) Write(p []byte) (int, error) {
@@ -152,8 +168,59 @@ func (b logBridge) Write(p []byte) (int, error) {
 		}
 	}
 	line = bytes.TrimPrefix(line, []byte("memberlist: "))
-	b.log.Log(context.Background(), level, string(line))
+	msg := string(line)
+	if level < slog.LevelWarn {
+		b.log.Log(context.Background(), level, msg)
+		return len(p), nil
+	}
+	if memberlistAuthFailure(msg) && b.authFail != nil {
+		b.authFail()
+	}
+	b.lim.Log(context.Background(), b.log, level, "memberlist: "+memberlistKind(msg), msg)
 	return len(p), nil
+}
+
+// memberlistAuthFailures are the parts of memberlist's (v0.7) log lines for
+// a packet or stream refused for the cluster key or label.
+var memberlistAuthFailures = []string{
+	"Decrypt packet failed",                    // UDP: no key opens it
+	"no installed keys could decrypt",          // streams, in "failed to receive: ..."
+	"unacceptable label",                       // packet or stream of another (or no) label
+	"label header",                             // a malformed label header
+	"cannot decode label",                      // a truncated one
+	"remote state is encrypted and encryption", // an encrypted stream to an insecure node
+	"encryption is configured but remote state is not encrypted",
+}
+
+func memberlistAuthFailure(msg string) bool {
+	for _, s := range memberlistAuthFailures {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// memberlistKind reduces a memberlist log line to its kind, the rate
+// limiter's key: the line up to the first colon, quote, parenthesis or
+// "from=" (where the error detail, a label, a node name or an address
+// begins), digits dropped, at most six words. A sender cannot make a new
+// kind per packet by varying its address, label or payload.
+func memberlistKind(msg string) string {
+	if i := strings.IndexAny(msg, ":\"'(%"); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.Index(msg, "from="); i >= 0 {
+		msg = msg[:i]
+	}
+	msg = strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, msg)
+	w := strings.Fields(msg)
+	return strings.Join(w[:min(len(w), 6)], " ")
 }
 
 // Member is one cluster member as an operator sees it.

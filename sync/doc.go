@@ -16,7 +16,19 @@
 // snapshot, so a peer that missed anything converges by itself. Streams are
 // authenticated and encrypted with AES-GCM keys derived from the cluster key
 // (handshake.go) unless the cluster is configured insecure: the sender's
-// primary key at connect time, any key of the receiver's keyring.
+// primary key at connect time, any key of the receiver's keyring. The
+// handshake (version 2) derives a subkey per purpose with HKDF, never using
+// the cluster key memberlist seals its packets with, and the dialling node
+// confirms the key for the receiver's fresh nonce, so a recorded handshake
+// cannot be replayed.
+//
+// A connection is unauthenticated until its handshake is over (or, for
+// memberlist's streams, until memberlist closes it): at most maxPreAuth of
+// them are open at once, maxPreAuthPerSource from one source, each with
+// preAuthTimeout to finish and no stream buffers yet (preauth.go); more are
+// closed at once and counted. memberlist's log lines go through the same
+// rate limiter as ctsync's warnings, and its key and label failures count
+// as authentication failures (delegate.go).
 //
 // Cluster key rotation (keys.go: ListKeys, InstallKey, UseKey, RemoveKey)
 // sends key requests to every member as memberlist user messages, the only

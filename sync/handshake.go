@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,7 +25,7 @@ import (
 const streamMarker = 0xc7
 
 const (
-	hsVersion     = 1
+	hsVersion     = 2 // 2: HKDF subkeys, key confirmation (1: hellos sealed with the cluster key)
 	hsModeClear   = 0
 	hsModeAESGCM  = 1
 	nonceLen      = 32
@@ -174,18 +175,84 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(blk)
 }
 
-// sessionKey derives a direction's key from the cluster key and both nonces.
-func sessionKey(key []byte, dir string, cn, sn []byte) (cipher.AEAD, error) {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("ctsync v1 " + dir))
-	m.Write(cn)
-	m.Write(sn)
-	return newGCM(m.Sum(nil))
+// Handshake version 2. ctsync never uses a cluster key K directly (memberlist
+// seals its own packets with it under AES-GCM): every key it needs is
+// derived from K with HKDF-SHA256 under its own info string, so no two
+// purposes share a key:
+//
+//	hello key   = HKDF(K, salt none,          "ctsync v2 hello")    seals both hellos
+//	confirm key = HKDF(K, salt none,          "ctsync v2 confirm")  client's key confirmation
+//	c2s, s2c    = HKDF(K, salt transcript,    "ctsync v2 c2s"/"s2c") the stream's frames
+//
+// The exchange, on the cluster port:
+//
+//	client: marker, version, mode, client nonce (32), hello block
+//	server: server nonce (32), reply block
+//	client: confirmation (32)             (with a keyring only)
+//
+// A block is a 2-byte length and a hello (label and node name), sealed with
+// the hello key under a random GCM nonce when there is a keyring. The
+// client's hello has its header as additional data; the server's reply has
+// the hash of everything before it (the client's whole flight and the
+// server nonce), so the client knows the reply is fresh and answers its own
+// hello. The confirmation is an HMAC, under the confirm key, of the hash of
+// the whole transcript: the server's fresh nonce is in it, so only a holder
+// of the key can compute it for this connection, and a recorded client
+// flight replayed on another connection fails (and is counted as an
+// authentication failure). The server treats the stream as unauthenticated
+// — no peer state, no stream buffers, a pre-authentication slot held —
+// until the confirmation checks out, and all of it must happen within
+// preAuthTimeout. The session keys are salted with the transcript hash.
+//
+// The server tries every key of its keyring on the hello; the client seals
+// with its primary key, so key rotation works as before.
+const (
+	hkdfHello   = "ctsync v2 hello"
+	hkdfConfirm = "ctsync v2 confirm"
+	hkdfC2S     = "ctsync v2 c2s"
+	hkdfS2C     = "ctsync v2 s2c"
+	confirmLen  = sha256.Size
+)
+
+var (
+	// errHandshakeVersion is a handshake of another version than this node's.
+	errHandshakeVersion = errors.New("handshake version mismatch")
+	// errNoAnswer is a peer that closed the connection on our hello: a node
+	// refuses a hello it cannot open (or of another version) without a word.
+	errNoAnswer = errors.New("the peer closed the connection on our handshake")
+)
+
+// subkey derives the key for one purpose from a cluster key.
+func subkey(key, salt []byte, info string) []byte {
+	k, err := hkdf.Key(sha256.New, key, salt, info, 32)
+	if err != nil {
+		panic(fmt.Sprintf("hkdf: %v", err)) // only for lengths over 255*32
+	}
+	return k
 }
 
-// sealHello seals body with key under a random nonce: nonce || ciphertext.
+// sessionKeys derives a stream's two directions' AEADs from the cluster key
+// and the transcript hash.
+func sessionKeys(key, transcript []byte) (c2s, s2c cipher.AEAD, err error) {
+	if c2s, err = newGCM(subkey(key, transcript, hkdfC2S)); err != nil {
+		return nil, nil, err
+	}
+	s2c, err = newGCM(subkey(key, transcript, hkdfS2C))
+	return c2s, s2c, err
+}
+
+// confirmation is the client's proof that it holds key for the transcript.
+func confirmation(key, transcript []byte) []byte {
+	m := hmac.New(sha256.New, subkey(key, nil, hkdfConfirm))
+	m.Write([]byte("client confirm"))
+	m.Write(transcript)
+	return m.Sum(nil)
+}
+
+// sealHello seals body with the hello key derived from key under a random
+// nonce: nonce || ciphertext.
 func sealHello(key, body, aad []byte) ([]byte, error) {
-	g, err := newGCM(key)
+	g, err := newGCM(subkey(key, nil, hkdfHello))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +264,7 @@ func sealHello(key, body, aad []byte) ([]byte, error) {
 }
 
 func openHello(key, sealed, aad []byte) ([]byte, error) {
-	g, err := newGCM(key)
+	g, err := newGCM(subkey(key, nil, hkdfHello))
 	if err != nil {
 		return nil, err
 	}
@@ -207,16 +274,13 @@ func openHello(key, sealed, aad []byte) ([]byte, error) {
 	return g.Open(nil, sealed[:g.NonceSize()], sealed[g.NonceSize():], aad)
 }
 
-func writeBlock(w io.Writer, b []byte) error {
-	var l [2]byte
-	binary.BigEndian.PutUint16(l[:], uint16(len(b)))
-	if _, err := w.Write(l[:]); err != nil {
-		return err
-	}
-	_, err := w.Write(b)
-	return err
+// block frames a handshake block: a 2-byte length, then b.
+func block(b []byte) []byte {
+	return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)
 }
 
+// readBlock reads one block straight from the connection: the handshake
+// reads exact sizes, so an unauthenticated peer costs no stream buffer.
 func readBlock(r io.Reader) ([]byte, error) {
 	var l [2]byte
 	if _, err := io.ReadFull(r, l[:]); err != nil {
@@ -231,11 +295,26 @@ func readBlock(r io.Reader) ([]byte, error) {
 	return b, err
 }
 
+// transcript hashes the handshake's parts, in order.
+func transcript(parts ...[]byte) []byte {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return h.Sum(nil)
+}
+
 func (sec *Security) mode() byte {
 	if sec.Keyring == nil {
 		return hsModeClear
 	}
 	return hsModeAESGCM
+}
+
+// newConn makes an established stream, with its buffers: only now, after
+// the handshake, are they worth their 128 KiB.
+func newConn(c net.Conn, peer string, key []byte) *conn {
+	return &conn{c: c, br: bufio.NewReaderSize(c, 64<<10), bw: bufio.NewWriterSize(c, 64<<10), peer: peer, key: key}
 }
 
 // clientHandshake runs the dialing side on c (the marker byte not yet sent)
@@ -258,55 +337,56 @@ func (sec *Security) clientHandshake(c net.Conn, node string) (*conn, error) {
 			return nil, err
 		}
 	}
-	bw := bufio.NewWriterSize(c, 64<<10)
-	bw.Write(head)
-	if err := writeBlock(bw, body); err != nil {
+	hello := block(body)
+	if _, err := c.Write(append(head[:len(head):len(head)], hello...)); err != nil {
 		return nil, err
 	}
-	if err := bw.Flush(); err != nil {
-		return nil, err
-	}
-	br := bufio.NewReaderSize(c, 64<<10)
 	sn := make([]byte, nonceLen)
-	if _, err := io.ReadFull(br, sn); err != nil {
-		return nil, fmt.Errorf("handshake: %w", err)
+	if _, err := io.ReadFull(c, sn); err != nil {
+		// A v1 node, or one without our key, closes without a word.
+		return nil, fmt.Errorf("%w (it has another key or label, or runs a ctsync of another handshake version than %d: upgrade both nodes): %w", errNoAnswer, hsVersion, err)
 	}
-	reply, err := readBlock(br)
+	reply, err := readBlock(c)
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	aad := append(append([]byte{}, cn...), sn...)
+	th := transcript(head, hello, sn)
+	plain := reply
 	if key != nil {
-		if reply, err = openHello(key, reply, aad); err != nil {
+		if plain, err = openHello(key, reply, th); err != nil {
 			return nil, errAuth
 		}
 	}
-	label, peer, err := parseHello(reply)
+	label, peer, err := parseHello(plain)
 	if err != nil || label != sec.Label {
 		return nil, fmt.Errorf("%w: cluster label %q, want %q", errAuth, label, sec.Label)
 	}
-	s := &conn{c: c, br: br, bw: bw, peer: peer, key: key}
-	if key != nil {
-		if s.seal, err = sessionKey(key, "c2s", cn, sn); err != nil {
-			return nil, err
-		}
-		if s.open, err = sessionKey(key, "s2c", cn, sn); err != nil {
-			return nil, err
-		}
+	if key == nil {
+		return newConn(c, peer, nil), nil
+	}
+	th = transcript(th, block(reply))
+	if _, err := c.Write(confirmation(key, th)); err != nil {
+		return nil, err
+	}
+	s := newConn(c, peer, key)
+	if s.seal, s.open, err = sessionKeys(key, th); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// serverHandshake runs the accepting side; br has the marker byte consumed.
-func (sec *Security) serverHandshake(c net.Conn, br *bufio.Reader, node string) (*conn, error) {
-	_ = c.SetDeadline(time.Now().Add(hsTimeout))
+// serverHandshake runs the accepting side on c, whose marker byte was read
+// and whose deadline (preAuthTimeout) the transport set. The stream is
+// returned only once the client has confirmed the key for this
+// connection's nonces.
+func (sec *Security) serverHandshake(c net.Conn, node string) (*conn, error) {
 	defer c.SetDeadline(time.Time{})
 	var hdr [2]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	if hdr[0] != hsVersion {
-		return nil, fmt.Errorf("%w: handshake version %d", errWire, hdr[0])
+		return nil, fmt.Errorf("%w: the peer speaks handshake version %d, this node %d (upgrade both nodes)", errHandshakeVersion, hdr[0], hsVersion)
 	}
 	if hdr[1] != sec.mode() {
 		if sec.Keyring != nil {
@@ -315,14 +395,15 @@ func (sec *Security) serverHandshake(c net.Conn, br *bufio.Reader, node string) 
 		return nil, fmt.Errorf("%w: peer encrypts but this node is insecure", errAuth)
 	}
 	cn := make([]byte, nonceLen)
-	if _, err := io.ReadFull(br, cn); err != nil {
+	if _, err := io.ReadFull(c, cn); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	body, err := readBlock(br)
+	body, err := readBlock(c)
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	head := append([]byte{streamMarker, hdr[0], hdr[1]}, cn...)
+	hello := block(body)
 	var key []byte
 	if sec.Keyring != nil {
 		var plain []byte
@@ -348,29 +429,30 @@ func (sec *Security) serverHandshake(c net.Conn, br *bufio.Reader, node string) 
 	if _, err := rand.Read(sn); err != nil {
 		return nil, err
 	}
+	th := transcript(head, hello, sn)
 	reply := helloBody(sec.Label, node)
-	aad := append(append([]byte{}, cn...), sn...)
 	if key != nil {
-		if reply, err = sealHello(key, reply, aad); err != nil {
+		if reply, err = sealHello(key, reply, th); err != nil {
 			return nil, err
 		}
 	}
-	bw := bufio.NewWriterSize(c, 64<<10)
-	bw.Write(sn)
-	if err := writeBlock(bw, reply); err != nil {
+	if _, err := c.Write(append(sn, block(reply)...)); err != nil {
 		return nil, err
 	}
-	if err := bw.Flush(); err != nil {
-		return nil, err
+	if key == nil {
+		return newConn(c, peer, nil), nil
 	}
-	s := &conn{c: c, br: br, bw: bw, peer: peer, key: key}
-	if key != nil {
-		if s.open, err = sessionKey(key, "c2s", cn, sn); err != nil {
-			return nil, err
-		}
-		if s.seal, err = sessionKey(key, "s2c", cn, sn); err != nil {
-			return nil, err
-		}
+	th = transcript(th, block(reply))
+	var got [confirmLen]byte
+	if _, err := io.ReadFull(c, got[:]); err != nil {
+		return nil, fmt.Errorf("%w: no key confirmation: %w", errAuth, err)
+	}
+	if !hmac.Equal(got[:], confirmation(key, th)) {
+		return nil, fmt.Errorf("%w: key confirmation does not match (a replayed or forged hello)", errAuth)
+	}
+	s := newConn(c, peer, key)
+	if s.open, s.seal, err = sessionKeys(key, th); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -232,11 +232,11 @@ func TestHostileClusterPort(t *testing.T) {
 	_, _ = uc.Write(nil)
 	uc.Close()
 
-	// The stalls are timed out: the handshake's by hsTimeout, the
+	// The stalls are timed out: the handshake's by preAuthTimeout, the
 	// authenticated streams' by the idle timeout.
 	waitClosed(t, stallHello.c, a.idleTimeout()+5*time.Second-time.Since(stallStart), "stall before the hello")
 	waitClosed(t, stallMid.c, a.idleTimeout()+5*time.Second-time.Since(stallStart), "stall mid-frame")
-	waitClosed(t, stallHS, hsTimeout+5*time.Second-time.Since(stallStart), "stall mid-handshake")
+	waitClosed(t, stallHS, preAuthTimeout+5*time.Second-time.Since(stallStart), "stall mid-handshake")
 
 	// The counters say what happened.
 	eventually(t, "the counters", 5*time.Second, func() bool {

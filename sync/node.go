@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -205,12 +204,15 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: bind address: %w", err)
 	}
-	mlog := newLogBridge(n.log)
+	mlog := newLogBridge(n.log, n.warn, func() { n.stats.authFailures.Add(1) })
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlog})
 	if err != nil {
 		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
 	}
-	n.trans = newMuxTransport(nt, n.accept, n.isBlocked)
+	n.trans = newMuxTransport(nt, n.accept, func(a net.Addr) {
+		n.warn.Warn(n.log, "preauth refused", "closed a connection to the cluster port: too many unauthenticated connections open (from its source, or in all)",
+			"remote", a.String(), "max", maxPreAuth, "max_per_source", maxPreAuthPerSource)
+	}, n.isBlocked)
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.LocalTimings {
@@ -474,6 +476,9 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 		if errors.Is(err, errAuth) {
 			n.stats.authFailures.Add(1)
 		}
+		if errors.Is(err, errNoAnswer) {
+			n.warn.Warn(n.log, "handshake refused by peer", "a peer refused our replication stream", "peer", p.name, "addr", addr, "err", err)
+		}
 		return err
 	}
 	if s.peer != p.name {
@@ -667,30 +672,38 @@ func (n *Node) readControl(s *conn, p *peer, r *cache.Reader) error {
 
 // ---------------------------------------------------------------- receiving
 
-// accept takes a replication stream from the transport.
-func (n *Node) accept(c net.Conn, br *bufio.Reader) {
+// accept takes a replication stream from the transport: its marker byte
+// read, the pre-authentication deadline set. authDone gives back its
+// pre-authentication slot (preauth.go).
+func (n *Node) accept(c net.Conn, authDone func()) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		c.Close()
+		authDone()
 		return
 	}
 	n.wg.Add(1)
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
-		n.receive(c, br)
+		n.receive(c, authDone)
 	}()
 }
 
-func (n *Node) receive(c net.Conn, br *bufio.Reader) {
+func (n *Node) receive(c net.Conn, authDone func()) {
 	defer c.Close()
-	s, err := n.sec.serverHandshake(c, br, n.cfg.Node)
+	s, err := n.sec.serverHandshake(c, n.cfg.Node)
+	authDone()
 	if err != nil {
-		if errors.Is(err, errAuth) {
+		switch {
+		case errors.Is(err, errAuth):
 			n.stats.authFailures.Add(1)
 			n.warn.Warn(n.log, "refused stream", "refused a replication stream", "remote", c.RemoteAddr().String(), "err", err)
-		} else {
+		case errors.Is(err, errHandshakeVersion):
+			n.stats.decodeErrors.Add(1)
+			n.warn.Warn(n.log, "handshake version", "refused a replication stream of another handshake version", "remote", c.RemoteAddr().String(), "err", err)
+		default:
 			n.stats.decodeErrors.Add(1)
 		}
 		return

@@ -57,6 +57,10 @@ type Stats struct {
 	// their hello names: not a live member, a member alive at another
 	// address, or an older session of an open stream.
 	StreamsRefused uint64 `json:"streams_refused"`
+	// PreAuthRefused counts connections to the cluster port closed at once
+	// because the bound on unauthenticated connections, overall or from
+	// their source address, was reached (preauth.go).
+	PreAuthRefused uint64 `json:"preauth_refused"`
 }
 
 // Stats returns a snapshot of the counters.
@@ -66,6 +70,7 @@ func (n *Node) Stats() Stats {
 		AuthFailures: n.stats.authFailures.Load(), DecodeErrors: n.stats.decodeErrors.Load(),
 		BadHellos: n.stats.badHello.Load(), UnexpectedMsgs: n.stats.unexpectedMsgs.Load(),
 		JoinFailures: n.stats.joinFailures.Load(), StreamsRefused: n.stats.streamsRefused.Load(),
+		PreAuthRefused: n.trans.gate.refused.Load(),
 	}
 	type peerAddr struct {
 		p    *peer

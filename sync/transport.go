@@ -1,8 +1,8 @@
 package sync
 
 import (
-	"bufio"
 	"errors"
+	"io"
 	"net"
 	stdsync "sync"
 	"time"
@@ -14,18 +14,37 @@ import (
 // both memberlist and ctsync's replication streams: an accepted connection
 // whose first byte is streamMarker goes to ctsync, any other to memberlist
 // (with that byte put back).
+//
+// Every accepted connection is unauthenticated until proven otherwise, and
+// a stranger can open as many as it likes, so each one first takes a slot
+// of the pre-authentication gate (preauth.go): connections over its global
+// or per-source bound are closed at once, without a goroutine or a buffer.
+// A replication stream gives its slot back when its handshake ends (the
+// peer proved the key, or failed); a memberlist stream keeps its slot until
+// memberlist closes it (they are short: push/pull, fallback pings, user
+// messages). Until then a connection costs a goroutine and a few hundred
+// bytes: the first byte is read without a buffer, the handshake reads
+// exact sizes, and the stream's 64 KiB buffers are made only after it.
 type muxTransport struct {
 	*memberlist.NetTransport
 	blocked  func(addr string) bool // fault injection: drop traffic to these
 	streams  chan net.Conn          // to memberlist
-	repl     func(c net.Conn, br *bufio.Reader)
+	repl     func(c net.Conn, authDone func())
+	gate     *preAuthGate
+	refused  func(addr net.Addr) // told of each connection over a bound
+	deadline time.Duration       // preAuthTimeout
 	stop     chan struct{}
 	wg       stdsync.WaitGroup
 	shutOnce stdsync.Once
 }
 
-func newMuxTransport(nt *memberlist.NetTransport, repl func(c net.Conn, br *bufio.Reader), blocked func(string) bool) *muxTransport {
-	t := &muxTransport{NetTransport: nt, streams: make(chan net.Conn), repl: repl, stop: make(chan struct{}), blocked: blocked}
+// newMuxTransport routes nt's streams. repl takes a replication stream
+// with its marker byte read and the pre-authentication deadline set; it
+// must call authDone once the handshake is over, either way. refused is
+// told of each connection closed for a pre-authentication bound.
+func newMuxTransport(nt *memberlist.NetTransport, repl func(c net.Conn, authDone func()), refused func(net.Addr), blocked func(string) bool) *muxTransport {
+	t := &muxTransport{NetTransport: nt, streams: make(chan net.Conn), repl: repl, refused: refused, stop: make(chan struct{}), blocked: blocked,
+		gate: newPreAuthGate(maxPreAuth, maxPreAuthPerSource), deadline: preAuthTimeout}
 	t.wg.Add(1)
 	go t.route()
 	return t
@@ -87,45 +106,67 @@ func (t *muxTransport) route() {
 	for {
 		select {
 		case c := <-in:
+			release, ok := t.gate.acquire(c.RemoteAddr())
+			if !ok {
+				c.Close() // over the pre-authentication bound: nothing spent on it
+				t.refused(c.RemoteAddr())
+				continue
+			}
 			t.wg.Add(1)
-			go t.classify(c)
+			go t.classify(c, release)
 		case <-t.stop:
 			return
 		}
 	}
 }
 
-// classify peeks at a connection's first byte, with a deadline so that a
-// silent client cannot hold a goroutine for long.
-func (t *muxTransport) classify(c net.Conn) {
+// classify reads a connection's first byte, under the pre-authentication
+// deadline (which also bounds the replication handshake that follows; a
+// memberlist stream gets memberlist's own deadline).
+func (t *muxTransport) classify(c net.Conn, release func()) {
 	defer t.wg.Done()
-	_ = c.SetReadDeadline(time.Now().Add(hsTimeout))
-	br := bufio.NewReaderSize(c, 64<<10)
-	b, err := br.Peek(1)
-	if err != nil {
+	_ = c.SetDeadline(time.Now().Add(t.deadline))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
 		c.Close()
+		release()
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
 	if b[0] == streamMarker {
-		_, _ = br.Discard(1)
-		t.repl(c, br)
+		t.repl(c, release)
 		return
 	}
 	select {
-	case t.streams <- &peekedConn{Conn: c, r: br}:
+	case t.streams <- &peekedConn{Conn: c, first: b[0], pending: true, release: release}:
 	case <-t.stop:
 		c.Close()
+		release()
 	}
 }
 
 var errPartitioned = errors.New("partitioned (fault injection)")
 
-// peekedConn is a net.Conn whose reads go through a bufio.Reader that may
-// hold bytes already read from it.
+// peekedConn is a memberlist stream whose first byte was read by
+// classify: reads return it first. Closing it frees its pre-authentication
+// slot.
 type peekedConn struct {
 	net.Conn
-	r *bufio.Reader
+	first   byte
+	pending bool   // first not returned yet
+	release func() // idempotent
 }
 
-func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+func (p *peekedConn) Read(b []byte) (int, error) {
+	if p.pending && len(b) > 0 {
+		p.pending = false
+		b[0] = p.first
+		return 1, nil
+	}
+	return p.Conn.Read(b)
+}
+
+func (p *peekedConn) Close() error {
+	err := p.Conn.Close()
+	p.release()
+	return err
+}
