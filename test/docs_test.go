@@ -145,3 +145,102 @@ func TestDocsStandAloneCatches(t *testing.T) {
 		}
 	}
 }
+
+// readRepoFile returns a file of the repository, relative to its root.
+func readRepoFile(t *testing.T, root, rel string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// TestREADMEPackageDepends: the README's "Debian package" paragraph names
+// every package the .deb depends on (packaging/nfpm.yaml's depends list).
+func TestREADMEPackageDepends(t *testing.T) {
+	root := moduleRoot(t)
+	var depends []string
+	in := false
+	for line := range strings.Lines(readRepoFile(t, root, "packaging/nfpm.yaml")) {
+		switch {
+		case strings.HasPrefix(line, "depends:"):
+			in = true
+		case in && strings.HasPrefix(line, "  - "):
+			name, _, _ := strings.Cut(strings.TrimPrefix(line, "  - "), "#")
+			depends = append(depends, strings.TrimSpace(name))
+		case in && strings.TrimSpace(line) != "" && !strings.HasPrefix(line, " "):
+			in = false
+		}
+	}
+	if len(depends) == 0 {
+		t.Fatal("packaging/nfpm.yaml: no depends list found")
+	}
+	readme := readRepoFile(t, root, "README.md")
+	_, para, ok := strings.Cut(readme, "**Debian package:**")
+	if !ok {
+		t.Fatal(`README.md has no "**Debian package:**" paragraph`)
+	}
+	para, _, _ = strings.Cut(para, "\n- ")
+	_, deps, ok := strings.Cut(strings.Join(strings.Fields(para), " "), "It depends on ")
+	if !ok {
+		t.Fatal(`README.md's "Debian package" paragraph does not say what the package depends on ("It depends on ...")`)
+	}
+	deps, _, _ = strings.Cut(deps, " recommends")
+	deps = strings.TrimSuffix(deps, " and")
+	for _, d := range depends {
+		if !regexp.MustCompile(`\b` + regexp.QuoteMeta(d) + `\b`).MatchString(deps) {
+			t.Errorf("README.md says the package depends on %q; packaging/nfpm.yaml also depends on %s", deps, d)
+		}
+	}
+}
+
+// TestKeepalivedHealthWeight: in every keepalived example, the weight of
+// the `ctsync health` track_script is larger than the difference of the
+// base priorities, so that a healthy backup outranks a master that is not
+// in sync (a tie would be broken by IP address), and the comment that
+// explains the rule quotes the numbers the file uses.
+func TestKeepalivedHealthWeight(t *testing.T) {
+	root := moduleRoot(t)
+	confs, err := filepath.Glob(filepath.Join(root, "contrib/keepalived/*.conf"))
+	if err != nil || len(confs) == 0 {
+		t.Fatalf("no keepalived example in contrib/keepalived (%v)", err)
+	}
+	weightRe := regexp.MustCompile(`(?m)^\s*(?:weight|chk_\w+ weight) (-?\d+)\b`)
+	prioRe := regexp.MustCompile(`(?m)^\s*priority (\d+)\s*# fw-b: priority (\d+)`)
+	ruleRe := regexp.MustCompile(`weight \((\d+)\) must be larger than the difference of the base\s+#\s*priorities \((\d+) - (\d+)`)
+	for _, path := range confs {
+		conf := readRepoFile(t, root, strings.TrimPrefix(path, root+"/"))
+		if !strings.Contains(conf, "ctsync health") {
+			continue
+		}
+		name := filepath.Base(path)
+		weights := map[string]bool{}
+		for _, m := range weightRe.FindAllStringSubmatch(conf, -1) {
+			weights[m[1]] = true
+		}
+		if len(weights) != 1 {
+			t.Errorf("%s: want one health weight used everywhere, found %v", name, weights)
+			continue
+		}
+		var w int
+		for k := range weights {
+			w, _ = strconv.Atoi(k)
+		}
+		prios := prioRe.FindAllStringSubmatch(conf, -1)
+		if len(prios) == 0 {
+			t.Errorf("%s: no `priority N # fw-b: priority M` line", name)
+		}
+		for _, m := range prios {
+			a, _ := strconv.Atoi(m[1])
+			b, _ := strconv.Atoi(m[2])
+			if diff := max(a-b, b-a); w <= diff {
+				t.Errorf("%s: health weight %d is not larger than the difference of the base priorities (%d - %d = %d): "+
+					"a healthy backup (%d) would not outrank a master that is not in sync (%d)", name, w, a, b, diff, min(a, b)+w, max(a, b))
+			}
+			if r := ruleRe.FindStringSubmatch(conf); r != nil && (r[1] != strconv.Itoa(w) || r[2] != m[1] || r[3] != m[2]) {
+				t.Errorf("%s: the comment says weight %s and priorities %s - %s; the file uses %d, %s and %s", name, r[1], r[2], r[3], w, m[1], m[2])
+			}
+		}
+	}
+}
