@@ -244,3 +244,111 @@ func TestKeepalivedHealthWeight(t *testing.T) {
 		}
 	}
 }
+
+// TestSymlinkExamplesUsePackagePath: every `ln -s .../ctsync ...` that the
+// README, the contrib files and the command help show (the conntrackd
+// symlink) points at the path the Debian package installs the binary to.
+func TestSymlinkExamplesUsePackagePath(t *testing.T) {
+	root := moduleRoot(t)
+	nfpm := readRepoFile(t, root, "packaging/nfpm.yaml")
+	m := regexp.MustCompile(`(?m)^\s*- src: bin/ctsync\s*\n\s*dst: (\S+)`).FindStringSubmatch(nfpm)
+	if m == nil {
+		t.Fatal("packaging/nfpm.yaml: no `src: bin/ctsync` entry")
+	}
+	bin := m[1]
+	lnRe := regexp.MustCompile(`ln -s(?:f)? (\S*ctsync)\s`)
+	var found int
+	for _, f := range repoFiles(t, root) {
+		if strings.HasSuffix(f, "_test.go") || !(strings.HasSuffix(f, ".md") || strings.HasSuffix(f, ".go") || strings.HasPrefix(f, "contrib/")) {
+			continue
+		}
+		for i, line := range strings.Split(readRepoFile(t, root, f), "\n") {
+			for _, m := range lnRe.FindAllStringSubmatch(line, -1) {
+				found++
+				if m[1] != bin {
+					t.Errorf("%s:%d: ln -s %s: the package installs ctsync as %s", f, i+1, m[1], bin)
+				}
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no `ln -s .../ctsync` example found: the check would pass vacuously")
+	}
+}
+
+// readmeSection returns the body of README.md's "## title" section.
+func readmeSection(t *testing.T, readme, title string) string {
+	t.Helper()
+	_, body, ok := strings.Cut(readme, "\n## "+title+"\n")
+	if !ok {
+		t.Fatalf("README.md has no %q section", "## "+title)
+	}
+	body, _, _ = strings.Cut(body, "\n## ")
+	return body
+}
+
+// TestREADMEGuides: the install and migration guides exist and carry the
+// facts an operator needs, and the flags the migration guide says
+// conntrackd's primary-backup.sh calls are the ones it calls (checked
+// against Debian's copy when the conntrackd package is installed).
+func TestREADMEGuides(t *testing.T) {
+	root := moduleRoot(t)
+	readme := readRepoFile(t, root, "README.md")
+	install := readmeSection(t, readme, "Install on a firewall pair")
+	for _, want := range []string{
+		"ctsync keygen", "umask 077", "0600", // key distribution
+		"7946", "meta l4proto { tcp, udp }", // the sync link, TCP and UDP
+		`script "/usr/bin/ctsync health"`, `notify "/usr/bin/ctsync notify"`, "sync_group_tracking_weight",
+		"systemctl enable --now ctsync", "ctsync config check",
+		"ctsync members", "ctsync health", "ctsync keys list",
+	} {
+		if !strings.Contains(install, want) {
+			t.Errorf("README.md, Install on a firewall pair: %q is missing", want)
+		}
+	}
+	migrate := readmeSection(t, readme, "Migrating from conntrackd")
+	for _, want := range []string{
+		"ctsync config import /etc/conntrackd/conntrackd.conf",
+		"ln -s /usr/bin/ctsync ", "dpkg-divert --local --rename --add /usr/sbin/conntrackd",
+		"CONNTRACKD_BIN=", "ctsync notify backup", "ctsync notify stop",
+		"**Cut-over**", "**Rollback**",
+	} {
+		if !strings.Contains(migrate, want) {
+			t.Errorf("README.md, Migrating from conntrackd: %q is missing", want)
+		}
+	}
+
+	// The flags the guide lists for primary-backup.sh.
+	_, said, ok := strings.Cut(migrate, "calls\n`/usr/sbin/conntrackd -C /etc/conntrackd/conntrackd.conf` with")
+	if !ok {
+		t.Fatal("README.md, Migrating from conntrackd: the sentence saying what primary-backup.sh calls is missing")
+	}
+	said, _, _ = strings.Cut(said, "Pointing it at ctsync")
+	flagRe := regexp.MustCompile("`-([a-zA-Z])`")
+	guide := map[string]bool{}
+	for _, m := range flagRe.FindAllStringSubmatch(said, -1) {
+		guide[m[1]] = true
+	}
+	const script = "/usr/share/doc/conntrackd/examples/sync/primary-backup.sh"
+	data, err := os.ReadFile(script)
+	if err != nil {
+		t.Skipf("the flags of primary-backup.sh are not checked: %v (install conntrackd)", err)
+	}
+	calls := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$CONNTRACKD_BIN -C \$CONNTRACKD_CONFIG -([a-zA-Z])`).FindAllStringSubmatch(string(data), -1) {
+		calls[m[1]] = true
+	}
+	for f := range calls {
+		if !guide[f] {
+			t.Errorf("%s calls conntrackd -%s; README.md's migration guide does not list it", script, f)
+		}
+	}
+	for f := range guide {
+		if !calls[f] {
+			t.Errorf("README.md's migration guide says primary-backup.sh calls -%s; %s does not", f, script)
+		}
+	}
+	if !strings.Contains(string(data), "CONNTRACKD_BIN=/usr/sbin/conntrackd") {
+		t.Errorf("%s no longer calls /usr/sbin/conntrackd, as README.md's migration guide says", script)
+	}
+}
