@@ -11,9 +11,9 @@ import (
 )
 
 // replFilter decides which flows are replicated and what of them leaves the
-// node (CONTRACT §2 filter): a flow failing any rule stays local, and its
-// label bits outside filter.labels are cleared. It is immutable once built;
-// Reload swaps in a new one.
+// node (filter.* in docs/interface.md, "Configuration file"): a flow failing
+// any rule stays local, and its label bits outside filter.labels are cleared.
+// It is immutable once built; Reload swaps in a new one.
 type replFilter struct {
 	protos    [256]bool
 	ignore    []netip.Prefix

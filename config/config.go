@@ -11,8 +11,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is the whole configuration file (CONTRACT §2). The yaml tags are the
-// key names; DefaultYAML documents every key.
+// Config is the whole configuration file (docs/interface.md, "Configuration
+// file"). The yaml tags are the key names; DefaultYAML documents every key.
 //
 // A Config is plain data: copy it freely, and do not mutate one that other
 // goroutines read. To reload, build a new one with Load and swap it.

@@ -1,7 +1,7 @@
-// Package config is the ctsync configuration file (CONTRACT §2): its schema
-// as Go types, the defaults, a strict loader and a validator that reports
-// every problem at once with its key path, plus the cluster key format
-// (GenerateKey, ParseKey).
+// Package config is the ctsync configuration file (docs/interface.md,
+// "Configuration file"): its schema as Go types, the defaults, a strict loader
+// and a validator that reports every problem at once with its key path, plus
+// the cluster key format (GenerateKey, ParseKey).
 //
 // Load and Parse only decode: unknown keys, repeated keys and values of the
 // wrong type are errors (Problems naming each key and line), keys left out

@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// Filter selects flows as conntrack(8)'s list, delete, update and event
-// filters do (CONTRACT.md §3.3). The zero Filter matches every flow; each
-// criterion takes part only when its Has flag is set (for the address
+// Filter selects flows as conntrack(8)'s list, delete, update and event filters
+// do (docs/interface.md, "Kernel table"). The zero Filter matches every flow;
+// each criterion takes part only when its Has flag is set (for the address
 // prefixes: when the prefix is valid). All criteria must hold.
 //
 // Filter is a plain comparable value; Match does not allocate and does not

@@ -462,7 +462,7 @@ func appendSaveStatus(b []byte, s Status) []byte {
 }
 
 // AppendJSON appends the flow as one JSON object, the shape ctsync's -o json
-// prints (see CONTRACT.md §3.3):
+// prints (docs/interface.md, "Output formats"):
 //
 //	{"family":"ipv4","proto":"tcp","protonum":6,"state":"ESTABLISHED","timeout":431999,
 //	 "orig":{"src":"10.0.0.1","dst":"10.0.0.2","sport":1000,"dport":80},

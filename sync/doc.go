@@ -4,9 +4,10 @@
 // every node runs one memberlist with the cluster key in its keyring, so
 // gossip is encrypted and authenticated. Flow replication rides on the same
 // TCP port but not on memberlist's broadcast or push/pull paths, which are
-// too slow and size-capped for flow tables (see research/libraries.md §2):
-// a transport wrapper hands connections that start with ctsync's marker byte
-// to this package, everything else to memberlist.
+// too slow and size-capped for flow tables (docs/design.md, "Why flows do
+// not ride memberlist's broadcasts"): a transport wrapper hands connections
+// that start with ctsync's marker byte to this package, everything else to
+// memberlist.
 //
 // Each node keeps one stream to every peer, carrying its own flows only: a
 // snapshot of its internal cache when the stream starts (or when the peer

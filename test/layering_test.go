@@ -56,8 +56,9 @@ var restrictedImports = []struct {
 	{"github.com/vmihailenco/msgpack", []string{"sync"}},
 }
 
-// checkLayering returns one line per violation of STYLE.md's import rules.
-// Packages that do not exist yet simply match no rule.
+// checkLayering returns one line per violation of the import rules of
+// docs/design.md, "Packages and the import rules". Packages that do not exist
+// yet simply match no rule.
 func checkLayering(pkgs []goPackage) []string {
 	std := map[string]bool{"C": true, "unsafe": true}
 	for _, p := range pkgs {
@@ -157,7 +158,7 @@ func listModule(t *testing.T) []goPackage {
 	return pkgs
 }
 
-// TestLayering enforces STYLE.md's import rules on the module as it is.
+// TestLayering enforces docs/design.md's import rules on the module as it is.
 func TestLayering(t *testing.T) {
 	pkgs := listModule(t)
 	var checked int

@@ -8,9 +8,10 @@ import (
 
 // TestBadInvocations runs representative bad command lines of every command
 // family in-process. Each must exit 2 before doing any work, with one error
-// line on stderr that names the bad flag or value, followed only by the
-// hint to --help (CONTRACT §3). conntrackd's command line is the documented
-// exception: it exits 1 with conntrackd's usage text, as conntrackd does.
+// line on stderr that names the bad flag or value, followed only by the hint to
+// --help (docs/interface.md, "Exit codes"). conntrackd's command line is the
+// documented exception: it exits 1 with conntrackd's usage text, as conntrackd
+// does.
 func TestBadInvocations(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "no.sock") // never dialled: usage errors come first

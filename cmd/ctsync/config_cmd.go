@@ -11,7 +11,7 @@ import (
 )
 
 // addConfigCommands adds `ctsync config check` and `ctsync config default`
-// (CONTRACT §2).
+// (docs/interface.md, "Configuration file").
 func addConfigCommands(root *cobra.Command, s *streams) {
 	cmd := &cobra.Command{
 		Use:   "config",

@@ -75,7 +75,7 @@ keep working: install a symlink named conntrackd to the ctsync binary, or call
 ` + conntrackdUsage + `
 Exit status: 0 on success, 1 on any failure, a bad command line included (as
 conntrackd does).`,
-		Example: `  ln -s /usr/sbin/ctsync /usr/local/sbin/conntrackd
+		Example: `  ln -s /usr/bin/ctsync /usr/local/sbin/conntrackd
   conntrackd -C /etc/conntrackd/conntrackd.conf -c
   ctsync conntrackd -s`,
 		DisableFlagParsing: true,

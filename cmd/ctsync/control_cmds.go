@@ -18,8 +18,9 @@ import (
 	"github.com/ctsync/ctsync/control"
 )
 
-// addControlCommands adds the commands that talk to the running daemon over
-// its control socket (CONTRACT §3.2), and the --socket flag they share.
+// addControlCommands adds the commands that talk to the running daemon over its
+// control socket (docs/interface.md, "Control commands"), and the --socket flag
+// they share.
 func addControlCommands(root *cobra.Command, s *streams) {
 	root.PersistentFlags().String("socket", "",
 		"the daemon's control socket `PATH` (default: control.socket of the configuration file, else "+config.DefaultSocket+")")

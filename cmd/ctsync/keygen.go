@@ -8,7 +8,8 @@ import (
 	"github.com/ctsync/ctsync/config"
 )
 
-// addKeygenCommand adds `ctsync keygen` (CONTRACT §3.1).
+// addKeygenCommand adds `ctsync keygen` (docs/interface.md, "The daemon and
+// helpers").
 func addKeygenCommand(root *cobra.Command, s *streams) {
 	root.AddCommand(&cobra.Command{
 		Use:   "keygen",

@@ -11,7 +11,7 @@ import (
 	"syscall"
 )
 
-// Exit codes, as in CONTRACT §3.
+// Exit codes, as docs/interface.md ("Exit codes") promises.
 const (
 	exitOK      = 0 // success
 	exitFailure = 1 // operational failure; one line on stderr says what failed

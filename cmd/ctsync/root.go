@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// defaultConfigPath is where every command looks for its configuration
-// unless --config says otherwise (CONTRACT §2).
+// defaultConfigPath is where every command looks for its configuration unless
+// --config says otherwise (docs/interface.md, "Configuration file").
 const defaultConfigPath = "/etc/ctsync/ctsync.yaml"
 
 // streams are the standard streams a command reads and writes. Commands use
@@ -56,12 +56,13 @@ manages the local kernel conntrack table with conntrack(8) semantics.`,
 		return &usageError{err: err}
 	})
 
-	// --config/-c is on every command, as the contract asks. Cobra panics
-	// when a subcommand defines a shorthand that a persistent flag of an
-	// ancestor already uses, so no subcommand may use -c for anything else.
-	// conntrack(8)'s filter flags (CONTRACT §3.3) do not use -c, and the
-	// conntrackd letters listed in §3.2 name the matching conntrackd
-	// commands, not ctsync flags. TestFlagShorthands keeps it so.
+	// --config/-c is on every command (docs/interface.md, "Configuration
+	// file"). Cobra panics when a subcommand defines a shorthand that a
+	// persistent flag of an ancestor already uses, so no subcommand may use
+	// -c for anything else. conntrack(8)'s filter flags ("Kernel table"
+	// there) do not use -c, and the conntrackd letters listed under
+	// "Control commands" name the matching conntrackd commands, not ctsync
+	// flags. TestFlagShorthands keeps it so.
 	var configPath string
 	root.PersistentFlags().StringVarP(&configPath, "config", "c", defaultConfigPath, "configuration file")
 

@@ -10,9 +10,9 @@ import (
 	"github.com/ctsync/ctsync/kernel"
 )
 
-// addTableCommands adds `ctsync table` (CONTRACT §3.3): the kernel table
-// managed like conntrack(8), with its option names, meanings, checks and
-// exit codes.
+// addTableCommands adds `ctsync table` (docs/interface.md, "Kernel table"): the
+// kernel table managed like conntrack(8), with its option names, meanings,
+// checks and exit codes.
 func addTableCommands(root *cobra.Command, s *streams) {
 	table := &cobra.Command{
 		Use:   "table",

@@ -504,9 +504,9 @@ func TestTableCountAndStats(t *testing.T) {
 	}
 }
 
-// TestTableTutorialExtensions runs the tutorial's command lines that
-// conntrack 1.4.7 refuses and ctsync takes as extensions (CONTRACT §3.3),
-// checking each against what conntrack shows of the table.
+// TestTableTutorialExtensions runs the tutorial's command lines that conntrack
+// 1.4.7 refuses and ctsync takes as extensions (README.md, "Beyond
+// conntrack(8)"), checking each against what conntrack shows of the table.
 func TestTableTutorialExtensions(t *testing.T) {
 	kerneltest.RequireTools(t, "conntrack")
 	t.Parallel()

@@ -265,10 +265,10 @@ func bySrc(t *testing.T, k *kernel.Conn, cases []attrCase) map[netip.Addr][]flow
 	return out
 }
 
-// comparable prints every attribute of a kernel entry but those that are
-// the node's own: id, use count, counters, timestamps, the ticking timeout,
-// and BE_LIBERAL, which a commit sets on purpose (CONTRACT §4: a taken-over
-// TCP flow must not be dropped by window tracking that never saw its
+// comparable prints every attribute of a kernel entry but those that are the
+// node's own: id, use count, counters, timestamps, the ticking timeout, and
+// BE_LIBERAL, which a commit sets on purpose (docs/interface.md, "Behaviour": a
+// taken-over TCP flow must not be dropped by window tracking that never saw its
 // sequence numbers).
 func comparable(f flow.Flow) string {
 	f.ID, f.Use, f.Timeout, f.Start, f.Stop = 0, 0, 0, 0, 0
