@@ -46,7 +46,9 @@ cluster:
   name: ctsync
 
 control:
-  # Root-only (0600) UNIX socket the CLI uses to talk to the daemon.
+  # Root-only (0600) UNIX socket the CLI uses to talk to the daemon. The
+  # shipped systemd unit may write only below /run/ctsync (config check
+  # warns about a path elsewhere).
   socket: /run/ctsync/ctsync.sock
 
 # What is replicated; a flow failing any rule stays local.

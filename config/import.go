@@ -4,25 +4,61 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// ImportNote is a conntrackd.conf directive that Import did not translate,
-// and why.
+// NoteKind says what an ImportNote means for the translated configuration.
+type NoteKind int
+
+const (
+	// NoteDropped: the directive has no ctsync equivalent (or is not
+	// valid) and is ignored; what is replicated, and how a takeover
+	// works, stay as they were.
+	NoteDropped NoteKind = iota
+	// NoteChanged: ctsync behaves differently from conntrackd with this
+	// directive; the reason says how.
+	NoteChanged
+	// NoteNotNeeded: ctsync does this itself, or needs no setting for it.
+	NoteNotNeeded
+)
+
+// String returns the note's tag: "dropped", "changed" or "not needed".
+func (k NoteKind) String() string {
+	switch k {
+	case NoteChanged:
+		return "changed"
+	case NoteNotNeeded:
+		return "not needed"
+	}
+	return "dropped"
+}
+
+// ImportNote is a conntrackd.conf directive that Import did not translate
+// as it is, what that means (Kind), and why.
 type ImportNote struct {
+	Kind      NoteKind
 	Line      int    // 1-based line of the directive; 0 for the file as a whole
 	Directive string // e.g. "General.HashSize 32768"
 	Reason    string
 }
 
+// String returns "TAG: line N: DIRECTIVE: REASON" ("TAG: DIRECTIVE:
+// REASON" for the file as a whole): the tag first, so that grep finds
+// each kind.
 func (n ImportNote) String() string {
 	if n.Line == 0 {
-		return fmt.Sprintf("%s: %s", n.Directive, n.Reason)
+		return fmt.Sprintf("%s: %s: %s", n.Kind, n.Directive, n.Reason)
 	}
-	return fmt.Sprintf("line %d: %s: %s", n.Line, n.Directive, n.Reason)
+	return fmt.Sprintf("%s: line %d: %s: %s", n.Kind, n.Line, n.Directive, n.Reason)
+}
+
+// Changed reports whether any note is NoteChanged.
+func Changed(notes []ImportNote) bool {
+	return slices.ContainsFunc(notes, func(n ImportNote) bool { return n.Kind == NoteChanged })
 }
 
 // ImportError is a syntax error in a conntrackd.conf.
@@ -35,10 +71,14 @@ func (e *ImportError) Error() string { return fmt.Sprintf("line %d: %s", e.Line,
 
 // Import translates a conntrackd.conf (conntrack-tools 1.4 syntax) into a
 // ctsync configuration file. It returns the YAML, which Parse accepts, and
-// one note per directive that has no ctsync equivalent. conntrackd has no
-// encryption, so the file sets cluster.insecure: true, with a comment
-// telling how to switch to a key. A syntax error is an *ImportError naming
-// the line. Import never panics on any input.
+// one note per directive not translated as it is, tagged dropped, changed
+// or not needed (NoteKind); the YAML lists the notes too, as comments at
+// its top. conntrackd has no encryption, so the file sets
+// cluster.insecure: true, with a comment telling how to switch to a key.
+// The control socket stays ctsync's own (DefaultSocket), which the
+// shipped systemd unit can write; conntrackd's UNIX Path is noted. A
+// syntax error is an *ImportError naming the line. Import never panics on
+// any input.
 func Import(data []byte) ([]byte, []ImportNote, error) {
 	root, err := parseConntrackdConf(string(data))
 	if err != nil {
@@ -48,14 +88,55 @@ func Import(data []byte) ([]byte, []ImportNote, error) {
 	for _, n := range root {
 		im.top(n)
 	}
-	out := im.yaml()
+	body := im.yaml()
+	slices.SortStableFunc(im.notes, func(a, b ImportNote) int { return a.Line - b.Line })
+	out := append([]byte(importIntro), importNotesComment(im.notes)...)
+	out = append(out, body...)
 	if _, err := Parse(out); err != nil {
 		// A bug of the translation, not of the input: every value was
 		// checked before it was written.
 		return nil, nil, fmt.Errorf("import: the translated configuration does not parse: %w", err)
 	}
-	slices.SortStableFunc(im.notes, func(a, b ImportNote) int { return a.Line - b.Line })
 	return out, im.notes, nil
+}
+
+// importIntro starts every imported file.
+const importIntro = `# ctsync configuration imported from conntrackd.conf by ` + "`ctsync config import`" + `.
+# Keys not written here keep their defaults (` + "`ctsync config default`" + ` lists
+# them all). Check the result with ` + "`ctsync config check -c FILE`" + `.
+`
+
+// importNotesComment lists the notes as YAML comments, one per line,
+// "# TAG: line N: DIRECTIVE: REASON".
+func importNotesComment(notes []ImportNote) string {
+	if len(notes) == 0 {
+		return "\n"
+	}
+	var b strings.Builder
+	b.WriteString("#\n# What was not translated as it is (dropped: ignored, no equivalent;\n")
+	b.WriteString("# changed: ctsync behaves differently; not needed: ctsync does it itself):\n")
+	for _, n := range notes {
+		b.WriteString("# ")
+		b.WriteString(commentSafe(n.String()))
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// commentSafe escapes every byte but printable ASCII as \xNN, so that a
+// directive's text cannot end the comment (a line break) or make the YAML
+// invalid (a control character, invalid UTF-8).
+func commentSafe(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	return b.String()
 }
 
 // confNode is a statement of a conntrackd.conf: words on one line, and for
@@ -164,7 +245,6 @@ type importer struct {
 	port           int    // 0 = DefaultPort
 	join           []string
 	transports     int
-	socket         string
 	protocols      []string
 	ignore         []string
 	ignoreSet      bool
@@ -182,7 +262,7 @@ type importer struct {
 // conntrackd.conf names none.
 const importDefaultPort = 7946
 
-func (im *importer) note(n *confNode, path, reason string) {
+func (im *importer) note(kind NoteKind, n *confNode, path, reason string) {
 	d := strings.Join(n.words, " ")
 	if path != "" {
 		d = path + "." + d
@@ -190,14 +270,21 @@ func (im *importer) note(n *confNode, path, reason string) {
 	if n.block {
 		d += " { ... }"
 	}
-	im.notes = append(im.notes, ImportNote{Line: n.line, Directive: d, Reason: reason})
+	im.notes = append(im.notes, ImportNote{Kind: kind, Line: n.line, Directive: d, Reason: reason})
+}
+
+// dropped, changed and notNeeded add a note of their kind.
+func (im *importer) dropped(n *confNode, path, reason string) { im.note(NoteDropped, n, path, reason) }
+func (im *importer) changed(n *confNode, path, reason string) { im.note(NoteChanged, n, path, reason) }
+func (im *importer) notNeeded(n *confNode, path, reason string) {
+	im.note(NoteNotNeeded, n, path, reason)
 }
 
 func (im *importer) top(n *confNode) {
 	switch n.words[0] {
 	case "Sync":
 		if !n.block {
-			im.note(n, "", "want a block: Sync { ... }")
+			im.dropped(n, "", "want a block: Sync { ... }")
 			return
 		}
 		for _, c := range n.children {
@@ -205,18 +292,18 @@ func (im *importer) top(n *confNode) {
 		}
 	case "General":
 		if !n.block {
-			im.note(n, "", "want a block: General { ... }")
+			im.dropped(n, "", "want a block: General { ... }")
 			return
 		}
 		for _, c := range n.children {
 			im.general(c)
 		}
 	case "Stats":
-		im.note(n, "", "statistics-collector mode has no ctsync equivalent (ctsync replicates; `ctsync stats` has its counters)")
+		im.changed(n, "", "statistics-collector mode has no ctsync equivalent: ctsync replicates (`ctsync stats` has its counters)")
 	case "Helper":
-		im.note(n, "", "user-space conntrack helpers are not part of ctsync")
+		im.changed(n, "", "user-space conntrack helpers are not part of ctsync: the protocols they track get no helper (use the kernel's helper where there is one)")
 	default:
-		im.note(n, "", "unknown section")
+		im.dropped(n, "", "unknown section")
 	}
 }
 
@@ -231,10 +318,10 @@ func (im *importer) sync(n *confNode) {
 		switch strings.ToUpper(mode) {
 		case "FTFW", "NACK":
 		case "NOTRACK", "ALARM", "PERSISTENT":
-			im.note(&confNode{line: n.line, words: n.words[:2]}, path,
-				"ctsync has one replication mode, reliable and ordered per flow; it replaces "+mode)
+			im.changed(&confNode{line: n.line, words: n.words[:2]}, path,
+				"ctsync has one replication mode, reliable and ordered per flow (like FTFW); it replaces "+mode)
 		default:
-			im.note(n, path, "unknown mode")
+			im.dropped(n, path, "unknown mode")
 			return
 		}
 		for _, c := range n.children {
@@ -246,15 +333,39 @@ func (im *importer) sync(n *confNode) {
 		for _, c := range n.children {
 			switch c.words[0] {
 			case "TCPWindowTracking":
-				im.note(c, path+".Options", "not needed: ctsync replicates the TCP window data a committed flow needs")
+				im.notNeeded(c, path+".Options", "ctsync replicates the TCP window data a committed flow needs")
 			case "ExpectationSync":
-				im.note(c, path+".Options", "expectations are not replicated by ctsync")
+				im.expectationSync(c, path+".Options")
 			default:
-				im.note(c, path+".Options", "unknown option")
+				im.dropped(c, path+".Options", "unknown option")
 			}
 		}
 	default:
 		im.syncOption(n, path)
+	}
+}
+
+// expectationSync notes Sync.Options.ExpectationSync: ctsync replicates
+// every expectation whose master it replicates, whatever the helper.
+func (im *importer) expectationSync(n *confNode, path string) {
+	switch {
+	case n.block:
+		var helpers []string
+		for _, c := range n.children {
+			helpers = append(helpers, c.words...)
+		}
+		if len(helpers) == 0 {
+			im.changed(n, path, "ctsync replicates expectations (with their master flow), of every helper; it cannot leave them out")
+			return
+		}
+		im.changed(n, path, fmt.Sprintf("ctsync replicates expectations (with their master flow) of every helper, not only of %s",
+			strings.Join(helpers, ", ")))
+	case len(n.words) == 2 && strings.EqualFold(n.words[1], "on"):
+		im.notNeeded(n, path, "ctsync always replicates expectations, with their master flow")
+	case len(n.words) == 2 && strings.EqualFold(n.words[1], "off"):
+		im.changed(n, path, "ctsync always replicates expectations (with their master flow); it cannot leave them out")
+	default:
+		im.dropped(n, path, "want On, Off or a block of helper names; ctsync replicates expectations anyway")
 	}
 }
 
@@ -271,7 +382,7 @@ func (im *importer) syncOption(n *confNode, path string) {
 			im.purgeTimeout = &d
 		}
 	case "ResendQueueSize", "ACKWindowSize":
-		im.note(n, path, "not needed: ctsync's peer streams are reliable and bounded on their own")
+		im.notNeeded(n, path, "ctsync's peer streams are reliable and bounded on their own")
 	case "DisableExternalCache":
 		switch {
 		case len(n.words) == 2 && strings.EqualFold(n.words[1], "on"):
@@ -279,18 +390,22 @@ func (im *importer) syncOption(n *confNode, path string) {
 			// as they arrive: ctsync's hot standby.
 			im.hot = true
 		case len(n.words) == 2 && strings.EqualFold(n.words[1], "off"):
-			im.note(n, path, "the default: peers' flows wait in the external cache until notify master commits them (commit.mode: commit)")
+			im.notNeeded(n, path, "the default: peers' flows wait in the external cache until notify master commits them (commit.mode: commit)")
 		default:
-			im.note(n, path, "want On or Off")
+			im.dropped(n, path, "want On or Off")
 		}
 	case "DisableInternalCache":
-		im.note(n, path, "ctsync always keeps an internal cache")
+		if len(n.words) == 2 && strings.EqualFold(n.words[1], "on") {
+			im.changed(n, path, "ctsync always keeps an internal cache (memory for up to cache.max_flows flows): peers can resync from it")
+			return
+		}
+		im.notNeeded(n, path, "ctsync always keeps an internal cache")
 	case "StartupResync":
-		im.note(n, path, "not needed: ctsync always resyncs with its peers at start")
+		im.notNeeded(n, path, "ctsync always resyncs with its peers at start")
 	case "RefreshTime", "CacheTimeout":
-		im.note(n, path, "ALARM mode's refresh has no equivalent: ctsync peers check each other's caches and resend what differs")
+		im.notNeeded(n, path, "ALARM mode's refresh: ctsync peers check each other's caches and resend what differs")
 	default:
-		im.note(n, path, "unknown option")
+		im.dropped(n, path, "unknown option")
 	}
 }
 
@@ -300,12 +415,12 @@ func (im *importer) transport(n *confNode, path string) {
 	kind := n.words[0]
 	im.transports++
 	if !n.block {
-		im.note(n, path, "want a block")
+		im.dropped(n, path, "want a block")
 		return
 	}
 	p := path + "." + strings.Join(n.words, " ")
 	if im.transports > 1 {
-		im.note(n, path, "ctsync uses one cluster address; this extra dedicated link is not translated (memberlist reaches peers over any route)")
+		im.changed(n, path, "ctsync uses one cluster address; this extra dedicated link is not translated (memberlist reaches peers over any route)")
 		return
 	}
 	for _, c := range n.children {
@@ -320,18 +435,18 @@ func (im *importer) transport(n *confNode, path string) {
 				if netip.MustParseAddr(a).IsUnspecified() {
 					// Every interface: refused for an insecure cluster,
 					// which an imported one is.
-					im.note(c, p, "not this node's address on the sync link: cluster.bind must be one (an insecure cluster never listens on every address)")
+					im.changed(c, p, "not this node's address on the sync link: cluster.bind must be one (an insecure cluster never listens on every address)")
 					continue
 				}
 				im.bind, im.bindFrom = a, p+"."+key
 			}
 		case key == "IPv4_address" || key == "IPv6_address":
-			im.note(c, p, "ctsync does not use multicast: list the peers in cluster.join")
+			im.changed(c, p, "ctsync does not use multicast: it sends to each peer of cluster.join")
 		case key == "IPv4_Destination_Address" || key == "IPv6_Destination_Address":
 			if a, ok := im.addr(c, p, arg); ok {
 				if ip := netip.MustParseAddr(a); ip.IsUnspecified() || ip.IsMulticast() {
 					// Not a peer anyone can reach (found by FuzzImport).
-					im.note(c, p, "not a reachable peer address: put the peer's address in cluster.join")
+					im.dropped(c, p, "not a reachable peer address: put the peer's address in cluster.join")
 					continue
 				}
 				im.join = append(im.join, a)
@@ -339,26 +454,26 @@ func (im *importer) transport(n *confNode, path string) {
 		case key == "Port" || (key == "Group" && kind == "Multicast"):
 			v, err := strconv.Atoi(arg)
 			if err != nil || v < 1 || v > 65535 {
-				im.note(c, p, "want a port number from 1 to 65535")
+				im.dropped(c, p, "want a port number from 1 to 65535")
 				continue
 			}
 			im.port = v
 		case key == "Interface":
-			im.note(c, p, "ctsync binds to an address, not an interface: cluster.bind holds the address")
+			im.notNeeded(c, p, "ctsync binds to an address, not an interface: cluster.bind holds the address")
 		case key == "SndSocketBuffer" || key == "RcvSocketBuffer":
-			im.note(c, p, "not needed: ctsync's cluster traffic is flow-controlled and retried")
+			im.notNeeded(c, p, "ctsync's cluster traffic is flow-controlled and retried")
 		case key == "Checksum":
-			im.note(c, p, "not needed: ctsync's cluster traffic is checked (and authenticated with a key)")
+			im.notNeeded(c, p, "ctsync's cluster traffic is checked (and authenticated with a key)")
 		case key == "ErrorQueueLength":
-			im.note(c, p, "not needed: ctsync's peer streams retry on their own")
+			im.notNeeded(c, p, "ctsync's peer streams retry on their own")
 		case key == "IPv6_interface":
-			im.note(c, p, "ignored by conntrackd too")
+			im.dropped(c, p, "ignored by conntrackd too")
 		default:
-			im.note(c, p, "unknown option")
+			im.dropped(c, p, "unknown option")
 		}
 	}
 	if kind == "Multicast" && len(im.join) == 0 {
-		im.note(n, path, "a multicast group has no peer addresses: add each peer's address:port to cluster.join")
+		im.changed(n, path, "a multicast group has no peer addresses: nothing is replicated until each peer's address:port is in cluster.join")
 	}
 }
 
@@ -371,23 +486,29 @@ func (im *importer) general(n *confNode) {
 	switch n.words[0] {
 	case "UNIX":
 		for _, c := range n.children {
-			switch {
-			case c.words[0] == "Path" && len(c.words) == 2 && strings.HasPrefix(c.words[1], "/"):
-				im.socket = c.words[1]
-			case c.words[0] == "Path":
-				im.note(c, path+".UNIX", "want an absolute path")
-			case c.words[0] == "Backlog":
-				im.note(c, path+".UNIX", "deprecated in conntrackd, not needed")
+			switch c.words[0] {
+			case "Path":
+				if len(c.words) == 2 && c.words[1] == DefaultSocket {
+					continue // ctsync's already
+				}
+				// Not kept: the shipped unit can write only its own
+				// runtime directory, and the conntrackd command (ctsync's
+				// client) finds ctsync's socket without -C.
+				im.notNeeded(c, path+".UNIX", fmt.Sprintf(
+					"control.socket stays ctsync's own, %s (the ctsync unit can write only below %s); "+
+						"the conntrackd command, ctsync's client, finds it without -C", DefaultSocket, filepath.Dir(DefaultSocket)))
+			case "Backlog":
+				im.notNeeded(c, path+".UNIX", "deprecated in conntrackd")
 			default:
-				im.note(c, path+".UNIX", "unknown option")
+				im.dropped(c, path+".UNIX", "unknown option")
 			}
 		}
 	case "LockFile":
-		im.note(n, path, "not needed: the control socket guards against a second daemon, and a stale one after a crash does not block a restart")
+		im.notNeeded(n, path, "the control socket guards against a second daemon, and a stale one after a crash does not block a restart")
 	case "NetlinkBufferSize", "SocketBufferSize", "NetlinkBufferSizeMaxGrowth", "SocketBufferSizeMaxGrowth", "SocketBufferSizeMaxGrown":
 		v, err := strconv.ParseInt(arg, 10, 64)
 		if err != nil || v < 0 {
-			im.note(n, path, "want a number of bytes")
+			im.dropped(n, path, "want a number of bytes")
 			return
 		}
 		// ctsync does not grow the buffer on overrun: it sets the largest
@@ -398,36 +519,40 @@ func (im *importer) general(n *confNode) {
 		}
 	case "HashLimit":
 		v, err := strconv.Atoi(arg)
-		if err != nil || v < 1000 {
-			im.note(n, path, "want a number of at least 1000 (cache.max_flows)")
+		switch {
+		case err != nil || v < 1:
+			im.dropped(n, path, "want a number of at least 1000 (cache.max_flows)")
+			return
+		case v < 1000:
+			im.changed(n, path, fmt.Sprintf("cache.max_flows is at least 1000: it keeps its default, %d, so more flows are replicated", DefaultMaxFlows))
 			return
 		}
 		im.maxFlows = v
 	case "HashSize":
-		im.note(n, path, "not needed: ctsync sizes its tables itself (cache.max_flows bounds them)")
+		im.notNeeded(n, path, "ctsync sizes its tables itself (cache.max_flows bounds them)")
 	case "Systemd":
-		im.note(n, path, "not needed: `ctsync daemon` always speaks sd_notify under systemd")
+		im.notNeeded(n, path, "`ctsync daemon` always speaks sd_notify under systemd")
 	case "Nice", "Scheduler":
-		im.note(n, path, "not translated: set the scheduling policy in the systemd unit (CPUSchedulingPolicy=) if needed")
+		im.dropped(n, path, "set the scheduling policy in the systemd unit (Nice=, CPUSchedulingPolicy=) if needed")
 	case "LogFile", "Syslog":
-		im.note(n, path, "not translated: ctsync logs to standard error (the journal under systemd); see log.level and log.format")
+		im.dropped(n, path, "ctsync logs to standard error (the journal under systemd); see log.level and log.format")
 	case "NetlinkOverrunResync":
-		im.note(n, path, "not needed: ctsync always resyncs with the kernel after an overrun")
+		im.notNeeded(n, path, "ctsync always resyncs with the kernel after an overrun")
 	case "NetlinkEventsReliable":
-		im.note(n, path, "not translated: ctsync detects lost events and resyncs instead")
+		im.notNeeded(n, path, "ctsync detects lost events and resyncs instead")
 	case "PollSecs":
-		im.note(n, path, "polling mode has no equivalent: ctsync follows kernel events")
+		im.changed(n, path, "polling mode has no equivalent: ctsync follows kernel events instead of polling the table")
 	case "EventIterationLimit":
-		im.note(n, path, "not needed")
+		im.notNeeded(n, path, "ctsync bounds its event work itself")
 	case "Filter":
 		if len(n.words) > 1 {
-			im.note(&confNode{line: n.line, words: n.words}, path, "not needed: ctsync filters in user space; the rules inside are translated")
+			im.notNeeded(&confNode{line: n.line, words: n.words}, path, "ctsync filters in user space; the rules inside are translated")
 		}
 		for _, c := range n.children {
 			im.filter(c, path+".Filter")
 		}
 	default:
-		im.note(n, path, "unknown option")
+		im.dropped(n, path, "unknown option")
 	}
 }
 
@@ -440,7 +565,7 @@ var importProtocols = map[string]string{
 
 func (im *importer) filter(n *confNode, path string) {
 	if len(n.words) < 2 || (n.words[1] != "Accept" && n.words[1] != "Ignore") || !n.block {
-		im.note(n, path, "want Protocol|Address|State Accept|Ignore { ... }")
+		im.dropped(n, path, "want Protocol|Address|State Accept|Ignore { ... }")
 		return
 	}
 	kind, accept := n.words[0], n.words[1] == "Accept"
@@ -452,7 +577,12 @@ func (im *importer) filter(n *confNode, path string) {
 			for _, w := range c.words {
 				name, ok := importProtocols[strings.ToLower(w)]
 				if !ok {
-					im.note(&confNode{line: c.line, words: []string{w}}, p, "protocol not replicated by ctsync")
+					pn := &confNode{line: c.line, words: []string{w}}
+					if accept {
+						im.changed(pn, p, "protocol not replicated by ctsync")
+					} else {
+						im.notNeeded(pn, p, "protocol not replicated by ctsync anyway")
+					}
 					continue
 				}
 				if !slices.Contains(listed, name) {
@@ -464,23 +594,23 @@ func (im *importer) filter(n *confNode, path string) {
 			listed = slices.DeleteFunc(slices.Clone(protocols), func(s string) bool { return slices.Contains(listed, s) })
 		}
 		if len(listed) == 0 {
-			im.note(n, path, "no protocol left to replicate; filter.protocols keeps its default (all)")
+			im.changed(n, path, "no protocol left to replicate; filter.protocols keeps its default (all)")
 			return
 		}
 		im.protocols = listed
 	case "Address":
 		if accept {
-			im.note(n, path, "ctsync has no address accept list, only filter.ignore_addresses: not translated, every address is replicated")
+			im.changed(n, path, "ctsync has no address accept list, only filter.ignore_addresses: not translated, every address is replicated")
 			return
 		}
 		im.ignoreSet = true
 		for _, c := range n.children {
 			if len(c.words) != 2 || (c.words[0] != "IPv4_address" && c.words[0] != "IPv6_address") {
-				im.note(c, p, "want IPv4_address A[/N] or IPv6_address A[/N]")
+				im.dropped(c, p, "want IPv4_address A[/N] or IPv6_address A[/N]")
 				continue
 			}
 			if _, msg := parsePrefix(c.words[1]); msg != "" {
-				im.note(c, p, msg)
+				im.dropped(c, p, msg)
 				continue
 			}
 			if !slices.Contains(im.ignore, c.words[1]) {
@@ -493,7 +623,7 @@ func (im *importer) filter(n *confNode, path string) {
 			words := c.words
 			if i := slices.Index(words, "for"); i >= 0 {
 				if rest := words[i+1:]; len(rest) != 1 || !strings.EqualFold(rest[0], "TCP") {
-					im.note(c, p, "ctsync filters states of TCP only")
+					im.dropped(c, p, "ctsync filters states of TCP only")
 				}
 				words = words[:i]
 			}
@@ -503,7 +633,7 @@ func (im *importer) filter(n *confNode, path string) {
 					s = "CLOSE"
 				}
 				if !slices.Contains(tcpStates, s) {
-					im.note(&confNode{line: c.line, words: []string{w}}, p, "unknown TCP state")
+					im.dropped(&confNode{line: c.line, words: []string{w}}, p, "unknown TCP state")
 					continue
 				}
 				if !slices.Contains(listed, s) {
@@ -515,24 +645,24 @@ func (im *importer) filter(n *confNode, path string) {
 			listed = slices.DeleteFunc(slices.Clone(tcpStates), func(s string) bool { return slices.Contains(listed, s) })
 		}
 		if len(listed) == 0 {
-			im.note(n, path, "no TCP state left to replicate; filter.tcp_states keeps its default (all)")
+			im.changed(n, path, "no TCP state left to replicate; filter.tcp_states keeps its default (all)")
 			return
 		}
 		im.tcpStates = listed
 	default:
-		im.note(n, path, "unknown filter")
+		im.dropped(n, path, "unknown filter")
 	}
 }
 
 // seconds reads "Key N" as N seconds.
 func (im *importer) seconds(n *confNode, path string) (time.Duration, bool) {
 	if len(n.words) != 2 {
-		im.note(n, path, "want a number of seconds")
+		im.dropped(n, path, "want a number of seconds")
 		return 0, false
 	}
 	v, err := strconv.ParseInt(n.words[1], 10, 32)
 	if err != nil || v < 0 {
-		im.note(n, path, "want a number of seconds")
+		im.dropped(n, path, "want a number of seconds")
 		return 0, false
 	}
 	return time.Duration(v) * time.Second, true
@@ -543,7 +673,7 @@ func (im *importer) addr(n *confNode, path, s string) (string, bool) {
 	s, _, _ = strings.Cut(s, "/")
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		im.note(n, path, "want an IP address")
+		im.dropped(n, path, "want an IP address")
 		return "", false
 	}
 	return a.String(), true
@@ -557,9 +687,6 @@ func (im *importer) yaml() []byte {
 	if port == 0 {
 		port = importDefaultPort
 	}
-	w("# ctsync configuration imported from conntrackd.conf by `ctsync config import`.\n")
-	w("# Keys not written here keep their defaults (`ctsync config default` lists\n")
-	w("# them all). Check the result with `ctsync config check -c FILE`.\n\n")
 	w("# Unique name of this node in the cluster. Default: the hostname.\n#node: fw-a\n\n")
 
 	w("cluster:\n")
@@ -587,7 +714,7 @@ func (im *importer) yaml() []byte {
 		w("  # !!! loopback, so no other node can reach it. Set bind to this node's address\n")
 		w("  # !!! on the sync link and list the peers in join.\n")
 		w("  bind: %s\n", yamlQuote(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))))
-		im.notes = append(im.notes, ImportNote{Directive: "Sync", Reason: fmt.Sprintf(
+		im.notes = append(im.notes, ImportNote{Kind: NoteChanged, Directive: "Sync", Reason: fmt.Sprintf(
 			"no local address and no peer address: cluster.bind is set to 127.0.0.1:%d (this host only); "+
 				"set it to this node's address on the sync link and list the peers in cluster.join", port)})
 	}
@@ -604,9 +731,10 @@ func (im *importer) yaml() []byte {
 	w("  # !!!   key_file: %s\n", DefaultKeyFile)
 	w("  insecure: true\n\n")
 
-	if im.socket != "" {
-		w("control:\n  # From General.UNIX.Path.\n  socket: %s\n\n", yamlQuote(im.socket))
-	}
+	// Always ctsync's own socket, which the shipped unit can write (the
+	// conntrackd.conf's UNIX Path is noted).
+	w("control:\n  # ctsync's own; conntrackd's UNIX Path is not kept: the ctsync unit may\n")
+	w("  # write only below %s.\n  socket: %s\n\n", filepath.Dir(DefaultSocket), yamlQuote(DefaultSocket))
 
 	if im.protocols != nil || im.ignoreSet || im.tcpStates != nil {
 		w("filter:\n")
@@ -644,7 +772,7 @@ func (im *importer) yaml() []byte {
 	switch eb := im.eventBuffer; {
 	case eb == 0:
 	case eb < DefaultEventBuffer:
-		im.notes = append(im.notes, ImportNote{Line: im.bufferLine, Directive: im.bufferFrom, Reason: fmt.Sprintf(
+		im.notes = append(im.notes, ImportNote{Kind: NoteNotNeeded, Line: im.bufferLine, Directive: im.bufferFrom, Reason: fmt.Sprintf(
 			"kept ctsync's default kernel.event_buffer, %s, larger than this: ctsync sets its buffer once and does not grow it on overrun",
 			DefaultEventBuffer)})
 	default:

@@ -39,18 +39,21 @@ func importFile(t *testing.T, name string) (*Config, string, []string) {
 
 func TestImport(t *testing.T) {
 	tests := []struct {
-		file  string
-		check func(t *testing.T, c *Config)
-		notes []string // substrings, each of a different note, in order
-		count int      // number of notes
+		file    string
+		check   func(t *testing.T, c *Config)
+		notes   []string // substrings, each of a different note, in order
+		count   int      // number of notes
+		changed int      // number of notes tagged changed
 	}{
-		{file: "ftfw-udp.conf", count: 15,
+		{file: "ftfw-udp.conf", count: 16, changed: 1,
 			check: func(t *testing.T, c *Config) {
 				want := Default()
 				want.Node = "fw-a"
 				want.Cluster = Cluster{Bind: "192.168.2.100:3780", Join: []string{"192.168.2.101:3780"},
 					Insecure: true, KeyFile: DefaultKeyFile, Name: DefaultClusterName}
-				want.Control.Socket = "/var/run/conntrackd.ctl"
+				// Not conntrackd's /var/run/conntrackd.ctl, which the
+				// ctsync unit cannot write.
+				want.Control.Socket = DefaultSocket
 				// The keys conntrackd has no equivalent for keep their
 				// defaults (labels: [all], as conntrackd sends them).
 				want.Filter.Protocols = []string{"tcp", "sctp", "dccp"}
@@ -66,12 +69,14 @@ func TestImport(t *testing.T) {
 				}
 			},
 			notes: []string{
-				"line 5: Sync.Mode FTFW.ResendQueueSize 131072: not needed",
+				"not needed: line 5: Sync.Mode FTFW.ResendQueueSize 131072: ",
 				"line 16: Sync.UDP Default.Interface eth2: ",
-				"line 24: Sync.Options.ExpectationSync { ... }: expectations are not replicated",
-				"line 37: General.LockFile /var/lock/conntrack.lock: not needed",
+				"changed: line 24: Sync.Options.ExpectationSync { ... }: ctsync replicates expectations (with their master flow) of every helper, not only of ftp, sip",
+				"dropped: line 35: General.LogFile on: ",
+				"not needed: line 37: General.LockFile /var/lock/conntrack.lock: ",
+				"not needed: line 39: General.UNIX.Path /var/run/conntrackd.ctl: control.socket stays ctsync's own, /run/ctsync/ctsync.sock",
 			}},
-		{file: "notrack-multicast.conf", count: 14,
+		{file: "notrack-multicast.conf", count: 14, changed: 5,
 			check: func(t *testing.T, c *Config) {
 				if c.Cluster.Bind != "10.0.0.1:3780" || len(c.Cluster.Join) != 0 {
 					t.Errorf("cluster: %+v, want bind 10.0.0.1:3780 (IPv4_interface, Group) and no join", c.Cluster)
@@ -93,13 +98,14 @@ func TestImport(t *testing.T) {
 				}
 			},
 			notes: []string{
-				"line 3: Sync.Mode NOTRACK: ctsync has one replication mode",
-				"line 8: Sync.Multicast Default { ... }: a multicast group has no peer addresses",
-				"line 9: Sync.Multicast Default.IPv4_address 225.0.0.50: ctsync does not use multicast",
-				"line 17: Sync.Multicast { ... }: ctsync uses one cluster address",
-				"line 27: General.Scheduler { ... }",
+				"changed: line 3: Sync.Mode NOTRACK: ctsync has one replication mode",
+				"changed: line 4: Sync.Mode NOTRACK.DisableInternalCache on: ctsync always keeps an internal cache",
+				"changed: line 8: Sync.Multicast Default { ... }: a multicast group has no peer addresses",
+				"changed: line 9: Sync.Multicast Default.IPv4_address 225.0.0.50: ctsync does not use multicast",
+				"changed: line 17: Sync.Multicast { ... }: ctsync uses one cluster address",
+				"dropped: line 27: General.Scheduler { ... }",
 			}},
-		{file: "tcp-ipv6.conf", count: 4,
+		{file: "tcp-ipv6.conf", count: 4, changed: 2,
 			check: func(t *testing.T, c *Config) {
 				if c.Cluster.Bind != "[fd00::1]:7946" || !reflect.DeepEqual(c.Cluster.Join, []string{"[fd00::2]:7946"}) {
 					t.Errorf("cluster: %+v, want [fd00::1]:7946 joining [fd00::2]:7946", c.Cluster)
@@ -112,8 +118,8 @@ func TestImport(t *testing.T) {
 				}
 			},
 			notes: []string{
-				"line 12: General.HashLimit 500: want a number of at least 1000",
-				"line 14: General.Filter.Address Accept { ... }: ctsync has no address accept list",
+				"changed: line 12: General.HashLimit 500: cache.max_flows is at least 1000",
+				"changed: line 14: General.Filter.Address Accept { ... }: ctsync has no address accept list",
 			}},
 	}
 	for _, tt := range tests {
@@ -125,6 +131,24 @@ func TestImport(t *testing.T) {
 			}
 			if len(notes) != tt.count {
 				t.Errorf("%d notes, want %d:\n%s", len(notes), tt.count, strings.Join(notes, "\n"))
+			}
+			changed := 0
+			for _, n := range notes {
+				tag, _, _ := strings.Cut(n, ": ")
+				switch tag {
+				case "changed":
+					changed++
+				case "dropped", "not needed":
+				default:
+					t.Errorf("note without a tag: %q", n)
+				}
+				// The file lists every note, as a comment.
+				if !strings.Contains(out, "\n# "+n+"\n") {
+					t.Errorf("note %q not among the file's comments:\n%s", n, out)
+				}
+			}
+			if changed != tt.changed {
+				t.Errorf("%d notes tagged changed, want %d", changed, tt.changed)
 			}
 			i := 0
 			for _, want := range tt.notes {
@@ -176,7 +200,11 @@ func TestImportOddInput(t *testing.T) {
 		{"Sync { UDP { IPv4_address not-an-ip; Port 99999 } }\n", "want an IP address"},
 		{"Sync { UDP { Port 99999 } }\n", "want a port number"},
 		{"Sync { Mode FTFW { CommitTimeout -1 } }\n", "want a number of seconds"},
-		{"General { UNIX { Path relative/sock } }\n", "want an absolute path"},
+		{"General { UNIX { Path relative/sock } }\n", "not needed: line 1: General.UNIX.Path relative/sock: control.socket stays ctsync's own"},
+		{"Sync { Options { ExpectationSync maybe } }\n", "dropped: line 1: Sync.Options.ExpectationSync maybe: want On, Off"},
+		{"General { Filter { Protocol Ignore { IGMP } } }\n", "not needed: line 1: General.Filter.Protocol Ignore.IGMP: protocol not replicated by ctsync anyway"},
+		{"General { Filter { Protocol Accept { TCP IGMP } } }\n", "changed: line 1: General.Filter.Protocol Accept.IGMP: protocol not replicated by ctsync"},
+		{"Sync { Options { Bogus 1 } }\n", "dropped: line 1: Sync.Options.Bogus 1: unknown option"},
 		{"General { Filter { Protocol Accept { FOO } } }\n", "protocol not replicated"},
 		{"General { Filter { Address Ignore { IPv4_address 1.2.3.4/99 } } }\n", "Address Ignore.IPv4_address 1.2.3.4/99"},
 		{"General { Filter { State Accept { BOGUS for TCP } } }\n", "unknown TCP state"},
@@ -211,6 +239,8 @@ func FuzzImport(f *testing.F) {
 	f.Add([]byte("Sync { UDP { IPv6_address \"fe80::1%eth0\" } }"))
 	f.Add([]byte("General { UNIX { Path \"/a\\\"b\" } }"))
 	f.Add([]byte("}{;#\n\""))
+	// Directives whose text would end a YAML comment or invalidate it.
+	f.Add([]byte("General { Foo\u2028bar \x85 \xff\x00 }\nSync { Options { ExpectationSync { \"a\u0085b\" } } }"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		out, notes, err := Import(data)
 		if err != nil {
@@ -227,8 +257,16 @@ func FuzzImport(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("imported YAML does not validate: %v\n%s", err, out)
 		}
+		if c.Control.Socket != DefaultSocket {
+			t.Fatalf("control.socket %q, want ctsync's own %q", c.Control.Socket, DefaultSocket)
+		}
 		for _, n := range notes {
-			_ = n.String()
+			if n.Kind != NoteDropped && n.Kind != NoteChanged && n.Kind != NoteNotNeeded {
+				t.Fatalf("note %v: kind %d", n, n.Kind)
+			}
+			if !strings.Contains(string(out), "\n# "+commentSafe(n.String())+"\n") {
+				t.Fatalf("note %q not in the file:\n%s", n, out)
+			}
 		}
 	})
 }
@@ -301,5 +339,92 @@ func TestImportBind(t *testing.T) {
 				t.Errorf("notes %q, want %d, the first with %q", notes, tt.wantNotes, tt.note)
 			}
 		})
+	}
+}
+
+// TestImportSocket: conntrackd's socket path is never kept (the ctsync unit
+// cannot write it); a note says so, naming the old path.
+func TestImportSocket(t *testing.T) {
+	for _, path := range []string{"/var/run/conntrackd.ctl", "/run/conntrackd.ctl", "relative", DefaultSocket} {
+		out, notes, err := Import([]byte("General {\n UNIX {\n  Path " + path + "\n }\n}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Parse(out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if c.Control.Socket != DefaultSocket {
+			t.Errorf("Path %s: control.socket %q, want %q", path, c.Control.Socket, DefaultSocket)
+		}
+		var about []ImportNote
+		for _, n := range notes {
+			if strings.Contains(n.Directive, "UNIX.Path") {
+				about = append(about, n)
+			}
+		}
+		switch {
+		case path == DefaultSocket && len(about) != 0:
+			t.Errorf("Path %s: notes %v, want none (it is ctsync's)", path, about)
+		case path != DefaultSocket && (len(about) != 1 || about[0].Kind != NoteNotNeeded ||
+			about[0].Line != 3 || !strings.Contains(about[0].String(), path+": control.socket stays ctsync's own, "+DefaultSocket)):
+			t.Errorf("Path %s: notes %v, want one, not needed, naming the old path", path, about)
+		}
+	}
+}
+
+// TestImportExpectationSync: expectations replicate, so ExpectationSync
+// is accepted: On is what ctsync does anyway, Off and a list of helpers
+// change behaviour (ctsync replicates every helper's).
+func TestImportExpectationSync(t *testing.T) {
+	tests := []struct {
+		opt  string
+		kind NoteKind
+		msg  string
+	}{
+		{"ExpectationSync On", NoteNotNeeded, "ctsync always replicates expectations, with their master flow"},
+		{"ExpectationSync on", NoteNotNeeded, "ctsync always replicates expectations"},
+		{"ExpectationSync Off", NoteChanged, "it cannot leave them out"},
+		{"ExpectationSync {\n ftp\n ras # for H.323\n q.931\n sip\n }", NoteChanged, "of every helper, not only of ftp, ras, q.931, sip"},
+		{"ExpectationSync { }", NoteChanged, "it cannot leave them out"},
+		{"ExpectationSync", NoteDropped, "want On, Off or a block of helper names"},
+	}
+	for _, tt := range tests {
+		out, notes, err := Import([]byte("Sync {\n Options {\n " + tt.opt + "\n }\n}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.opt, err)
+		}
+		if _, err := Parse(out); err != nil {
+			t.Fatalf("%s: %v\n%s", tt.opt, err, out)
+		}
+		var got []ImportNote
+		for _, n := range notes {
+			if strings.Contains(n.Directive, "ExpectationSync") {
+				got = append(got, n)
+			}
+		}
+		if len(got) != 1 || got[0].Kind != tt.kind || !strings.Contains(got[0].Reason, tt.msg) || got[0].Line != 3 {
+			t.Errorf("%s: notes %v, want one %s note with %q", tt.opt, got, tt.kind, tt.msg)
+		}
+		if strings.Contains(got[0].Reason, "not replicated") {
+			t.Errorf("%s: %q says expectations are not replicated", tt.opt, got[0].Reason)
+		}
+	}
+}
+
+// TestImportChanged: Changed is what --strict tests.
+func TestImportChanged(t *testing.T) {
+	for in, want := range map[string]bool{
+		"Sync { UDP { IPv4_address 10.0.3.1; IPv4_Destination_Address 10.0.3.2 } }\nGeneral { LockFile /x; UNIX { Path /var/run/conntrackd.ctl } }\n":    false,
+		"Sync { UDP { IPv4_address 10.0.3.1; IPv4_Destination_Address 10.0.3.2 } }\nGeneral { Filter { Address Accept { IPv4_address 10.0.0.0/8 } } }\n": true,
+		"Sync { Multicast { IPv4_address 225.0.0.50; IPv4_interface 10.0.3.1 } }\n":                                                                      true,
+	} {
+		_, notes, err := Import([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Changed(notes); got != want {
+			t.Errorf("Changed(%q) = %v, want %v; notes %v", in, got, want, notes)
+		}
 	}
 }

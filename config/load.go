@@ -361,6 +361,44 @@ func want(t reflect.Type) string {
 	return t.String()
 }
 
+// UnitWritableDirs are the directories the shipped systemd unit
+// (contrib/systemd/ctsync.service) lets the daemon write: its
+// ReadWritePaths and RuntimeDirectory (/run/NAME; StateDirectory would be
+// /var/lib/NAME). ProtectSystem=strict makes every other path read-only,
+// so a control socket elsewhere cannot be created. A test keeps the list
+// in step with the unit file. Never modified.
+var UnitWritableDirs = []string{"/run/ctsync"}
+
+// Warnings returns what is valid but likely wrong, one Problem each, for
+// `config check` to show without failing: a control.socket outside
+// UnitWritableDirs, which the daemon cannot create under the shipped unit
+// (conntrackd's /var/run/conntrackd.ctl, say).
+func (c *Config) Warnings() []Problem {
+	var ps Problems
+	if sock := c.Control.Socket; filepath.IsAbs(sock) && !unitWritable(sock) {
+		ps.add("control.socket", "%s is outside what the shipped systemd unit lets the daemon write (%s; "+
+			"ProtectSystem=strict makes the rest read-only): under it the daemon cannot create the socket; "+
+			"use %s, or add the directory to ReadWritePaths= in a drop-in (systemctl edit ctsync)",
+			sock, strings.Join(UnitWritableDirs, ", "), DefaultSocket)
+	}
+	return ps
+}
+
+// unitWritable reports whether path lies inside one of UnitWritableDirs.
+// /var/run is /run.
+func unitWritable(path string) bool {
+	path = filepath.Clean(path)
+	if rest, ok := strings.CutPrefix(path, "/var/run/"); ok {
+		path = "/run/" + rest
+	}
+	for _, d := range UnitWritableDirs {
+		if strings.HasPrefix(path, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Validate checks the values of c and returns every problem at once as
 // Problems, or nil. Besides the values themselves it checks, unless
 // cluster.insecure is true, that the key file exists, holds valid keys, is

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +23,9 @@ func addConfigCommands(root *cobra.Command, s *streams) {
 		Short: "Validate the configuration file and list every problem",
 		Long: `Validate the configuration file (--config) the way the daemon would, including
 the cluster key file. Prints "config OK: PATH" and exits 0, or prints every
-problem, one per line as KEY: PROBLEM, and exits 1.`,
+problem, one per line as KEY: PROBLEM, and exits 1. Warnings, on standard
+error as "warning: KEY: PROBLEM", do not change the exit status: a
+control.socket outside what the shipped systemd unit may write (` + strings.Join(config.UnitWritableDirs, ", ") + `).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path := cmd.Flag("config").Value.String()
@@ -42,9 +45,19 @@ problem, one per line as KEY: PROBLEM, and exits 1.`,
 	root.AddCommand(cmd)
 }
 
-// checkConfig is `ctsync config check`.
+// checkConfig is `ctsync config check`. Warnings (valid but likely wrong)
+// go to standard error as "warning: KEY: PROBLEM" and do not fail it.
 func checkConfig(s *streams, path string) error {
-	_, err := config.Check(path)
+	c, err := config.Check(path)
+	if c == nil {
+		// With problems, warn about what did decode.
+		c, _ = config.Load(path)
+	}
+	if c != nil {
+		for _, w := range c.Warnings() {
+			fmt.Fprintf(s.err, "warning: %s\n", w)
+		}
+	}
 	if err == nil {
 		_, err := fmt.Fprintf(s.out, "config OK: %s\n", path)
 		return err

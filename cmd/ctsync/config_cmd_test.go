@@ -174,3 +174,31 @@ func TestConfigCheckKeyFileOwner(t *testing.T) {
 		t.Fatalf("config check: exit %d, stdout %q, stderr:\n%s\nwant exit 1 and:\n%s", code, out, errOut, want)
 	}
 }
+
+// TestConfigCheckWarnsSocket: config check warns, without failing, about a
+// control socket the shipped unit cannot create (conntrackd's path).
+func TestConfigCheckWarnsSocket(t *testing.T) {
+	dir := t.TempDir()
+	for sock, warn := range map[string]bool{"/var/run/conntrackd.ctl": true, "/run/ctsync/ctsync.sock": false} {
+		path := writeFile(t, dir, "ctsync.yaml", "node: fw-a\ncluster:\n  bind: 10.0.3.1:7946\n  insecure: true\n"+
+			"control:\n  socket: "+sock+"\n", 0o644)
+		code, out, errOut := ctsync(t, "config", "check", "--config", path)
+		if code != exitOK || out != "config OK: "+path+"\n" {
+			t.Errorf("config check, socket %s: exit %d, stdout %q, stderr %q; want 0 and OK", sock, code, out, errOut)
+		}
+		want := ""
+		if warn {
+			want = "warning: control.socket: " + sock + " is outside what the shipped systemd unit lets the daemon write"
+		}
+		if warn != (errOut != "") || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") > 1 {
+			t.Errorf("config check, socket %s: stderr %q, want %q", sock, errOut, want)
+		}
+	}
+	// With problems too, the warning is shown.
+	path := writeFile(t, dir, "bad.yaml", "node: fw-a\ncluster:\n  bind: 10.0.3.1:7946\n  insecure: true\n"+
+		"control:\n  socket: /var/run/conntrackd.ctl\nlog:\n  level: loud\n", 0o644)
+	code, _, errOut := ctsync(t, "config", "check", "--config", path)
+	if code != exitFailure || !strings.Contains(errOut, "warning: control.socket: /var/run/conntrackd.ctl") || !strings.Contains(errOut, "log.level") {
+		t.Errorf("config check with a problem: exit %d, stderr %q; want 1, the problem and the warning", code, errOut)
+	}
+}

@@ -44,22 +44,26 @@ General commands:
   -h, display this help information
 
 Client mode commands:
-  -c [ct], commit external cache to conntrack table      (ctsync commit)
+  -c [ct|expect], commit external cache to conntrack table  (ctsync commit)
   -f [internal|external], flush internal and external cache (ctsync flush)
-  -i [ct], display content of the internal cache         (ctsync cache internal)
-  -e [ct], display the content of the external cache     (ctsync cache external)
-  -k, kill conntrack daemon                              (ctsync shutdown)
+  -i [ct|expect], display content of the internal cache     (ctsync cache internal)
+  -e [ct|expect], display the content of the external cache (ctsync cache external)
+  -k, kill conntrack daemon                                 (ctsync shutdown)
   -s [network|cache|runtime|link|rsqueue|queue|ct|expect], dump statistics (ctsync stats)
-  -R [ct], resync with kernel conntrack table            (ctsync resync kernel)
-  -n, request resync with other node                     (ctsync resync peers)
-  -B, force a bulk send to other replica firewalls       (ctsync send-bulk)
-  -t, flush the kernel table after PurgeTimeout          (ctsync purge)
+  -R [ct|expect], resync with kernel conntrack table        (ctsync resync kernel)
+  -n, request resync with other node                        (ctsync resync peers)
+  -B, force a bulk send to other replica firewalls          (ctsync send-bulk)
+  -t, flush the kernel table after PurgeTimeout             (ctsync purge)
 
 ctsync options:
   --socket PATH, the daemon's control socket
 
+Expectations (what helpers such as ftp announce) replicate with their master
+flow. -i expect and -e expect list them as conntrack -L expect does; -s expect
+counts them. -c and -R, with ct, expect or neither, commit or resync flows and
+expectations together: ctsync writes an expectation only after its master,
+and every master's expectations with it. -f flushes both.
 Not available: -d (run ` + "`ctsync daemon`" + ` or its systemd unit), -F, -x.
-Expectations are not replicated: the "expect" variants do nothing.
 Unlike conntrackd, -c exits 1 when a flow could not be committed.
 `
 
@@ -218,6 +222,8 @@ func runConntrackd(ctx context.Context, s *streams, args []string) error {
 	case cmd.action == 0:
 		return errors.New("no client command given: ctsync does not run conntrackd's daemon; " +
 			"run `ctsync daemon` or its systemd unit, and see `conntrackd -h` for the client commands")
+	case cmd.action == 'F' && cmd.arg == "expect":
+		return errors.New("-F expect is not available: `ctsync table flush --expect` empties the kernel's expectation table")
 	case cmd.action == 'F':
 		return errors.New("-F is not available: `ctsync purge --after 1s` deletes the replicated flows from the kernel, " +
 			"`ctsync table flush` the whole table")
@@ -231,9 +237,9 @@ func runConntrackd(ctx context.Context, s *streams, args []string) error {
 	c := control.Dial(socket)
 	switch cmd.action {
 	case 'c':
-		if cmd.arg == "expect" {
-			return nil // expectations are not replicated: nothing to commit
-		}
+		// ct, expect or both: one commit writes the masters, then their
+		// expectations, then the RELATED flows (an expectation cannot be
+		// created without its master).
 		res, err := c.Commit(ctx)
 		if err != nil {
 			return err
@@ -243,9 +249,8 @@ func runConntrackd(ctx context.Context, s *streams, args []string) error {
 	case 'f':
 		return c.Flush(ctx, cmd.arg)
 	case 'R':
-		if cmd.arg == "expect" {
-			return nil
-		}
+		// ct, expect or both: the kernel resync reloads flows and
+		// expectations.
 		_, err := c.ResyncKernel(ctx)
 		return err
 	case 'n':
@@ -260,12 +265,14 @@ func runConntrackd(ctx context.Context, s *streams, args []string) error {
 	case 'k':
 		return c.Shutdown(ctx)
 	case 'i', 'e':
-		if cmd.arg == "expect" {
-			return nil
-		}
 		which := "internal"
 		if cmd.action == 'e' {
 			which = "external"
+		}
+		if cmd.arg == "expect" {
+			// conntrack -L expect's lines, as `ctsync cache --expect`.
+			_, err := c.Cache(ctx, control.CacheQuery{Cache: which, Expect: true, Format: "text"}, s.out)
+			return err
 		}
 		w := &ctdCacheWriter{w: s.out}
 		_, err := c.Cache(ctx, control.CacheQuery{Cache: which, Format: "text"}, w)
@@ -278,7 +285,17 @@ func runConntrackd(ctx context.Context, s *streams, args []string) error {
 		if err := c.Stats(ctx, &st); err != nil {
 			return err
 		}
-		return writeCtdStats(s.out, cmd.arg, &st)
+		var xs ctdExpectCounts
+		if cmd.arg == "expect" {
+			for i, which := range []string{"internal", "external"} {
+				n, err := c.Cache(ctx, control.CacheQuery{Cache: which, Expect: true, Count: true}, nil)
+				if err != nil {
+					return err
+				}
+				xs[i] = n
+			}
+		}
+		return writeCtdStats(s.out, cmd.arg, &st, &xs)
 	}
 	return fmt.Errorf("-%c: not handled", cmd.action) // unreachable: parseConntrackd knows the letters
 }
@@ -383,13 +400,22 @@ func ctdCacheLine(line string) string {
 	return line[:i] + line[j+1:]
 }
 
+// ctdExpectCounts holds the number of expectations in the internal and
+// the external cache, for -s expect.
+type ctdExpectCounts [2]int
+
 // writeCtdStats prints statistics in the layout of conntrackd -s
 // [section], with the numbers ctsync has. Sections ctsync has no
-// counterpart for (rsqueue, process, queue, expect) print nothing, as
-// conntrackd does when they are empty.
-func writeCtdStats(w io.Writer, section string, st *agent.Stats) error {
+// counterpart for (rsqueue, process, queue) print nothing, as conntrackd
+// does when they are empty.
+func writeCtdStats(w io.Writer, section string, st *agent.Stats, xs *ctdExpectCounts) error {
 	var b bytes.Buffer
 	switch section {
+	case "expect":
+		// conntrackd's expectation caches are named like its flow caches.
+		fmt.Fprintf(&b, "cache internal:\ncurrent active connections:\t%12d\n\n", xs[0])
+		fmt.Fprintf(&b, "cache external:\ncurrent active connections:\t%12d\n\n", xs[1])
+		ctdLinkStats(&b, st)
 	case "", "ct":
 		ctdCacheStats(&b, st)
 		ctdLinkStats(&b, st)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,12 +62,20 @@ func TestConntrackdFlags(t *testing.T) {
 			},
 			code: exitFailure, stdout: "2 failed", stderr: "commit: 2 of 3 flows failed",
 			wantCall: &controltest.Call{Method: "Commit"}},
-		{name: "commit expect does nothing", args: []string{"-c", "expect"}},
+		// Expectations commit with their masters: ct and expect are the
+		// whole commit.
+		{name: "commit expect", args: []string{"-c", "expect"}, stdout: "committed 100000 flows",
+			wantCall: &controltest.Call{Method: "Commit"}},
+		{name: "commit exp prefix", args: []string{"-c", "exp"}, stdout: "committed 100000 flows",
+			wantCall: &controltest.Call{Method: "Commit"}},
+		{name: "flush expect refused", args: []string{"-f", "expect"}, code: exitFailure, stderr: "unknown parameter `expect' for option `-f'"},
 		{name: "flush", args: []string{"-f"}, wantCall: &controltest.Call{Method: "Flush", Arg: ""}},
 		{name: "flush internal", args: []string{"-f", "internal"}, wantCall: &controltest.Call{Method: "Flush", Arg: "internal"}},
 		{name: "flush external prefix", args: []string{"-f", "e"}, wantCall: &controltest.Call{Method: "Flush", Arg: "external"}},
 		{name: "flush unknown", args: []string{"-f", "foo"}, code: exitFailure, stderr: "unknown parameter `foo' for option `-f'"},
 		{name: "resync kernel", args: []string{"-R"}, wantCall: &controltest.Call{Method: "ResyncKernel"}},
+		{name: "resync kernel ct", args: []string{"-R", "ct"}, wantCall: &controltest.Call{Method: "ResyncKernel"}},
+		{name: "resync kernel expect", args: []string{"-R", "expect"}, wantCall: &controltest.Call{Method: "ResyncKernel"}},
 		{name: "send bulk", args: []string{"-B"}, wantCall: &controltest.Call{Method: "SendBulk"}},
 		{name: "resync peers", args: []string{"-n"}, wantCall: &controltest.Call{Method: "ResyncPeers"}},
 		{name: "purge", args: []string{"-t"}, wantCall: &controltest.Call{Method: "Purge", Arg: time.Duration(0)}},
@@ -96,9 +105,12 @@ func TestConntrackdFlags(t *testing.T) {
 		{name: "daemon mode", args: []string{"-d"}, code: exitFailure, stderr: "run `ctsync daemon`"},
 		{name: "no command", args: nil, code: exitFailure, stderr: "no client command given"},
 		{name: "kernel flush", args: []string{"-F"}, code: exitFailure, stderr: "-F is not available"},
+		{name: "kernel flush expect", args: []string{"-F", "expect"}, code: exitFailure, stderr: "`ctsync table flush --expect`"},
+		{name: "xml expect", args: []string{"-e", "expect", "-x"}, code: exitFailure, stderr: "XML output is not available"},
 		{name: "unknown option", args: []string{"-Z"}, code: exitFailure, stderr: "Unknown option: -Z\n"},
 		{name: "stray word", args: []string{"-k", "now"}, code: exitFailure, stderr: "Unknown option: now"},
 		{name: "help", args: []string{"-h"}, stdout: "Client mode commands:"},
+		{name: "help expect", args: []string{"-h"}, stdout: "  -i [ct|expect], display content of the internal cache"},
 		{name: "version", args: []string{"-v"}, stdout: "conntrackd-compatible client"},
 	}
 	for _, tt := range tests {
@@ -249,5 +261,100 @@ func TestCtdCacheLine(t *testing.T) {
 		if got := ctdCacheLine(in); got != want {
 			t.Errorf("ctdCacheLine(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestConntrackdExpect runs conntrackd's expect variants against a daemon
+// whose caches hold expectations: -i/-e expect list them, -s expect counts
+// them, -c/-R expect run the commit and resync that carry them, and the
+// help says they replicate.
+func TestConntrackdExpect(t *testing.T) {
+	a := netip.MustParseAddr
+	x := flow.Expect{
+		Tuple:   flow.Tuple{Src: a("10.0.0.2"), Dst: a("10.0.0.1"), Proto: flow.ProtoTCP, DstPort: 50000},
+		Mask:    flow.Tuple{Src: a("255.255.255.255"), Dst: a("255.255.255.255"), Proto: flow.ProtoTCP, DstPort: 0xffff},
+		Master:  flow.Tuple{Src: a("10.0.0.1"), Dst: a("10.0.0.2"), Proto: flow.ProtoTCP, SrcPort: 40000, DstPort: 21},
+		Timeout: 297, Helper: "ftp",
+	}
+	x.Set(flow.ExpectAttrTimeout | flow.ExpectAttrHelper)
+	y := x
+	y.Tuple.DstPort = 50001
+	web := controltest.TCPFlow("10.0.0.1", "10.0.0.2", 40000, 21)
+	b := &controltest.ExpectBackend{
+		Backend: ctdBackend(),
+		// The flows must not show in an expectation listing.
+		InternalExpect: []controltest.Expect{{Origin: "fw-a", Expect: x}},
+		ExternalExpect: []controltest.Expect{{Origin: "fw-b", Expect: x}, {Origin: "fw-c", Expect: y}},
+	}
+	b.Internal = []controltest.Flow{{Origin: "fw-a", Flow: web}}
+	b.External = []controltest.Flow{{Origin: "fw-b", Flow: web}}
+	sock := ctlDaemon(t, b)
+	run := func(args ...string) (string, []controltest.Call) {
+		t.Helper()
+		before := len(b.Calls())
+		code, out, errOut := asConntrackd(t, append(args, "--socket", sock)...)
+		if code != exitOK || errOut != "" {
+			t.Fatalf("conntrackd %q: exit %d, stderr %q", args, code, errOut)
+		}
+		return out, b.Calls()[before:]
+	}
+	xl, yl := x.String()+"\n", y.String()+"\n"
+	for _, tt := range []struct {
+		args  []string
+		out   string
+		cache string
+	}{
+		{[]string{"-i", "expect"}, xl, "internal"},
+		{[]string{"-i", "e"}, xl, "internal"},
+		{[]string{"-e", "expect"}, xl + yl, "external"},
+	} {
+		out, calls := run(tt.args...)
+		if out != tt.out {
+			t.Errorf("conntrackd %q: %q, want %q", tt.args, out, tt.out)
+		}
+		if !strings.HasPrefix(out, "297 proto=6 src=10.0.0.2 dst=10.0.0.1 sport=0 dport=50000 ") {
+			t.Errorf("conntrackd %q: %q: want conntrack -L expect's lines", tt.args, out)
+		}
+		if len(calls) != 1 || calls[0].Method != "CacheExpect" || calls[0].Arg.(control.CacheQuery).Cache != tt.cache {
+			t.Errorf("conntrackd %q: calls %v, want one CacheExpect of the %s cache", tt.args, calls, tt.cache)
+		}
+	}
+	// -i and -i ct still list flows.
+	for _, args := range [][]string{{"-i"}, {"-i", "ct"}} {
+		if out, _ := run(args...); !strings.HasPrefix(out, "tcp      6 ESTABLISHED src=10.0.0.1") {
+			t.Errorf("conntrackd %q: %q, want the flow", args, out)
+		}
+	}
+
+	out, calls := run("-s", "expect")
+	want := "cache internal:\ncurrent active connections:\t           1\n\n" +
+		"cache external:\ncurrent active connections:\t           2\n\n"
+	if !strings.HasPrefix(out, want) || !strings.Contains(out, "sync traffic (peer=fw-b") {
+		t.Errorf("conntrackd -s expect: %q, want it to start with %q and show the links", out, want)
+	}
+	if len(calls) != 3 || calls[0].Method != "Stats" || calls[1].Method != "CacheExpect" || calls[2].Method != "CacheExpect" {
+		t.Errorf("conntrackd -s expect: calls %v", calls)
+	}
+
+	for _, args := range [][]string{{"-c", "expect"}, {"-R", "expect"}} {
+		if _, calls := run(args...); len(calls) != 1 || (calls[0].Method != "Commit" && calls[0].Method != "ResyncKernel") {
+			t.Errorf("conntrackd %q: calls %v, want the commit or the resync", args, calls)
+		}
+	}
+
+	out, _ = run("-h")
+	if strings.Contains(out, "not replicated") || strings.Contains(out, "do nothing") ||
+		!strings.Contains(out, "Expectations (what helpers such as ftp announce) replicate") {
+		t.Errorf("conntrackd -h says expectations do not replicate:\n%s", out)
+	}
+}
+
+// TestConntrackdExpectOldDaemon: a daemon that keeps no expectations says
+// so, instead of -i expect printing nothing.
+func TestConntrackdExpectOldDaemon(t *testing.T) {
+	sock := ctlDaemon(t, ctdBackend())
+	code, out, errOut := asConntrackd(t, "-i", "expect", "--socket", sock)
+	if code != exitFailure || out != "" || !strings.Contains(errOut, "expectations") {
+		t.Errorf("conntrackd -i expect: exit %d, stdout %q, stderr %q; want 1 and why", code, out, errOut)
 	}
 }

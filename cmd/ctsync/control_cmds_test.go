@@ -30,7 +30,7 @@ func ctlSocketPath(t *testing.T) string {
 
 // ctlDaemon serves b on a new control socket until the test ends and
 // returns the socket's path.
-func ctlDaemon(t *testing.T, b *controltest.Backend) string {
+func ctlDaemon(t *testing.T, b control.Backend) string {
 	t.Helper()
 	path := ctlSocketPath(t)
 	srv, err := control.Listen(path)

@@ -92,6 +92,11 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	// it touches the cluster port or the kernel.
 	srv, err := control.Listen(cfg.Control.Socket)
 	if err != nil {
+		for _, w := range cfg.Warnings() {
+			if w.Path == "control.socket" {
+				err = fmt.Errorf("%w (%s)", err, w) // why, under the shipped unit
+			}
+		}
 		return err
 	}
 	defer srv.Close()
