@@ -78,7 +78,8 @@ for s in 'EXIT STATUS' FILES; do
 	zcat "$root/usr/share/man/man8/ctsync.8.gz" | grep -qx "\.SH $s" && pass "ctsync(8) has $s" || fail "ctsync(8) lacks $s"
 done
 if ls "$root"/usr/share/man/man8 | grep -qi powershell; then fail "a PowerShell man page"; else pass "no PowerShell man page"; fi
-if zcat "$root/usr/share/man/man8/ctsync-conntrackd.8.gz" | grep -q '^\.EX$'; then
+if zcat "$root/usr/share/man/man8/ctsync-conntrackd.8.gz" |
+	awk '/^\.(EX|nf)$/ { p = 1 } /^\.(EE|fi)$/ { p = 0 } p && /Client mode commands:/ { f = 1 } END { exit !f }'; then
 	pass "ctsync-conntrackd(8) keeps its preformatted blocks"
 else
 	fail "ctsync-conntrackd(8) has no preformatted block"
@@ -142,10 +143,17 @@ fi
 if command -v lintian >/dev/null; then
 	# Errors fail the check; warnings are shown. The package's own
 	# overrides (packaging/lintian-overrides) apply.
-	out=$(lintian --fail-on none "$deb" 2>&1 || true)
+	rc=0
+	out=$(lintian --fail-on none "$deb" 2>&1) || rc=$?
 	out=$(grep -v "running with root privileges" <<<"$out" || true)
 	[[ -n $out ]] && sed 's/^/      lintian: /' <<<"$out"
-	if grep -q '^E: ' <<<"$out"; then fail "lintian reports errors"; else pass "lintian: no errors"; fi
+	if ((rc)); then
+		fail "lintian failed to run (exit $rc)"
+	elif grep -q '^E: ' <<<"$out"; then
+		fail "lintian reports errors"
+	else
+		pass "lintian: no errors"
+	fi
 else
 	echo "skip: lintian not installed (apt-get install lintian)"
 fi
