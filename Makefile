@@ -78,8 +78,10 @@ deb: build
 	@rm -rf dist/stage dist/man dist/ctsync_*.deb
 	@mkdir -p dist/stage/completion dist/man
 	bin/ctsync config default > dist/stage/ctsync.yaml
-	bin/ctsync gen-docs --man dist/man
-	gzip -9nf dist/man/*.8
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) bin/ctsync gen-docs --man dist/man
+	gzip -9nf dist/man/*.8 dist/man/*.5
+	GO='$(GO)' packaging/copyright.sh bin/ctsync > dist/stage/copyright
+	packaging/changelog.sh '$(DEB_VERSION)' | gzip -9n > dist/stage/changelog.gz
 	bin/ctsync completion bash > dist/stage/completion/ctsync.bash
 	bin/ctsync completion zsh > dist/stage/completion/_ctsync
 	bin/ctsync completion fish > dist/stage/completion/ctsync.fish

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -38,6 +39,23 @@ func ProtoName(p uint8) string {
 var extraProtos = map[string]uint8{
 	"igmp": ProtoIGMP, "ipv6-icmp": ProtoICMPv6, "ipencap": 4, "ipip": 4, "egp": 8,
 	"esp": 50, "ah": 51, "ospf": 89, "pim": 103, "vrrp": 112, "l2tp": 115, "mpls-in-ip": 137,
+}
+
+// ProtoNames returns every protocol name ParseProto accepts, the tracked
+// ones first (in conntrack(8)'s usual order), then the others, each group
+// sorted; for shell completion.
+func ProtoNames() []string {
+	tracked := make([]string, 0, len(protoNames))
+	for _, n := range protoNames {
+		tracked = append(tracked, n)
+	}
+	other := make([]string, 0, len(extraProtos))
+	for n := range extraProtos {
+		other = append(other, n)
+	}
+	slices.Sort(tracked)
+	slices.Sort(other)
+	return append(tracked, other...)
 }
 
 // ParseProto parses a protocol name or a number from 0 to 255.
@@ -93,6 +111,16 @@ var statusNames = []struct {
 	{StatusFixedTimeout, "FIXED_TIMEOUT"},
 	{StatusOffload, "OFFLOAD"},
 	{StatusHWOffload, "HW_OFFLOAD"},
+}
+
+// StatusNames returns the status names ParseStatus and ParseStatusFilter
+// accept as bits (not UNSET or UNREPLIED), in conntrack(8)'s order.
+func StatusNames() []string {
+	out := make([]string, len(statusNames))
+	for i, n := range statusNames {
+		out[i] = n.name
+	}
+	return out
 }
 
 // allStatusNames names every bit, for JSON output.
@@ -197,16 +225,37 @@ func parseState(names []string, what, s string) (uint8, error) {
 	return 0, fmt.Errorf("unknown %s state %q", what, s)
 }
 
-// validStates lists the names parseState accepts from the table, then the
-// extra ones, comma-separated.
-func validStates(names []string, extra ...string) string {
+// acceptedStates returns the names parseState accepts from the table, in
+// the kernel's order.
+func acceptedStates(names []string) []string {
 	var ok []string
 	for _, n := range names {
 		if n != "MAX" && n != "IGNORE" && n != "INVALID" {
 			ok = append(ok, n)
 		}
 	}
-	return strings.Join(append(ok, extra...), ", ")
+	return ok
+}
+
+// validStates lists the names parseState accepts from the table, then the
+// extra ones, comma-separated.
+func validStates(names []string, extra ...string) string {
+	return strings.Join(append(acceptedStates(names), extra...), ", ")
+}
+
+// StateNames returns the state names --state accepts for a protocol (tcp,
+// sctp or dccp; nil for any other), in the kernel's order; for shell
+// completion.
+func StateNames(proto uint8) []string {
+	switch proto {
+	case ProtoTCP:
+		return append(acceptedStates(tcpStates), "LISTEN")
+	case ProtoSCTP:
+		return acceptedStates(sctpStates)
+	case ProtoDCCP:
+		return acceptedStates(dccpStates)
+	}
+	return nil
 }
 
 // TCPStateName names a TCP state as conntrack(8) does.
@@ -229,6 +278,9 @@ func ParseDCCPState(s string) (uint8, error) { return parseState(dccpStates, "DC
 
 // DCCPRoleName names a DCCP role.
 func DCCPRoleName(r uint8) string { return stateName(dccpRoles, r) }
+
+// DCCPRoleNames returns the DCCP roles ParseDCCPRole accepts.
+func DCCPRoleNames() []string { return slices.Clone(dccpRoles) }
 
 // ParseDCCPRole parses a DCCP role (client or server).
 func ParseDCCPRole(s string) (uint8, error) {

@@ -74,9 +74,9 @@ func newConntrackdCmd(s *streams) *cobra.Command {
 		Long: `Accept conntrackd's client flags and run the matching control command, so
 that scripts written for conntrackd (keepalived's primary-backup.sh, monitoring)
 keep working: install a symlink named conntrackd to the ctsync binary, or call
-` + "`ctsync conntrackd FLAGS`" + `.
+` + "`ctsync conntrackd FLAGS`" + `. What conntrackd -h prints:
 
-` + conntrackdUsage + `
+` + indentText(conntrackdUsage, "  ") + `
 Exit status: 0 on success, 1 on any failure, a bad command line included (as
 conntrackd does).`,
 		Example: `  ln -s /usr/bin/ctsync /usr/local/sbin/conntrackd

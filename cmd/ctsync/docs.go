@@ -1,15 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+
+	"github.com/ctsync/ctsync/config"
 )
 
 // newGenDocsCmd returns the hidden `gen-docs` command that writes the man
-// pages (section 8) and Markdown reference of the whole command tree.
+// pages (ctsync(8) and one per command, and ctsync.yaml(5)) and the Markdown
+// reference of the whole command tree.
 func newGenDocsCmd() *cobra.Command {
 	var manDir, mdDir string
 	cmd := &cobra.Command{
@@ -27,14 +35,8 @@ func newGenDocsCmd() *cobra.Command {
 				if err := os.MkdirAll(manDir, 0o755); err != nil {
 					return fmt.Errorf("create man page directory: %w", err)
 				}
-				header := &doc.GenManHeader{
-					Title:   "CTSYNC",
-					Section: "8",
-					Source:  "ctsync " + version,
-					Manual:  "ctsync manual",
-				}
-				if err := doc.GenManTree(root, header, manDir); err != nil {
-					return fmt.Errorf("write man pages to %s: %w", manDir, err)
+				if err := genManPages(root, manDir); err != nil {
+					return err
 				}
 			}
 			if mdDir != "" {
@@ -48,7 +50,7 @@ func newGenDocsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&manDir, "man", "", "write man pages (section 8) into `DIR`")
+	cmd.Flags().StringVar(&manDir, "man", "", "write man pages (sections 8 and 5) into `DIR`")
 	cmd.Flags().StringVar(&mdDir, "markdown", "", "write Markdown files into `DIR`")
 	return cmd
 }
@@ -58,4 +60,387 @@ func disableAutoGenTag(cmd *cobra.Command) {
 	for _, sub := range cmd.Commands() {
 		disableAutoGenTag(sub)
 	}
+}
+
+// manDate is the date of the man pages: SOURCE_DATE_EPOCH when set (a
+// reproducible build), else today.
+func manDate() (time.Time, error) {
+	if epoch := os.Getenv("SOURCE_DATE_EPOCH"); epoch != "" {
+		var sec int64
+		if _, err := fmt.Sscan(epoch, &sec); err != nil {
+			return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: want seconds since 1970", epoch)
+		}
+		return time.Unix(sec, 0).UTC(), nil
+	}
+	return time.Now().UTC(), nil
+}
+
+// genManPages writes ctsync.8, a page per visible command (ctsync-table-list.8,
+// ...) and ctsync.yaml.5 into dir.
+func genManPages(root *cobra.Command, dir string) error {
+	date, err := manDate()
+	if err != nil {
+		return err
+	}
+	header := &doc.GenManHeader{
+		// No Title: each page gets its own, CTSYNC\-TABLE\-LIST.
+		Section: "8",
+		Date:    &date,
+		Source:  "ctsync " + version,
+		Manual:  "ctsync manual",
+	}
+	if err := genManTree(root, header, dir); err != nil {
+		return err
+	}
+	page := configManPage(date)
+	if err := os.WriteFile(filepath.Join(dir, "ctsync.yaml.5"), page, 0o644); err != nil {
+		return fmt.Errorf("write man page: %w", err)
+	}
+	return nil
+}
+
+// genManTree writes the page of cmd and of every visible command below it,
+// as doc.GenManTree would, with the help texts kept as written and the FILES
+// and EXIT STATUS sections added.
+func genManTree(cmd *cobra.Command, header *doc.GenManHeader, dir string) error {
+	for _, sub := range cmd.Commands() {
+		if !sub.IsAvailableCommand() || sub.IsAdditionalHelpTopicCommand() {
+			continue
+		}
+		if err := genManTree(sub, header, dir); err != nil {
+			return err
+		}
+	}
+	page, err := manPage(cmd, header)
+	if err != nil {
+		return fmt.Errorf("man page of %s: %w", cmd.CommandPath(), err)
+	}
+	name := strings.ReplaceAll(cmd.CommandPath(), " ", "-") + "." + header.Section
+	if err := os.WriteFile(filepath.Join(dir, name), page, 0o644); err != nil {
+		return fmt.Errorf("write man page: %w", err)
+	}
+	return nil
+}
+
+// manPage renders one command's page. cobra/doc reads the help texts as
+// Markdown, which reflows the indented blocks (command tables, keepalived
+// lines) and takes '*' and '_' for emphasis; the texts are plain text, so
+// they are converted first, and put back afterwards.
+func manPage(cmd *cobra.Command, header *doc.GenManHeader) ([]byte, error) {
+	files := manFiles(cmd)
+	long, exit := splitExitStatus(cmd.Long)
+	savedLong := cmd.Long
+	defer func() { cmd.Long = savedLong }()
+	if long == "" {
+		long = cmd.Short
+	}
+	cmd.Long = textToMarkdown(long)
+
+	h := *header // GenMan fills in the copy
+	var buf bytes.Buffer
+	if err := doc.GenMan(cmd, &h, &buf); err != nil {
+		return nil, err
+	}
+	page := buf.String()
+
+	var extra strings.Builder
+	extra.WriteString(".SH EXIT STATUS\n")
+	if exit != "" {
+		fmt.Fprintf(&extra, ".PP\n%s\n", roffText(exit))
+	} else {
+		extra.WriteString(genericExitStatus)
+	}
+	if files != 0 {
+		extra.WriteString(".SH FILES\n")
+		for _, f := range manFileList {
+			if files&f.set != 0 {
+				fmt.Fprintf(&extra, ".TP\n\\fI%s\\fP\n%s\n", roffText(f.path), f.what)
+			}
+		}
+	}
+	page = insertBefore(page, extra.String(), "\n.SH EXAMPLE", "\n.SH SEE ALSO")
+	if files&fileConfig != 0 || cmd == cmd.Root() {
+		page = strings.Replace(page, "\n.SH SEE ALSO\n", "\n.SH SEE ALSO\n\\fBctsync.yaml(5)\\fP, ", 1)
+	}
+	return []byte(page), nil
+}
+
+// insertBefore inserts text (whole lines) before the first of the markers
+// found in page, or at its end.
+func insertBefore(page, text string, markers ...string) string {
+	for _, m := range markers {
+		if i := strings.Index(page, m); i >= 0 {
+			return page[:i+1] + text + "\n" + page[i+1:]
+		}
+	}
+	if !strings.HasSuffix(page, "\n") {
+		page += "\n"
+	}
+	return page + "\n" + text
+}
+
+// genericExitStatus is the exit status every command shares (main.go's
+// exit codes).
+const genericExitStatus = `.TP
+\fB0\fP
+Success.
+.TP
+\fB1\fP
+Operational failure: one line on standard error says what failed.
+.TP
+\fB2\fP
+Bad command line: unknown command or flag, bad value, wrong arguments.
+`
+
+// splitExitStatus takes the paragraph that starts with "Exit status:" out
+// of a help text, for the EXIT STATUS section.
+func splitExitStatus(long string) (rest, exit string) {
+	paras := strings.Split(long, "\n\n")
+	for i, p := range paras {
+		if s, ok := strings.CutPrefix(strings.TrimSpace(p), "Exit status:"); ok {
+			exit = strings.TrimSpace(s)
+			if exit != "" {
+				exit = strings.ToUpper(exit[:1]) + exit[1:]
+			}
+			paras = append(paras[:i:i], paras[i+1:]...)
+			return strings.TrimSpace(strings.Join(paras, "\n\n")), exit
+		}
+	}
+	return long, ""
+}
+
+// The files a page lists under FILES.
+type fileSet uint8
+
+const (
+	fileConfig fileSet = 1 << iota
+	fileKey
+	fileSocket
+	fileUnit
+)
+
+var manFileList = []struct {
+	set  fileSet
+	path string
+	what string
+}{
+	{fileConfig, defaultConfigPath, `The configuration file (\-\-config); see \fBctsync.yaml\fP(5).`},
+	{fileKey, config.DefaultKeyFile, `The cluster key (cluster.key_file): \fBctsync keygen\fP writes one, \fBctsync keys\fP rotates it.`},
+	{fileSocket, config.DefaultSocket, `The daemon's control socket (control.socket, or \-\-socket), root only.`},
+	{fileUnit, "/lib/systemd/system/ctsync.service", `The systemd unit that runs \fBctsync daemon\fP.`},
+}
+
+// manFiles returns the files that matter to cmd: everything for the daemon,
+// the configuration and key for the config commands, the configuration
+// (which names the socket) and the socket for the commands that talk to the
+// daemon. A group lists what its subcommands do.
+func manFiles(cmd *cobra.Command) fileSet {
+	path := cmd.CommandPath()
+	switch {
+	case cmd == cmd.Root() || path == "ctsync daemon":
+		return fileConfig | fileKey | fileSocket | fileUnit
+	case path == "ctsync keygen":
+		return fileKey
+	case strings.HasPrefix(path, "ctsync config"):
+		return fileConfig | fileKey
+	case strings.HasPrefix(path, "ctsync keys"):
+		return fileConfig | fileKey | fileSocket
+	case path == "ctsync conntrackd" || strings.HasSuffix(cmd.Long, controlExit):
+		return fileConfig | fileSocket
+	}
+	var set fileSet
+	for _, sub := range cmd.Commands() {
+		if sub.IsAvailableCommand() {
+			set |= manFiles(sub)
+		}
+	}
+	return set
+}
+
+// textToMarkdown turns a plain help text into the Markdown cobra/doc
+// renders: indented lines (and blank lines between them) become a
+// preformatted block, kept line for line; the other paragraphs stay prose,
+// with Markdown's special characters escaped (a `quoted` span stays code).
+func textToMarkdown(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	indented := func(l string) bool { return strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t") }
+	var b strings.Builder
+	var prose []string
+	flush := func() {
+		if len(prose) > 0 {
+			b.WriteString(escapeMarkdown(strings.Join(prose, "\n")))
+			b.WriteString("\n\n")
+			prose = prose[:0]
+		}
+	}
+	for i := 0; i < len(lines); {
+		switch l := lines[i]; {
+		case indented(l):
+			flush()
+			j := i
+			for j < len(lines) {
+				if indented(lines[j]) {
+					j++
+					continue
+				}
+				// A blank line inside the block, not after it.
+				k := j
+				for k < len(lines) && strings.TrimSpace(lines[k]) == "" {
+					k++
+				}
+				if k == j || k == len(lines) || !indented(lines[k]) {
+					break
+				}
+				j = k
+			}
+			b.WriteString("```\n")
+			b.WriteString(strings.Join(lines[i:j], "\n"))
+			b.WriteString("\n```\n\n")
+			i = j
+		case strings.TrimSpace(l) == "":
+			flush()
+			i++
+		default:
+			prose = append(prose, l)
+			i++
+		}
+	}
+	flush()
+	return strings.TrimRight(b.String(), "\n")
+}
+
+var (
+	mdSpecial   = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `_`, `\_`, `[`, `\[`, `]`, `\]`, `<`, `\<`, `>`, `\>`, "`", "\\`")
+	mdLineStart = regexp.MustCompile(`(?m)^([#+-]|\d+\.)`)
+)
+
+// escapeMarkdown escapes a prose paragraph: emphasis, links, HTML, and
+// headings or lists at the start of a line. `Quoted` spans stay code spans.
+func escapeMarkdown(p string) string {
+	parts := strings.Split(p, "`")
+	if len(parts)%2 == 0 { // an unpaired backquote: no code spans
+		parts = []string{p}
+	}
+	for i := 0; i < len(parts); i += 2 {
+		parts[i] = mdSpecial.Replace(parts[i])
+	}
+	p = strings.Join(parts, "`")
+	return mdLineStart.ReplaceAllStringFunc(p, func(m string) string {
+		if m[len(m)-1] == '.' {
+			return m[:len(m)-1] + `\.`
+		}
+		return `\` + m
+	})
+}
+
+// roffText escapes plain text for roff: backslashes, hyphens (so that
+// options can be copied), and a control character at the start of a line;
+// `quoted` spans are set in bold.
+func roffText(s string) string {
+	s = strings.NewReplacer(`\`, `\e`, `-`, `\-`).Replace(s)
+	parts := strings.Split(s, "`")
+	if len(parts)%2 == 1 {
+		for i := 1; i < len(parts); i += 2 {
+			parts[i] = `\fB` + parts[i] + `\fP`
+		}
+		s = strings.Join(parts, "")
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, ".") || strings.HasPrefix(l, "'") {
+			lines[i] = `\&` + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// roffPre escapes text for a preformatted (.EX) block: like roffText, but
+// backquotes are kept.
+func roffPre(s string) string {
+	s = strings.NewReplacer(`\`, `\e`, `-`, `\-`).Replace(s)
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, ".") || strings.HasPrefix(l, "'") {
+			lines[i] = `\&` + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// indentText indents every non-empty line of s by prefix: a text quoted
+// whole in a help text, which the man page keeps preformatted.
+func indentText(s, prefix string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = prefix + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// yamlKey finds the top-level key a chunk of the default configuration
+// sets: "cluster:" or, commented out, "#node: fw-a".
+var yamlKey = regexp.MustCompile(`(?m)^#?([a-z_]+):`)
+
+// configManPage renders ctsync.yaml(5) from `ctsync config default`: a
+// subsection per top-level key with its part of the file, preformatted.
+func configManPage(date time.Time) []byte {
+	type chunk struct{ key, text string }
+	var intro string
+	var chunks []chunk
+	for _, c := range regexp.MustCompile(`\n\s*\n`).Split(strings.TrimSpace(config.DefaultYAML()), -1) {
+		m := yamlKey.FindStringSubmatch(c)
+		switch {
+		case m != nil:
+			chunks = append(chunks, chunk{m[1], c})
+		case len(chunks) == 0:
+			intro += c + "\n"
+		default: // comments after the last key: part of it
+			chunks[len(chunks)-1].text += "\n\n" + c
+		}
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, ".nh\n.TH \"CTSYNC.YAML\" \"5\" \"%s\" \"ctsync %s\" \"ctsync manual\"\n", date.Format("Jan 2006"), roffText(version))
+	b.WriteString(`.SH NAME
+ctsync.yaml \- configuration file of ctsync
+.SH SYNOPSIS
+\fI` + roffText(defaultConfigPath) + `\fP
+.SH DESCRIPTION
+\fBctsync daemon\fP, and the commands that talk to it, read their
+configuration from \fI` + roffText(defaultConfigPath) + `\fP or the file that
+\fB\-\-config\fP (\fB\-c\fP) names. The file is YAML. Every key is optional:
+a key left out keeps its default. An unknown key, or a value of the wrong type
+or out of range, is an error, and the daemon does not start.
+.PP
+\fBctsync config check\fP validates a file the way the daemon would, the
+cluster key file included, and lists every problem.
+\fBctsync config default\fP prints the file shown below.
+\fBctsync config import\fP converts a conntrackd.conf.
+.PP
+Durations are Go durations (\fB500ms\fP, \fB2s\fP, \fB1m30s\fP); addresses
+are \fIaddress\fP:\fIport\fP, IPv6 addresses in brackets.
+.SH KEYS
+Each part of the default file below sets a top\-level key, every key shown
+with its default value and what it means; a key shown commented out has a
+default that is worked out at start, as its comment says.
+`)
+	if intro != "" {
+		fmt.Fprintf(&b, ".PP\n.EX\n%s.EE\n", roffPre(intro))
+	}
+	for _, c := range chunks {
+		fmt.Fprintf(&b, ".SS %s\n.EX\n%s\n.EE\n", roffText(c.key), roffPre(c.text))
+	}
+	b.WriteString(".SH FILES\n")
+	for _, f := range manFileList {
+		if f.set&(fileConfig|fileKey) != 0 {
+			fmt.Fprintf(&b, ".TP\n\\fI%s\\fP\n%s\n", roffText(f.path), f.what)
+		}
+	}
+	b.WriteString(`.SH SEE ALSO
+\fBctsync(8)\fP, \fBctsync-config-check(8)\fP, \fBctsync-config-default(8)\fP,
+\fBctsync-config-import(8)\fP, \fBctsync-daemon(8)\fP, \fBctsync-keygen(8)\fP
+`)
+	return []byte(b.String())
 }

@@ -104,7 +104,7 @@ func TestGenDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(page), `.TH "CTSYNC" "8"`) {
+	if !strings.Contains(string(page), `.TH "CTSYNC-VERSION" "8"`) {
 		t.Errorf("man page header is not section 8:\n%.300s", page)
 	}
 	ref, err := os.ReadFile(filepath.Join(md, "ctsync.md"))

@@ -44,6 +44,8 @@ func newRootCmd(s *streams) *cobra.Command {
 		Long: `ctsync keeps the connection-tracking state of a firewall cluster in sync, so that
 established connections (NAT included) survive a keepalived failover, and
 manages the local kernel conntrack table with conntrack(8) semantics.`,
+		// --version (and -v) print what `ctsync version` prints.
+		Version:       version,
 		SilenceUsage:  true, // a failure prints one line, not the usage text
 		SilenceErrors: true, // run prints errors and picks the exit code
 		// Without a subcommand, print the help (exit 0).
@@ -52,6 +54,8 @@ manages the local kernel conntrack table with conntrack(8) semantics.`,
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
+	// A template without actions: the text itself (braces escaped).
+	root.SetVersionTemplate(strings.NewReplacer("{{", `{{"{{"}}`).Replace(versionText()))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &usageError{err: err}
 	})
@@ -79,7 +83,10 @@ manages the local kernel conntrack table with conntrack(8) semantics.`,
 	// pass below covers them too.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	root.InitDefaultVersionFlag() // so the man page lists --version
+	dropPowerShell(root)
 	enforceUsageErrors(root)
+	addCompletions(root) // completion.go
 	return root
 }
 
@@ -129,4 +136,21 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(suggestions, " or "))
 	}
 	return &usageError{err: fmt.Errorf("%s", msg)}
+}
+
+// dropPowerShell removes cobra's `completion powershell`: ctsync runs on
+// Linux firewalls only, the package ships the bash, zsh and fish scripts,
+// and a command nobody can use there would only add a man page and a line
+// to the help.
+func dropPowerShell(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		for _, sub := range c.Commands() {
+			if sub.Name() == "powershell" {
+				c.RemoveCommand(sub)
+			}
+		}
+	}
 }

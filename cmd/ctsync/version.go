@@ -51,9 +51,14 @@ func newVersionCmd(s *streams) *cobra.Command {
 		Short: "Print the version, commit and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			bi := currentBuildInfo()
-			_, err := fmt.Fprintf(s.out, "version: %s\ncommit:  %s\ngo:      %s %s\n", bi.Version, bi.Commit, bi.GoVersion, bi.Platform)
+			_, err := fmt.Fprint(s.out, versionText())
 			return err
 		},
 	}
+}
+
+// versionText is what `ctsync version` and `ctsync --version` print.
+func versionText() string {
+	bi := currentBuildInfo()
+	return fmt.Sprintf("version: %s\ncommit:  %s\ngo:      %s %s\n", bi.Version, bi.Commit, bi.GoVersion, bi.Platform)
 }
