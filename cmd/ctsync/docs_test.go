@@ -235,7 +235,7 @@ func TestManPagePreformatted(t *testing.T) {
 	}{
 		{"ctsync-conntrackd.8", []string{
 			"  Client mode commands:",
-			"    -c [ct], commit external cache to conntrack table      (ctsync commit)",
+			"    -c [ct|expect], commit external cache to conntrack table  (ctsync commit)",
 			"    -f [internal|external], flush internal and external cache (ctsync flush)",
 		}},
 		{"ctsync-conntrackd.8", []string{"  General commands:"}},
