@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/ctsync/ctsync/agent"
 )
 
@@ -60,7 +62,7 @@ func collect(b *builder, s agent.Stats) {
 		b.gaugeInt("ctsync_external_flows", "Flows held in the external cache, by origin node.", int64(o.Flows), l...)
 		b.gaugeBool("ctsync_external_synced", "1 when the origin's last snapshot is complete.", o.Synced, l...)
 		b.gaugeUint("ctsync_external_epoch", "The origin's incarnation (a random number per start) whose flows are held.", o.Epoch, l...)
-		b.gauge("ctsync_external_owner_last_word_seconds", "Seconds since the origin last vouched for its flows.", o.Vouched.Seconds(), l...)
+		b.gauge("ctsync_external_owner_last_word_seconds", "Seconds since the origin last vouched for its flows.", o.VouchedAge, l...)
 		b.counter("ctsync_external_applied_total", "Updates and deletes from the origin applied.", o.Applied, l...)
 		b.counter("ctsync_external_stale_total", "Updates from the origin rejected as older than what is held.", o.Stale, l...)
 		b.counter("ctsync_external_dropped_full_total", "Flows from the origin dropped because the external cache was full (cache.max_flows, all origins together).", o.Full, l...)
@@ -86,7 +88,11 @@ func collect(b *builder, s agent.Stats) {
 		b.gaugeBool("ctsync_sync_peer_caught_up", "1 when the peer has every change of this node's flows.", p.CaughtUp, l...)
 		b.gaugeBool("ctsync_sync_peer_in_sync", "1 when caught up and the peer's flows held here are confirmed by a recent digest.", p.InSync, l...)
 		b.gaugeInt("ctsync_sync_peer_pending", "Changes of this node's flows not yet sent to the peer (replication lag).", p.Pending, l...)
-		b.gauge("ctsync_sync_peer_last_digest_match_seconds", "Seconds since the peer's digest last matched the flows held here (-1: never).", p.LastDigestAge, l...)
+		age := -1.0
+		if !p.LastDigestMatch.IsZero() {
+			age = time.Since(p.LastDigestMatch).Seconds()
+		}
+		b.gauge("ctsync_sync_peer_last_digest_match_seconds", "Seconds since the peer's digest last matched the flows held here (-1: never).", age, l...)
 		b.counter("ctsync_sync_peer_sent_bytes_total", "Bytes sent to the peer.", p.SentBytes, l...)
 		b.counter("ctsync_sync_peer_sent_messages_total", "Messages sent to the peer.", p.SentMsgs, l...)
 		b.counter("ctsync_sync_peer_sent_entries_total", "Flow changes sent to the peer.", p.SentEntries, l...)
