@@ -565,6 +565,7 @@ func (a *Agent) resync(ctx context.Context) (int, error) {
 	}
 	a.st.resyncs.Add(1)
 	a.st.lastResync.Store(int64(time.Since(start)))
+	a.st.lastResyncAt.Store(time.Now().UnixNano())
 	a.log.Info("internal cache rebuilt from the kernel", "flows", n, "removed", removed, "took", time.Since(start).Round(time.Millisecond))
 	return removed, nil
 }
