@@ -60,9 +60,9 @@ func fullStats() agent.Stats {
 		},
 		Commit: agent.CommitStats{Commits: 5001, Committed: 5002, Failed: 5003, Skipped: 5004, Last: commit,
 			LastAt: scrape.Add(-10 * time.Minute), Durations: hist(0.25, 1.5, 0.004)},
-		Purge:  agent.PurgeStats{Scheduled: 6001, Runs: 6002, Deleted: 6003, Pending: &pending},
-		Hot:    agent.HotStats{Active: true, Flows: 7001, Pending: 7002, Created: 7003, Updated: 7004, Deleted: 7005, Failed: 7006, Skipped: 7007},
-		Gate:   agent.GateStats{Enabled: true, Armed: true, Dropped: 8001, LastSeconds: 0.75},
+		Purge: agent.PurgeStats{Scheduled: 6001, Runs: 6002, Deleted: 6003, Pending: &pending},
+		Hot:   agent.HotStats{Active: true, Flows: 7001, Pending: 7002, Created: 7003, Updated: 7004, Deleted: 7005, Failed: 7006, Skipped: 7007},
+		Gate:  agent.GateStats{Enabled: true, Armed: true, Dropped: 8001, LastSeconds: 0.75},
 		Sync: ctsync.Stats{Node: "fw-a", Epoch: 9001, Members: 3, Health: 1, AuthFailures: 9002, DecodeErrors: 9003,
 			BadHellos: 9004, UnexpectedMsgs: 9005, JoinFailures: 9006, PreAuthRefused: 9007,
 			Peers: []ctsync.PeerStats{
