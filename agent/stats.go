@@ -52,6 +52,7 @@ func unixNano(ns int64) time.Time {
 // strings, which JSON tools that read numbers as doubles cannot round.
 type Stats struct {
 	Node          string                `json:"node"`
+	Build         BuildInfo             `json:"build"`
 	UptimeSeconds float64               `json:"uptime_seconds"`
 	Started       time.Time             `json:"started_at"`
 	Ready         bool                  `json:"ready"`
@@ -74,6 +75,13 @@ type Stats struct {
 	// Insecure is cluster.insecure: cluster traffic is neither encrypted
 	// nor authenticated (`ctsync stats` shows a warning first).
 	Insecure bool `json:"insecure"`
+}
+
+// BuildInfo describes the running binary.
+type BuildInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
 }
 
 // KernelStats count what came from the kernel.
@@ -149,7 +157,7 @@ type PurgeStats struct {
 func (a *Agent) stats() Stats {
 	is := a.in.Stats()
 	s := Stats{
-		Node: a.cfg.Node, UptimeSeconds: time.Since(a.start).Seconds(), Started: a.start, Ready: a.ready.Load(),
+		Node: a.cfg.Node, Build: a.build, UptimeSeconds: time.Since(a.start).Seconds(), Started: a.start, Ready: a.ready.Load(),
 		Insecure: a.cfg.Cluster.Insecure,
 		Kernel: KernelStats{
 			EventsNew: a.st.events[1].Load(), EventsUpdate: a.st.events[2].Load(), EventsDestroy: a.st.events[3].Load(),

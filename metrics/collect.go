@@ -151,6 +151,8 @@ func (b *builder) histogram(name, help string, h agent.Histogram) {
 // in README.md ("Metrics"); keep the two in step.
 func collect(b *builder, s agent.Stats, now time.Time) {
 	// The node.
+	b.info("ctsync_build_info", "Always 1; the labels describe the running binary: its version, its source commit and the Go release that built it.",
+		"version", s.Build.Version, "commit", s.Build.Commit, "go_version", s.Build.GoVersion)
 	b.info("ctsync_node_info", "Always 1; the node label is this node's name (node in the configuration).", "node", s.Node)
 	b.info("ctsync_mode_info", "Always 1; the mode label is commit.mode (commit or hot).", "mode", s.Mode)
 	if s.Role != "" {

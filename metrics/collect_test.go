@@ -46,7 +46,7 @@ func fullStats() agent.Stats {
 	pending := time.Unix(1700000123, 500_000_000)
 	commit := &control.CommitResult{Created: 120, Replaced: 3, Failed: 2, Skipped: 4, Seconds: 0.25, Errors: []string{"x"}, KeptLocal: 1, Remaining: 3}
 	return agent.Stats{
-		Node: "fw-a", UptimeSeconds: 3600.5, Started: scrape.Add(-3600500 * time.Millisecond), Ready: true, Mode: "hot", Role: "backup", Insecure: true,
+		Node: "fw-a", Build: agent.BuildInfo{Version: "1.2.0", Commit: "0123abc", GoVersion: "go1.26.8"}, UptimeSeconds: 3600.5, Started: scrape.Add(-3600500 * time.Millisecond), Ready: true, Mode: "hot", Role: "backup", Insecure: true,
 		Kernel: agent.KernelStats{EventsNew: 1001, EventsUpdate: 1002, EventsDestroy: 1003, Filtered: 1004,
 			Overruns: 1005, WatchRestarts: 1006, Resyncs: 1007, ResyncFailures: 1008, LastResyncSecs: 0.125,
 			LastResyncAt: scrape.Add(-time.Minute)},
@@ -200,6 +200,7 @@ func TestRenderValues(t *testing.T) {
 		{"ctsync_role_info", []string{"role", "backup"}, 1},
 		{"ctsync_mode_info", []string{"mode", "hot"}, 1},
 		{"ctsync_node_info", []string{"node", "fw-a"}, 1},
+		{"ctsync_build_info", []string{"commit", "0123abc", "go_version", "go1.26.8", "version", "1.2.0"}, 1},
 		{"ctsync_start_timestamp_seconds", nil, at(3600500 * time.Millisecond)},
 		{"ctsync_kernel_events_total", []string{"type", "update"}, 1002},
 		{"ctsync_kernel_last_resync_timestamp_seconds", nil, at(time.Minute)},
