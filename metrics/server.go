@@ -23,13 +23,9 @@ import (
 // scrape, with the request's context.
 type Source func(ctx context.Context) (agent.Stats, error)
 
-// ContentType is the media type of the text exposition format Render
-// writes (a scraper may negotiate another format with the handler).
-const ContentType = "text/plain; version=0.0.4; charset=utf-8"
-
 // Render returns the metrics of s alone (not the process and Go runtime
-// ones) in the text exposition format, families sorted by name and
-// series by labels.
+// ones) in the text exposition format (version 0.0.4), families sorted by
+// name and series by labels.
 func Render(s agent.Stats) ([]byte, error) { return render(s, time.Now()) }
 
 func render(s agent.Stats, now time.Time) ([]byte, error) {
