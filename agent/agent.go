@@ -31,6 +31,8 @@ type Kernel interface {
 type Options struct {
 	Config *config.Config
 	Logger *slog.Logger
+	// Build describes the running binary, for the statistics.
+	Build BuildInfo
 	// Kernel is the table to serve; nil dials Config.Kernel.Netns's.
 	Kernel Kernel
 	// Keys are the cluster keys (primary first); nil reads Config's key
@@ -58,6 +60,7 @@ type Agent struct {
 	node   *ctsync.Node
 	bind   string // the cluster address listened on (cluster.bind, or derived from cluster.join)
 	start  time.Time
+	build  BuildInfo
 	filter atomic.Pointer[replFilter]
 	// local caches this node's addresses (inGate).
 	local localAddrs
@@ -120,7 +123,7 @@ func New(o Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg: cfg, log: log, start: time.Now(), warn: ratelog.New(ratelog.DefaultEvery),
+		cfg: cfg, log: log, start: time.Now(), build: o.Build, warn: ratelog.New(ratelog.DefaultEvery),
 		events:     make(chan []flow.Event, 64),
 		expEvents:  make(chan flow.ExpectEvent, 256),
 		expOrphans: make(map[flow.ExpectKey]orphan),
@@ -565,6 +568,7 @@ func (a *Agent) resync(ctx context.Context) (int, error) {
 	}
 	a.st.resyncs.Add(1)
 	a.st.lastResync.Store(int64(time.Since(start)))
+	a.st.lastResyncAt.Store(time.Now().UnixNano())
 	a.log.Info("internal cache rebuilt from the kernel", "flows", n, "removed", removed, "took", time.Since(start).Round(time.Millisecond))
 	return removed, nil
 }

@@ -241,7 +241,9 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 		if gerr := step("lift commit gate", func() (string, error) { return a.liftGate(ctx) }); gerr != nil && err == nil {
 			err = gerr
 		}
-		a.gateLast.Store(int64(time.Since(start)))
+		took := time.Since(start)
+		a.gateLast.Store(int64(took))
+		a.st.takeovers.observe(took)
 		if err == nil {
 			// The committed flows are this node's own now; those not
 			// written stay, for `ctsync commit` to retry.
@@ -314,6 +316,7 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 	a.role.Store(&state)
 	a.st.transitions.Add(1)
 	a.st.lastTransition.Store(&res)
+	a.st.lastNotifyAt.Store(time.Now().UnixNano())
 	a.log.Info("keepalived transition", "state", state, "steps", len(res.Steps), "err", err)
 	return res, err
 }

@@ -110,12 +110,15 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	}
 	res.Remaining = len(left)
 	a.commitLeft = left
-	res.Seconds = time.Since(start).Seconds()
+	took := time.Since(start)
+	res.Seconds = took.Seconds()
 	a.st.commits.Add(1)
 	a.st.committed.Add(uint64(res.Created + res.Replaced))
 	a.st.commitFailed.Add(uint64(res.Failed))
 	a.st.commitSkipped.Add(uint64(res.Skipped))
 	a.st.lastCommit.Store(&res)
+	a.st.lastCommitAt.Store(time.Now().UnixNano())
+	a.st.commitDurations.observe(took)
 	lvl := a.log.Info
 	if res.Remaining > 0 {
 		lvl = a.log.Warn

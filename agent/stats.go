@@ -19,22 +19,42 @@ type stats struct {
 	resyncs         atomic.Uint64
 	resyncFailures  atomic.Uint64
 	lastResync      atomic.Int64 // ns
+	lastResyncAt    atomic.Int64 // Unix ns; 0 before any
 	commits         atomic.Uint64
 	committed       atomic.Uint64
 	commitFailed    atomic.Uint64
 	commitSkipped   atomic.Uint64
 	lastCommit      atomic.Pointer[control.CommitResult]
+	lastCommitAt    atomic.Int64 // Unix ns; 0 before any
+	commitDurations durations
 	purgesScheduled atomic.Uint64
 	purges          atomic.Uint64
 	purged          atomic.Uint64
 	transitions     atomic.Uint64
 	lastTransition  atomic.Pointer[control.NotifyResult]
+	lastNotifyAt    atomic.Int64 // Unix ns; 0 before any
+	takeovers       durations    // notify master to the gate's removal
 }
 
-// Stats is everything `ctsync stats` shows; it is JSON-encoded as is.
+// unixNano is the time of a Unix nanosecond count, the zero time for 0
+// (never): JSON leaves it out (omitzero) and metrics do not show it.
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// Stats is everything `ctsync stats` shows; it is JSON-encoded as is:
+// keys in snake_case, durations in seconds (keys ending in _seconds),
+// points in time as RFC 3339 strings (keys ending in _at, left out when
+// the event never happened), 64-bit identifiers (epochs) as decimal
+// strings, which JSON tools that read numbers as doubles cannot round.
 type Stats struct {
 	Node          string                `json:"node"`
+	Build         BuildInfo             `json:"build"`
 	UptimeSeconds float64               `json:"uptime_seconds"`
+	Started       time.Time             `json:"started_at"`
 	Ready         bool                  `json:"ready"`
 	Mode          string                `json:"mode"` // commit.mode: commit or hot
 	Role          string                `json:"role"` // the last keepalived transition: master, backup, fault, or "" before any
@@ -48,22 +68,34 @@ type Stats struct {
 	Sync          ctsync.Stats          `json:"sync"`
 	Transitions   uint64                `json:"transitions"`
 	LastNotify    *control.NotifyResult `json:"last_notify,omitempty"`
+	LastNotifyAt  time.Time             `json:"last_notify_at,omitzero"`
+	// Takeovers are the durations of the master transitions, from the
+	// notify to the gate's removal (for metrics; not in JSON).
+	Takeovers Histogram `json:"-"`
 	// Insecure is cluster.insecure: cluster traffic is neither encrypted
 	// nor authenticated (`ctsync stats` shows a warning first).
 	Insecure bool `json:"insecure"`
 }
 
+// BuildInfo describes the running binary.
+type BuildInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
+}
+
 // KernelStats count what came from the kernel.
 type KernelStats struct {
-	EventsNew      uint64  `json:"events_new"`
-	EventsUpdate   uint64  `json:"events_update"`
-	EventsDestroy  uint64  `json:"events_destroy"`
-	Filtered       uint64  `json:"events_filtered"`
-	Overruns       uint64  `json:"overruns"`
-	WatchRestarts  uint64  `json:"watch_restarts"`
-	Resyncs        uint64  `json:"resyncs"`
-	ResyncFailures uint64  `json:"resync_failures"`
-	LastResyncSecs float64 `json:"last_resync_seconds"`
+	EventsNew      uint64    `json:"events_new"`
+	EventsUpdate   uint64    `json:"events_update"`
+	EventsDestroy  uint64    `json:"events_destroy"`
+	Filtered       uint64    `json:"events_filtered"`
+	Overruns       uint64    `json:"overruns"`
+	WatchRestarts  uint64    `json:"watch_restarts"`
+	Resyncs        uint64    `json:"resyncs"`
+	ResyncFailures uint64    `json:"resync_failures"`
+	LastResyncSecs float64   `json:"last_resync_seconds"`
+	LastResyncAt   time.Time `json:"last_resync_at,omitzero"` // when the last resync ended
 }
 
 // InternalStats describe the internal cache.
@@ -85,6 +117,9 @@ type CommitStats struct {
 	Failed    uint64                `json:"flows_failed"`
 	Skipped   uint64                `json:"flows_skipped"` // peers' flows this node refuses: not written
 	Last      *control.CommitResult `json:"last,omitempty"`
+	LastAt    time.Time             `json:"last_at,omitzero"` // when the last commit ended
+	// Durations of the commits (for metrics; not in JSON).
+	Durations Histogram `json:"-"`
 }
 
 // HotStats describe hot standby (commit.mode: hot): the peers' flows this
@@ -122,25 +157,29 @@ type PurgeStats struct {
 func (a *Agent) stats() Stats {
 	is := a.in.Stats()
 	s := Stats{
-		Node: a.cfg.Node, UptimeSeconds: time.Since(a.start).Seconds(), Ready: a.ready.Load(),
+		Node: a.cfg.Node, Build: a.build, UptimeSeconds: time.Since(a.start).Seconds(), Started: a.start, Ready: a.ready.Load(),
 		Insecure: a.cfg.Cluster.Insecure,
 		Kernel: KernelStats{
 			EventsNew: a.st.events[1].Load(), EventsUpdate: a.st.events[2].Load(), EventsDestroy: a.st.events[3].Load(),
 			Filtered: a.st.filtered.Load(), Overruns: a.st.overruns.Load(), WatchRestarts: a.st.watchRestarts.Load(),
 			Resyncs: a.st.resyncs.Load(), ResyncFailures: a.st.resyncFailures.Load(),
 			LastResyncSecs: time.Duration(a.st.lastResync.Load()).Seconds(),
+			LastResyncAt:   unixNano(a.st.lastResyncAt.Load()),
 		},
 		Internal: InternalStats{Flows: is.Flows, Version: is.Version, Upserts: is.Upserts, Deletes: is.Deletes,
 			Unchanged: is.Unchanged, Full: is.Full + a.st.cacheFull.Load(), LogLen: is.LogLen, Lost: is.Lost},
 		External: a.ext.Stats(),
 		Commit: CommitStats{Commits: a.st.commits.Load(), Committed: a.st.committed.Load(), Failed: a.st.commitFailed.Load(),
-			Skipped: a.st.commitSkipped.Load(), Last: a.st.lastCommit.Load()},
-		Mode:        a.cfg.Commit.Mode,
-		Gate:        a.gateStats(),
-		Purge:       PurgeStats{Scheduled: a.st.purgesScheduled.Load(), Runs: a.st.purges.Load(), Deleted: a.st.purged.Load()},
-		Sync:        a.node.Stats(),
-		Transitions: a.st.transitions.Load(),
-		LastNotify:  a.st.lastTransition.Load(),
+			Skipped: a.st.commitSkipped.Load(), Last: a.st.lastCommit.Load(), LastAt: unixNano(a.st.lastCommitAt.Load()),
+			Durations: a.st.commitDurations.snapshot()},
+		Mode:         a.cfg.Commit.Mode,
+		Gate:         a.gateStats(),
+		Purge:        PurgeStats{Scheduled: a.st.purgesScheduled.Load(), Runs: a.st.purges.Load(), Deleted: a.st.purged.Load()},
+		Sync:         a.node.Stats(),
+		Transitions:  a.st.transitions.Load(),
+		LastNotify:   a.st.lastTransition.Load(),
+		LastNotifyAt: unixNano(a.st.lastNotifyAt.Load()),
+		Takeovers:    a.st.takeovers.snapshot(),
 	}
 	if r := a.role.Load(); r != nil {
 		s.Role = *r

@@ -62,16 +62,17 @@ type origin struct {
 
 // OriginStats describe one origin's part of the external cache.
 type OriginStats struct {
-	Origin    string
-	Flows     int
-	Epoch     uint64
-	Synced    bool
-	Applied   uint64 // updates and deletes applied
-	Stale     uint64 // updates rejected as older than what is held
-	Full      uint64 // the origin's flows dropped because the cache was full (MaxFlows)
-	Expired   uint64 // flows aged out
-	Snapshots uint64
-	Vouched   time.Duration // age of the owner's last word
+	Origin    string `json:"origin"`
+	Flows     int    `json:"flows"`
+	Epoch     uint64 `json:"epoch,string"` // a string: 64 bits do not fit a JSON tool's double
+	Synced    bool   `json:"synced"`
+	Applied   uint64 `json:"applied"`      // updates and deletes applied
+	Stale     uint64 `json:"stale"`        // updates rejected as older than what is held
+	Full      uint64 `json:"dropped_full"` // the origin's flows dropped because the cache was full (MaxFlows)
+	Expired   uint64 `json:"expired"`      // flows aged out
+	Snapshots uint64 `json:"snapshots"`
+	// VouchedAge is the age of the owner's last word, in seconds.
+	VouchedAge float64 `json:"vouched_age_seconds"`
 }
 
 // NewExternal returns an empty external cache.
@@ -444,7 +445,7 @@ func (e *External) Stats() []OriginStats {
 	for name, o := range e.origins {
 		s := o.stats
 		s.Origin, s.Flows, s.Epoch, s.Synced = name, o.t.len(), o.epoch, o.synced && !o.inSnap
-		s.Vouched = time.Duration(now - o.vouched)
+		s.VouchedAge = time.Duration(now - o.vouched).Seconds()
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Origin < out[j].Origin })

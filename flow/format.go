@@ -475,7 +475,8 @@ func appendSaveStatus(b []byte, s Status) []byte {
 // the addresses otherwise; "status" lists every set bit (Status.Names);
 // "zone_dir" ("orig" or "reply") appears only for a directional zone,
 // "labels" (the 16 label bytes as the kernel sends them, hex) only when a
-// label is set, "helper" only when the flow has one and "origin" only when
+// label is set, "helper" only when the flow has one, "id" only when the
+// flow has a kernel id (a cached flow has none) and "origin" only when
 // origin is not empty. NAT shows in the tuples. No trailing newline is
 // written.
 func (f *Flow) AppendJSON(b []byte, origin string) []byte {
@@ -533,8 +534,10 @@ func (f *Flow) AppendJSON(b []byte, origin string) []byte {
 		b = append(b, `,"helper":`...)
 		b = appendJSONString(b, f.Helper)
 	}
-	b = append(b, `,"id":`...)
-	b = strconv.AppendUint(b, uint64(f.ID), 10)
+	if f.ID != 0 {
+		b = append(b, `,"id":`...)
+		b = strconv.AppendUint(b, uint64(f.ID), 10)
+	}
 	if origin != "" {
 		b = append(b, `,"origin":`...)
 		b = appendJSONString(b, origin)

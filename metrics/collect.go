@@ -1,27 +1,166 @@
 package metrics
 
 import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+
 	"github.com/ctsync/ctsync/agent"
 )
 
-// Render returns s in the text exposition format.
-func Render(s agent.Stats) ([]byte, error) {
-	b := newBuilder()
-	collect(b, s)
-	return b.render()
+// statsCollector is a prometheus.Collector of one agent.Stats: every
+// scrape takes fresh statistics and collects them as constant metrics.
+// It describes nothing (an unchecked collector: which families appear
+// depends on the statistics); the registry still refuses a family
+// declared twice with another type, help or label names, and a duplicate
+// series, and so does the builder first.
+type statsCollector struct {
+	s   agent.Stats
+	now time.Time // to turn ages into timestamps
 }
 
-// collect turns one agent.Stats into metric families. Every family is
-// documented in README.md ("Metrics"); keep the two in step.
-func collect(b *builder, s agent.Stats) {
+func (statsCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	b := &builder{ch: ch, descs: make(map[string]*family)}
+	collect(b, c.s, c.now)
+}
+
+// family is what the builder knows of a metric name.
+type family struct {
+	desc   *prometheus.Desc
+	help   string
+	typ    prometheus.ValueType // 0 for a histogram
+	labels string               // label names, comma-separated
+}
+
+// builder turns values into constant metrics, one Desc per name. A
+// mistake (a name declared twice differently, a wrong label count) is sent
+// as an invalid metric: the scrape fails with it rather than serving
+// output a scraper would misread, and the daemon does not panic.
+type builder struct {
+	ch    chan<- prometheus.Metric
+	descs map[string]*family
+}
+
+func (b *builder) desc(name, help string, typ prometheus.ValueType, labels []string) (*prometheus.Desc, []string, error) {
+	if !model.LegacyValidation.IsValidMetricName(name) {
+		// The client library accepts any UTF-8 name and escapes it in the
+		// text format: refuse what a scraper would see renamed.
+		return nil, nil, fmt.Errorf("invalid metric name %q", name)
+	}
+	if len(labels)%2 != 0 {
+		return nil, nil, fmt.Errorf("metric %s: odd label list %q", name, labels)
+	}
+	names := make([]string, 0, len(labels)/2)
+	values := make([]string, 0, len(labels)/2)
+	for i := 0; i < len(labels); i += 2 {
+		if !model.LegacyValidation.IsValidLabelName(labels[i]) {
+			return nil, nil, fmt.Errorf("metric %s: invalid label name %q", name, labels[i])
+		}
+		names = append(names, labels[i])
+		// Label values must be UTF-8; a peer's name is whatever it says.
+		values = append(values, strings.ToValidUTF8(labels[i+1], "\uFFFD"))
+	}
+	key := strings.Join(names, ",")
+	f := b.descs[name]
+	if f == nil {
+		f = &family{desc: prometheus.NewDesc(name, help, names, nil), help: help, typ: typ, labels: key}
+		b.descs[name] = f
+	} else if f.help != help || f.typ != typ || f.labels != key {
+		return nil, nil, fmt.Errorf("metric %s declared twice with a different type, help or labels", name)
+	}
+	return f.desc, values, nil
+}
+
+func (b *builder) value(typ prometheus.ValueType, name, help string, v float64, labels ...string) {
+	d, values, err := b.desc(name, help, typ, labels)
+	if err == nil {
+		var m prometheus.Metric
+		if m, err = prometheus.NewConstMetric(d, typ, v, values...); err == nil {
+			b.ch <- m
+			return
+		}
+	}
+	b.ch <- prometheus.NewInvalidMetric(prometheus.NewInvalidDesc(err), err)
+}
+
+func (b *builder) counter(name, help string, v uint64, labels ...string) {
+	b.value(prometheus.CounterValue, name, help, float64(v), labels...)
+}
+
+func (b *builder) gauge(name, help string, v float64, labels ...string) {
+	b.value(prometheus.GaugeValue, name, help, v, labels...)
+}
+
+func (b *builder) gaugeInt(name, help string, v int64, labels ...string) {
+	b.value(prometheus.GaugeValue, name, help, float64(v), labels...)
+}
+
+func (b *builder) gaugeBool(name, help string, v bool, labels ...string) {
+	f := 0.0
+	if v {
+		f = 1
+	}
+	b.value(prometheus.GaugeValue, name, help, f, labels...)
+}
+
+// info is an _info metric: always 1, its labels say what it describes.
+func (b *builder) info(name, help string, labels ...string) {
+	b.value(prometheus.GaugeValue, name, help, 1, labels...)
+}
+
+// timestamp is a _timestamp_seconds gauge (Unix time) of t, left out when
+// t is zero: a thing that never happened has no time.
+func (b *builder) timestamp(name, help string, t time.Time, labels ...string) {
+	if t.IsZero() {
+		return
+	}
+	b.value(prometheus.GaugeValue, name, help, float64(t.UnixNano())/1e9, labels...)
+}
+
+func (b *builder) histogram(name, help string, h agent.Histogram) {
+	d, _, err := b.desc(name, help, 0, nil)
+	if h.Counts == nil { // nothing observed, or a Stats made by hand
+		h.Counts = make([]uint64, len(agent.DurationBuckets))
+	}
+	if err == nil && len(h.Counts) != len(agent.DurationBuckets) {
+		err = fmt.Errorf("histogram %s: %d buckets, want %d", name, len(h.Counts), len(agent.DurationBuckets))
+	}
+	if err != nil {
+		b.ch <- prometheus.NewInvalidMetric(prometheus.NewInvalidDesc(err), err)
+		return
+	}
+	buckets := make(map[float64]uint64, len(agent.DurationBuckets))
+	var cum uint64
+	for i, le := range agent.DurationBuckets {
+		cum += h.Counts[i]
+		buckets[le] = cum
+	}
+	m, err := prometheus.NewConstHistogram(d, h.Count, h.Sum, buckets)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(d, err)
+	}
+	b.ch <- m
+}
+
+// collect turns one agent.Stats into metrics. Every family is documented
+// in README.md ("Metrics"); keep the two in step.
+func collect(b *builder, s agent.Stats, now time.Time) {
 	// The node.
-	b.gauge("ctsync_up", "Always 1: the daemon answered this scrape.", 1)
-	b.gauge("ctsync_node_info", "Always 1; the node label is this node's name (node in the configuration).", 1, "node", s.Node)
+	b.info("ctsync_build_info", "Always 1; the labels describe the running binary: its version, its source commit and the Go release that built it.",
+		"version", s.Build.Version, "commit", s.Build.Commit, "go_version", s.Build.GoVersion)
+	b.info("ctsync_node_info", "Always 1; the node label is this node's name (node in the configuration).", "node", s.Node)
+	b.info("ctsync_mode_info", "Always 1; the mode label is commit.mode (commit or hot).", "mode", s.Mode)
+	if s.Role != "" {
+		b.info("ctsync_role_info", "Always 1; the role label is the state of the last keepalived transition (master, backup, fault, stop); absent before any.", "role", s.Role)
+	}
 	b.gaugeBool("ctsync_ready", "1 once the internal cache is loaded from the kernel table.", s.Ready)
 	b.gaugeBool("ctsync_cluster_insecure", "1 when cluster.insecure is true: cluster traffic is neither encrypted nor authenticated.", s.Insecure)
-	b.gauge("ctsync_uptime_seconds", "Seconds since the daemon started.", s.UptimeSeconds)
-	b.gauge("ctsync_mode", "Always 1; the mode label is commit.mode (commit or hot).", 1, "mode", s.Mode)
-	b.gauge("ctsync_role", `Always 1; the role label is the state of the last keepalived transition (master, backup, fault, stop; "" before any).`, 1, "role", s.Role)
+	b.timestamp("ctsync_start_timestamp_seconds", "When the daemon started (Unix time).", s.Started)
 	b.counter("ctsync_transitions_total", "keepalived transitions (ctsync notify) handled.", s.Transitions)
 	if n := s.LastNotify; n != nil {
 		var secs float64
@@ -30,6 +169,8 @@ func collect(b *builder, s agent.Stats) {
 		}
 		b.gauge("ctsync_notify_last_duration_seconds", "Duration of the last keepalived transition, all its steps.", secs)
 	}
+	b.timestamp("ctsync_notify_last_timestamp_seconds", "When the last keepalived transition ended (Unix time).", s.LastNotifyAt)
+	b.histogram("ctsync_takeover_duration_seconds", "Takeovers (notify master) from the notify to the gate's removal: the flows are in place.", s.Takeovers)
 
 	// The kernel table.
 	k := s.Kernel
@@ -42,7 +183,10 @@ func collect(b *builder, s agent.Stats) {
 	b.counter("ctsync_kernel_watch_restarts_total", "Restarts of the kernel event watch.", k.WatchRestarts)
 	b.counter("ctsync_kernel_resyncs_total", "Internal cache rebuilds from a dump of the kernel table.", k.Resyncs)
 	b.counter("ctsync_kernel_resync_failures_total", "Kernel resyncs that failed.", k.ResyncFailures)
-	b.gauge("ctsync_kernel_last_resync_duration_seconds", "Duration of the last kernel resync (0 before any).", k.LastResyncSecs)
+	if !k.LastResyncAt.IsZero() {
+		b.gauge("ctsync_kernel_last_resync_duration_seconds", "Duration of the last kernel resync.", k.LastResyncSecs)
+		b.timestamp("ctsync_kernel_last_resync_timestamp_seconds", "When the last kernel resync ended (Unix time).", k.LastResyncAt)
+	}
 
 	// The internal cache: this node's own flows.
 	in := s.Internal
@@ -59,8 +203,10 @@ func collect(b *builder, s agent.Stats) {
 		l := []string{"origin", o.Origin}
 		b.gaugeInt("ctsync_external_flows", "Flows held in the external cache, by origin node.", int64(o.Flows), l...)
 		b.gaugeBool("ctsync_external_synced", "1 when the origin's last snapshot is complete.", o.Synced, l...)
-		b.gaugeUint("ctsync_external_epoch", "The origin's incarnation (a random number per start) whose flows are held.", o.Epoch, l...)
-		b.gauge("ctsync_external_owner_last_word_seconds", "Seconds since the origin last vouched for its flows.", o.Vouched.Seconds(), l...)
+		b.info("ctsync_external_epoch_info", "Always 1; the epoch label is the origin's incarnation (a random number per start) whose flows are held.",
+			"origin", o.Origin, "epoch", fmt.Sprint(o.Epoch))
+		b.timestamp("ctsync_external_vouched_timestamp_seconds", "When the origin last vouched for its flows (Unix time).",
+			now.Add(-time.Duration(o.VouchedAge*float64(time.Second))), l...)
 		b.counter("ctsync_external_applied_total", "Updates and deletes from the origin applied.", o.Applied, l...)
 		b.counter("ctsync_external_stale_total", "Updates from the origin rejected as older than what is held.", o.Stale, l...)
 		b.counter("ctsync_external_dropped_full_total", "Flows from the origin dropped because the external cache was full (cache.max_flows, all origins together).", o.Full, l...)
@@ -72,7 +218,7 @@ func collect(b *builder, s agent.Stats) {
 	y := s.Sync
 	b.gaugeInt("ctsync_sync_members_alive", "Cluster members alive, this node included.", int64(y.Members))
 	b.gaugeInt("ctsync_sync_memberlist_health_score", "memberlist's health score (0 is best).", int64(y.Health))
-	b.gaugeUint("ctsync_sync_epoch", "This node's incarnation (a random number per start), as sent to its peers.", y.Epoch)
+	b.info("ctsync_sync_epoch_info", "Always 1; the epoch label is this node's incarnation (a random number per start), as sent to its peers.", "epoch", fmt.Sprint(y.Epoch))
 	b.counter("ctsync_sync_auth_failures_total", "Replication streams, frames or memberlist packets refused for a bad cluster key or label.", y.AuthFailures)
 	b.counter("ctsync_sync_decode_errors_total", "Cluster messages that could not be decoded.", y.DecodeErrors)
 	b.counter("ctsync_sync_bad_hellos_total", "Stream handshakes refused.", y.BadHellos)
@@ -86,7 +232,7 @@ func collect(b *builder, s agent.Stats) {
 		b.gaugeBool("ctsync_sync_peer_caught_up", "1 when the peer has every change of this node's flows.", p.CaughtUp, l...)
 		b.gaugeBool("ctsync_sync_peer_in_sync", "1 when caught up and the peer's flows held here are confirmed by a recent digest.", p.InSync, l...)
 		b.gaugeInt("ctsync_sync_peer_pending", "Changes of this node's flows not yet sent to the peer (replication lag).", p.Pending, l...)
-		b.gauge("ctsync_sync_peer_last_digest_match_seconds", "Seconds since the peer's digest last matched the flows held here (-1: never).", p.LastDigestAge, l...)
+		b.timestamp("ctsync_sync_peer_last_digest_match_timestamp_seconds", "When the peer's digest last matched the flows held here (Unix time); absent if it never did.", p.LastDigestMatch, l...)
 		b.counter("ctsync_sync_peer_sent_bytes_total", "Bytes sent to the peer.", p.SentBytes, l...)
 		b.counter("ctsync_sync_peer_sent_messages_total", "Messages sent to the peer.", p.SentMsgs, l...)
 		b.counter("ctsync_sync_peer_sent_entries_total", "Flow changes sent to the peer.", p.SentEntries, l...)
@@ -108,6 +254,7 @@ func collect(b *builder, s agent.Stats) {
 	b.counter("ctsync_commit_flows_committed_total", "Flows written to the kernel table by commits (created or replaced).", c.Committed)
 	b.counter("ctsync_commit_flows_failed_total", "Flows that commits failed to write.", c.Failed)
 	b.counter("ctsync_commit_flows_skipped_total", "Peers' flows commits skipped: this node refuses them (its filter, loopback, its own addresses).", c.Skipped)
+	b.histogram("ctsync_commit_duration_seconds", "Durations of the commits of the external cache to the kernel table.", c.Durations)
 	if l := c.Last; l != nil {
 		b.gauge("ctsync_commit_last_duration_seconds", "Duration of the last commit.", l.Seconds)
 		b.gaugeInt("ctsync_commit_last_created_flows", "Flows the last commit created.", int64(l.Created))
@@ -117,13 +264,14 @@ func collect(b *builder, s agent.Stats) {
 		b.gaugeInt("ctsync_commit_last_kept_local_flows", "Flows the last commit did not write because a live local entry stays.", int64(l.KeptLocal))
 		b.gaugeInt("ctsync_commit_last_remaining_flows", "Flows the last commit did not write (failed or kept local); the next commit retries them.", int64(l.Remaining))
 	}
+	b.timestamp("ctsync_commit_last_timestamp_seconds", "When the last commit ended (Unix time).", c.LastAt)
 	p := s.Purge
 	b.counter("ctsync_purges_scheduled_total", "Purges scheduled (notify backup or fault).", p.Scheduled)
 	b.counter("ctsync_purges_total", "Purges run.", p.Runs)
 	b.counter("ctsync_purge_flows_deleted_total", "Flows deleted from the kernel table by purges.", p.Deleted)
 	b.gaugeBool("ctsync_purge_pending", "1 while a purge is scheduled and has not run.", p.Pending != nil)
 	if p.Pending != nil {
-		b.gauge("ctsync_purge_pending_timestamp_seconds", "When the scheduled purge runs (Unix time).", float64(p.Pending.UnixNano())/1e9)
+		b.timestamp("ctsync_purge_pending_timestamp_seconds", "When the scheduled purge runs (Unix time).", *p.Pending)
 	}
 
 	// Hot standby (commit.mode: hot).
@@ -141,6 +289,8 @@ func collect(b *builder, s agent.Stats) {
 	g := s.Gate
 	b.gaugeBool("ctsync_gate_enabled", "1 when the commit gate is configured (commit.gate).", g.Enabled)
 	b.gaugeBool("ctsync_gate_armed", "1 while the gate drops packets of flows the kernel table does not know.", g.Armed)
-	b.gaugeUint("ctsync_gate_dropped_packets", "Packets the gate dropped while armed, now or in its last armed period (restarts at each arming).", g.Dropped)
-	b.gauge("ctsync_gate_last_open_seconds", "Seconds from the last notify master to the gate's removal.", g.LastSeconds)
+	b.gauge("ctsync_gate_dropped_packets", "Packets the gate dropped while armed, now or in its last armed period (restarts at each arming).", float64(g.Dropped))
+	if s.Takeovers.Count > 0 {
+		b.gauge("ctsync_gate_last_open_seconds", "Seconds from the last notify master to the gate's removal.", g.LastSeconds)
+	}
 }

@@ -2,248 +2,96 @@ package metrics
 
 import (
 	"fmt"
-	"math"
-	"strconv"
+	"slices"
 	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-// parsed is a text exposition as a strict parser reads it.
-type parsed struct {
-	families []parsedFamily
-}
-
+// parsedFamily is one family of a text exposition as the reference
+// parser reads it.
 type parsedFamily struct {
-	name, help, typ string
-	samples         []parsedSample
+	name, help, typ string // typ: counter, gauge, histogram, summary, untyped
+	fam             *dto.MetricFamily
 }
 
-type parsedSample struct {
-	labels [][2]string // name, unescaped value, in order
-	value  float64
-}
-
-// parseExposition reads the text format (0.0.4) strictly, as far as this
-// package writes it: every family is "# HELP", then "# TYPE" (counter or
-// gauge), then at least one sample of exactly that name, and nothing else.
-// It rejects other comments, blank lines, timestamps, bad names and
-// escapes, duplicate label names, duplicate series, families seen twice,
-// counters not ending in _total (or gauges that do) and negative counters.
-func parseExposition(text string) (*parsed, error) {
-	if text == "" {
-		return &parsed{}, nil
-	}
-	if !strings.HasSuffix(text, "\n") {
-		return nil, fmt.Errorf("output does not end with a line feed")
-	}
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	p := &parsed{}
-	seenFamily := map[string]bool{}
-	seenSeries := map[string]bool{}
-	var cur *parsedFamily
-	for i := 0; i < len(lines); i++ {
-		ln := i + 1
-		line := lines[i]
-		fail := func(format string, args ...any) error {
-			return fmt.Errorf("line %d %q: %s", ln, line, fmt.Sprintf(format, args...))
-		}
-		if line == "" {
-			return nil, fail("blank line")
-		}
-		if line != strings.TrimSpace(line) {
-			return nil, fail("leading or trailing white space")
-		}
-		if strings.HasPrefix(line, "#") {
-			rest, ok := strings.CutPrefix(line, "# HELP ")
-			if !ok {
-				return nil, fail("a comment other than HELP where a family starts, or TYPE without HELP")
-			}
-			name, help, ok := strings.Cut(rest, " ")
-			if !ok {
-				return nil, fail("HELP without text")
-			}
-			if !validMetricName(name) {
-				return nil, fail("bad metric name")
-			}
-			if seenFamily[name] {
-				return nil, fail("family %s seen twice", name)
-			}
-			seenFamily[name] = true
-			h, err := unescape(help, false)
-			if err != nil {
-				return nil, fail("%v", err)
-			}
-			if cur != nil && len(cur.samples) == 0 {
-				return nil, fail("family %s has no sample", cur.name)
-			}
-			i++
-			if i == len(lines) {
-				return nil, fail("HELP without TYPE")
-			}
-			ln, line = i+1, lines[i]
-			typ, ok := strings.CutPrefix(line, "# TYPE "+name+" ")
-			if !ok {
-				return nil, fail("want the TYPE of %s", name)
-			}
-			switch typ {
-			case counter:
-				if !strings.HasSuffix(name, "_total") {
-					return nil, fail("counter not ending in _total")
-				}
-			case gauge:
-				if strings.HasSuffix(name, "_total") {
-					return nil, fail("gauge ending in _total")
-				}
-			default:
-				return nil, fail("type %q (want counter or gauge)", typ)
-			}
-			p.families = append(p.families, parsedFamily{name: name, help: h, typ: typ})
-			cur = &p.families[len(p.families)-1]
-			continue
-		}
-		if cur == nil {
-			return nil, fail("sample before any HELP and TYPE")
-		}
-		s, name, key, err := parseSample(line)
-		if err != nil {
-			return nil, fail("%v", err)
-		}
-		if name != cur.name {
-			return nil, fail("sample of %s inside family %s", name, cur.name)
-		}
-		if seenSeries[key] {
-			return nil, fail("duplicate series")
-		}
-		seenSeries[key] = true
-		if cur.typ == counter && (s.value < 0 || math.IsNaN(s.value)) {
-			return nil, fail("counter value %v", s.value)
-		}
-		cur.samples = append(cur.samples, s)
-	}
-	if cur != nil && len(cur.samples) == 0 {
-		return nil, fmt.Errorf("family %s has no sample", cur.name)
-	}
-	return p, nil
-}
-
-// parseSample reads `name{l="v",...} value`; key identifies the series.
-func parseSample(line string) (s parsedSample, name, key string, err error) {
-	i := 0
-	for i < len(line) && line[i] != '{' && line[i] != ' ' {
-		i++
-	}
-	name = line[:i]
-	if !validMetricName(name) {
-		return s, "", "", fmt.Errorf("bad metric name %q", name)
-	}
-	rest := line[i:]
-	seenLabel := map[string]bool{}
-	var canon strings.Builder
-	canon.WriteString(name)
-	if strings.HasPrefix(rest, "{") {
-		rest = rest[1:]
-		for {
-			if strings.HasPrefix(rest, "}") {
-				if len(s.labels) == 0 {
-					return s, "", "", fmt.Errorf("empty label set")
-				}
-				rest = rest[1:]
-				break
-			}
-			if len(s.labels) > 0 {
-				if !strings.HasPrefix(rest, ",") {
-					return s, "", "", fmt.Errorf("want , or } between labels")
-				}
-				rest = rest[1:]
-			}
-			ln, after, ok := strings.Cut(rest, `="`)
-			if !ok || !validLabelName(ln) {
-				return s, "", "", fmt.Errorf("bad label name %q", ln)
-			}
-			if seenLabel[ln] {
-				return s, "", "", fmt.Errorf("label %s twice", ln)
-			}
-			seenLabel[ln] = true
-			// The value runs to the first unescaped quote.
-			j, esc := 0, false
-			for ; j < len(after); j++ {
-				if esc {
-					esc = false
-					continue
-				}
-				if after[j] == '\\' {
-					esc = true
-				} else if after[j] == '"' {
-					break
-				}
-			}
-			if j == len(after) {
-				return s, "", "", fmt.Errorf("unterminated label value")
-			}
-			v, err := unescape(after[:j], true)
-			if err != nil {
-				return s, "", "", err
-			}
-			s.labels = append(s.labels, [2]string{ln, v})
-			fmt.Fprintf(&canon, "\x00%s\x00%s", ln, v)
-			rest = after[j+1:]
-		}
-	}
-	val, ok := strings.CutPrefix(rest, " ")
-	if !ok {
-		return s, "", "", fmt.Errorf("want one space before the value")
-	}
-	if strings.Contains(val, " ") {
-		return s, "", "", fmt.Errorf("a timestamp or trailing text after the value")
-	}
-	switch val {
-	case "NaN", "+Inf", "-Inf":
-	default:
-		// Plain decimal or exponent notation only (Go's ParseFloat would
-		// also take hex, underscores and "inf").
-		if strings.ContainsAny(val, "xXpP_iInN") {
-			return s, "", "", fmt.Errorf("value %q", val)
-		}
-	}
-	s.value, err = strconv.ParseFloat(val, 64)
+// parseExposition reads the text format with the Prometheus reference
+// parser (which refuses a family's HELP or TYPE given twice, bad names,
+// escapes and values), and checks what this package promises on top: a
+// HELP and a TYPE for every family, counters ending in _total and gauges
+// not, no negative counter, no duplicate series. Families come sorted by
+// name.
+func parseExposition(text string) ([]parsedFamily, error) {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
 	if err != nil {
-		return s, "", "", fmt.Errorf("value %q: %v", val, err)
+		return nil, err
 	}
-	return s, name, canon.String(), nil
+	var out []parsedFamily
+	for name, f := range fams {
+		pf := parsedFamily{name: name, help: f.GetHelp(), typ: strings.ToLower(f.GetType().String()), fam: f}
+		if f.Help == nil || f.Type == nil || !strings.Contains(text, "# TYPE "+name+" ") {
+			return nil, fmt.Errorf("%s: no HELP or TYPE line", name)
+		}
+		switch {
+		case pf.typ == "counter" && !strings.HasSuffix(name, "_total"):
+			return nil, fmt.Errorf("counter %s does not end in _total", name)
+		case pf.typ == "gauge" && strings.HasSuffix(name, "_total"):
+			return nil, fmt.Errorf("gauge %s ends in _total", name)
+		}
+		seen := map[string]bool{}
+		for _, m := range f.Metric {
+			var key strings.Builder
+			for _, l := range m.Label {
+				fmt.Fprintf(&key, "%s\x00%s\x00", l.GetName(), l.GetValue())
+			}
+			if seen[key.String()] {
+				return nil, fmt.Errorf("%s: duplicate series %q", name, key.String())
+			}
+			seen[key.String()] = true
+			if m.Counter != nil && m.Counter.GetValue() < 0 {
+				return nil, fmt.Errorf("%s: negative counter", name)
+			}
+		}
+		out = append(out, pf)
+	}
+	slices.SortFunc(out, func(a, b parsedFamily) int { return strings.Compare(a.name, b.name) })
+	return out, nil
 }
 
-// unescape undoes the format's escapes: \\ and \n, and \" in label values.
-// A lone backslash, another escape, a raw line feed, or (in a label value)
-// a raw quote is an error.
-func unescape(s string, label bool) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\n':
-			return "", fmt.Errorf("raw line feed")
-		case c == '"' && label:
-			return "", fmt.Errorf("raw quote in a label value")
-		case c != '\\':
-			b.WriteByte(c)
+// sample returns the value of the series of family name with exactly the
+// labels given (name, value pairs): a counter's, gauge's or untyped
+// value, or a histogram's or summary's count.
+func sample(fams []parsedFamily, name string, labels ...string) (float64, bool) {
+	for _, f := range fams {
+		if f.name != name {
 			continue
 		}
-		i++
-		if i == len(s) {
-			return "", fmt.Errorf("lone backslash at the end of %q", s)
-		}
-		switch s[i] {
-		case '\\':
-			b.WriteByte('\\')
-		case 'n':
-			b.WriteByte('\n')
-		case '"':
-			if !label {
-				return "", fmt.Errorf(`\" in HELP text`)
+	next:
+		for _, m := range f.fam.Metric {
+			if len(m.Label)*2 != len(labels) {
+				continue
 			}
-			b.WriteByte('"')
-		default:
-			return "", fmt.Errorf("unknown escape \\%c in %q", s[i], s)
+			for i, l := range m.Label {
+				if l.GetName() != labels[2*i] || l.GetValue() != labels[2*i+1] {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue(), true
+			case m.Gauge != nil:
+				return m.Gauge.GetValue(), true
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount()), true
+			case m.Summary != nil:
+				return float64(m.Summary.GetSampleCount()), true
+			case m.Untyped != nil:
+				return m.Untyped.GetValue(), true
+			}
 		}
 	}
-	return b.String(), nil
+	return 0, false
 }

@@ -21,7 +21,7 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	rows := map[string]string{} // name → type
-	re := regexp.MustCompile("(?m)^\\| `(ctsync_[a-z_]+)` \\| (counter|gauge) \\|")
+	re := regexp.MustCompile("(?m)^\\| `(ctsync_[a-z_]+)` \\| (counter|gauge|histogram) \\|")
 	for _, m := range re.FindAllStringSubmatch(section, -1) {
 		if _, dup := rows[m[1]]; dup {
 			t.Errorf("README.md lists %s twice", m[1])
@@ -32,12 +32,12 @@ func TestREADMEDocumentsEveryMetric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := parseExposition(string(out))
+	fams, err := parseExposition(string(out))
 	if err != nil {
 		t.Fatal(err)
 	}
 	code := map[string]bool{}
-	for _, f := range p.families {
+	for _, f := range fams {
 		code[f.name] = true
 		typ, ok := rows[f.name]
 		switch {

@@ -1,15 +1,20 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/ctsync/ctsync/agent"
 )
@@ -18,12 +23,48 @@ import (
 // scrape, with the request's context.
 type Source func(ctx context.Context) (agent.Stats, error)
 
-// Handler serves GET and HEAD /metrics from src, a short pointer on /, and
-// 404 for anything else.
+// Render returns the metrics of s alone (not the process and Go runtime
+// ones) in the text exposition format (version 0.0.4), families sorted by
+// name and series by labels.
+func Render(s agent.Stats) ([]byte, error) { return render(s, time.Now()) }
+
+func render(s agent.Stats, now time.Time) ([]byte, error) {
+	fams, err := statsGatherer(s, now).Gather()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range fams {
+		if err := enc.Encode(f); err != nil {
+			return nil, err
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// statsGatherer is a registry holding the metrics of s only. A pedantic
+// registry: it checks what the collector sends (names, label values,
+// consistent families) at every gather.
+func statsGatherer(s agent.Stats, now time.Time) prometheus.Gatherer {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(statsCollector{s: s, now: now})
+	return reg
+}
+
+// Handler serves GET and HEAD /metrics from src, with the process and Go
+// runtime metrics of the client library's collectors, a short pointer on
+// /, and 404 for anything else.
 func Handler(src Source, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	runtime := prometheus.NewRegistry()
+	runtime.MustRegister(
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+	)
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -32,23 +73,14 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			return
 		}
 		s, err := src(r.Context())
-		var body []byte
-		if err == nil {
-			body, err = Render(s)
-		}
 		if err != nil {
 			log.Warn("metrics scrape failed", "err", err)
 			http.Error(w, "ctsync: statistics unavailable: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", ContentType)
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		h.Set("Cache-Control", "no-store")
-		if r.Method == http.MethodHead {
-			return
-		}
-		_, _ = w.Write(body)
+		w.Header().Set("Cache-Control", "no-store")
+		g := prometheus.Gatherers{runtime, statsGatherer(s, time.Now())}
+		promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: errLog, ErrorHandling: promhttp.HTTPErrorOnError}).ServeHTTP(w, r)
 	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -25,6 +25,8 @@ func TestHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The vouched timestamps depend on the time of the scrape.
+	want = dropLines(want, "ctsync_external_vouched_timestamp_seconds{")
 
 	res, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
@@ -35,14 +37,35 @@ func TestHandler(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("GET /metrics: %s", res.Status)
 	}
-	if ct := res.Header.Get("Content-Type"); ct != ContentType {
-		t.Errorf("Content-Type %q, want %q", ct, ContentType)
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type %q, want the text format 0.0.4", ct)
 	}
-	if string(body) != string(want) {
-		t.Errorf("GET /metrics body differs from Render")
+	fams, err := parseExposition(string(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := parseExposition(string(body)); err != nil {
-		t.Error(err)
+	// The ctsync_ families are Render's; the client library adds the
+	// process and Go runtime ones.
+	var ours []string
+	for _, l := range strings.SplitAfter(string(body), "\n") {
+		if strings.HasPrefix(l, "ctsync_") || strings.HasPrefix(l, "# HELP ctsync_") || strings.HasPrefix(l, "# TYPE ctsync_") {
+			ours = append(ours, l)
+		}
+	}
+	if got := string(dropLines([]byte(strings.Join(ours, "")), "ctsync_external_vouched_timestamp_seconds{")); got != string(want) {
+		t.Errorf("GET /metrics: the ctsync_ families differ from Render:\n%s", lineDiff(string(want), got))
+	}
+	for _, name := range []string{"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+		"process_start_time_seconds", "go_goroutines", "go_memstats_heap_inuse_bytes"} {
+		if _, ok := sample(fams, name); !ok {
+			t.Errorf("GET /metrics lacks %s", name)
+		}
+	}
+	if !strings.Contains(string(body), "\ngo_info{version=") {
+		t.Error("GET /metrics lacks go_info")
+	}
+	if strings.Contains(string(body), "ctsync_up") {
+		t.Error("GET /metrics serves ctsync_up: Prometheus has up")
 	}
 
 	res, err = http.Head(srv.URL + "/metrics")
@@ -92,7 +115,7 @@ func TestHandlerSourceError(t *testing.T) {
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "agent stopping") {
 		t.Errorf("got %d %q, want 500 with the error", rec.Code, rec.Body.String())
 	}
-	if strings.Contains(rec.Body.String(), "ctsync_up") {
+	if strings.Contains(rec.Body.String(), "ctsync_ready") {
 		t.Error("a failed scrape served metrics")
 	}
 }
@@ -174,4 +197,15 @@ func TestServerShutdownBeforeServe(t *testing.T) {
 		t.Fatalf("the port was not released: %v", err)
 	}
 	_ = s2.Shutdown(context.Background())
+}
+
+// dropLines removes the lines starting with prefix.
+func dropLines(b []byte, prefix string) []byte {
+	var out []string
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return []byte(strings.Join(out, ""))
 }

@@ -21,14 +21,16 @@ type PeerStats struct {
 	SendErrors  uint64 `json:"send_errors"`
 	LastError   string `json:"last_error,omitempty"`
 	// Incoming: the peer's flows to this node.
-	RecvBytes     uint64  `json:"recv_bytes"`
-	RecvMsgs      uint64  `json:"recv_msgs"`
-	RecvEntries   uint64  `json:"recv_entries"`
-	Stale         uint64  `json:"stale_rejected"`
-	Mismatches    uint64  `json:"digest_mismatches"`
-	ResyncAsked   uint64  `json:"resyncs_requested"`
-	LastDigestAge float64 `json:"last_digest_match_seconds"` // -1: never
-	InSync        bool    `json:"in_sync"`
+	RecvBytes   uint64 `json:"recv_bytes"`
+	RecvMsgs    uint64 `json:"recv_msgs"`
+	RecvEntries uint64 `json:"recv_entries"`
+	Stale       uint64 `json:"stale_rejected"`
+	Mismatches  uint64 `json:"digest_mismatches"`
+	ResyncAsked uint64 `json:"resyncs_requested"`
+	// LastDigestMatch is when the peer's digest last matched the flows
+	// held here; the zero time (left out of JSON) if it never did.
+	LastDigestMatch time.Time `json:"last_digest_match_at,omitzero"`
+	InSync          bool      `json:"in_sync"`
 	// Expectations, sent and received in whole sets.
 	SentExpects   uint64 `json:"sent_expectations"`
 	RecvExpects   uint64 `json:"recv_expectations"`
@@ -44,7 +46,7 @@ type PeerStats struct {
 // Stats are the replication counters of this node.
 type Stats struct {
 	Node           string      `json:"node"`
-	Epoch          uint64      `json:"epoch"`
+	Epoch          uint64      `json:"epoch,string"` // a string: 64 bits do not fit a JSON tool's double
 	Members        int         `json:"members_alive"`
 	Health         int         `json:"memberlist_health"` // 0 is best
 	AuthFailures   uint64      `json:"auth_failures"`
@@ -90,15 +92,14 @@ func (n *Node) Stats() Stats {
 			SentEntries: p.sentEntries.Load(), Snapshots: p.snapshots.Load(), SendErrors: p.sendErrors.Load(),
 			RecvBytes: p.recvBytes.Load(), RecvMsgs: p.recvMsgs.Load(), RecvEntries: p.recvEntries.Load(),
 			Stale: p.stale.Load(), Mismatches: p.mismatches.Load(), ResyncAsked: p.resyncAsked.Load(),
-			LastDigestAge: -1,
-			SentExpects:   p.sentExpects.Load(), RecvExpects: p.recvExpects.Load(), ExpMismatches: p.expMismatches.Load(),
+			SentExpects: p.sentExpects.Load(), RecvExpects: p.recvExpects.Load(), ExpMismatches: p.expMismatches.Load(),
 			CopyTruncated: p.truncated.Load(), ResyncsHeld: p.resyncsHeld.Load(),
 		}
 		if e, ok := p.lastErr.Load().(string); ok {
 			ps.LastError = e
 		}
 		if t := p.digestOK.Load(); t != 0 {
-			ps.LastDigestAge = time.Since(time.Unix(0, t)).Seconds()
+			ps.LastDigestMatch = time.Unix(0, t)
 		}
 		ps.InSync = ps.CaughtUp && n.recentDigest(p)
 		st.Peers = append(st.Peers, ps)

@@ -163,6 +163,17 @@ func TestClusterReplicateCommitTakeover(t *testing.T) {
 	if res.Commit == nil || res.Commit.Created != n-100 || res.Commit.Failed != 0 {
 		t.Fatalf("commit result %+v, want %d created", res.Commit, n-100)
 	}
+	// The takeover and its commit are in the statistics the metrics
+	// histograms and timestamps come from.
+	v, err := b.agent.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := v.(agent.Stats)
+	if st.Takeovers.Count != 1 || st.Commit.Durations.Count != 1 || st.Commit.LastAt.IsZero() || st.LastNotifyAt.IsZero() {
+		t.Errorf("after one takeover: takeovers %+v, commit durations %+v, last commit at %v, last notify at %v",
+			st.Takeovers, st.Commit.Durations, st.Commit.LastAt, st.LastNotifyAt)
+	}
 	// b's kernel now holds a's flows, NAT and marks included.
 	want := map[flow.Key]flow.Flow{}
 	for i := 0; i < n; i++ {

@@ -159,11 +159,11 @@ func TestControlCommands(t *testing.T) {
   flows:  10
 
 peers:
-  CONNECTED  LAG-SECONDS  NAME
-  yes        0.5          fw-b
-  no         12           fw-c
+  CONNECTED  LAG    NAME
+  yes        500ms  fw-b
+  no         12s    fw-c
 
-uptime_seconds: 42
+uptime: 42s
 `},
 		{name: "stats bad format", args: []string{"stats", "-o", "yaml"}, code: exitUsage, stderr: `-o "yaml": want text or json`},
 		{name: "stats text insecure", args: []string{"stats"},
@@ -173,8 +173,8 @@ uptime_seconds: 42
 			stdout: `WARNING: INSECURE CLUSTER (cluster.insecure: true): cluster traffic is neither encrypted nor
 authenticated; anyone who can reach the cluster port can read this node's flows and inject flows.
 
-insecure:       yes
-uptime_seconds: 42
+insecure: yes
+uptime:   42s
 `},
 		{name: "stats json insecure", args: []string{"stats", "-o", "json"},
 			setup: func(b *controltest.Backend) {
@@ -185,7 +185,7 @@ uptime_seconds: 42
 			setup: func(b *controltest.Backend) {
 				b.StatsValue = map[string]any{"insecure": false, "uptime_seconds": 42}
 			},
-			stdout: "insecure:       no\nuptime_seconds: 42\n"},
+			stdout: "insecure: no\nuptime:   42s\n"},
 
 		{name: "members", args: []string{"members"}, stdout: `NAME         ADDR           STATE    CONNECTED  IN-SYNC
 fw-a (self)  10.0.3.1:7946  alive    yes        yes
@@ -469,9 +469,9 @@ caches:
       flows: 2
 
 peers:
-  NAME  LAG-SECONDS  TAGS  QUEUE
-  fw-b  0.25         x, y  -
-  fw-c  -            -     len=1 cap=8
+  NAME  LAG    TAGS  QUEUE
+  fw-b  250ms  x, y  -
+  fw-c  -      -     len=1 cap=8
 
 errors: -
 notes:  a, b

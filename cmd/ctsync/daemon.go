@@ -118,7 +118,9 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 		}()
 	}
 
-	a, err := agent.New(agent.Options{Config: cfg, Logger: log})
+	bi := currentBuildInfo()
+	a, err := agent.New(agent.Options{Config: cfg, Logger: log,
+		Build: agent.BuildInfo{Version: bi.Version, Commit: bi.Commit, GoVersion: bi.GoVersion}})
 	if err != nil {
 		return err
 	}
