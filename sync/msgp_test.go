@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/cache"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Hostile msgpack from a member with the key: fields a newer peer appends
@@ -287,4 +288,43 @@ func TestSeqAdjAppendedFields(t *testing.T) {
 	if got.Flow.SeqAdjOrig != e.Flow.SeqAdjOrig || got.Flow.SeqAdjReply != e.Flow.SeqAdjReply || got.Flow.Labels != e.Flow.Labels {
 		t.Fatalf("decoded as %+v, want %+v", got.Flow, e.Flow)
 	}
+}
+
+// hostileSeeds are fuzz seeds made by msg with a hostile appended field:
+// containers nested maxDepth and maxDepth+1 deep, and lengths of 2^31.
+func hostileSeeds(msg func(extra []byte) []byte) [][]byte {
+	var out [][]byte
+	for _, h := range nestHeaders {
+		out = append(out, msg(nested(h.hdr, maxDepth)), msg(nested(h.hdr, maxDepth+1)))
+	}
+	for _, c := range []byte{0xdb, 0xc6, 0xdd, 0xdf} {
+		out = append(out, msg([]byte{c, 0x80, 0, 0, 0}))
+	}
+	return out
+}
+
+// FuzzCheckValue: checkValue never panics, and what it accepts the
+// library's decoder skips too, to the same byte; what the library skips,
+// short enough that it cannot nest too deep, checkValue accepts.
+func FuzzCheckValue(f *testing.F) {
+	for _, b := range hostileSeeds(func(extra []byte) []byte { return extra }) {
+		f.Add(b)
+	}
+	f.Add([]byte{0x93, 0xc0, 0xd4, 1, 2, 0x82, 0xa1, 'a', 0xc3, 0xc7, 1, 5, 0, 0xcb, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := parser{b: b}
+		p.skip()
+		r := bytes.NewReader(b)
+		lerr := msgpack.NewDecoder(r).Skip()
+		if p.err == nil {
+			if lerr != nil {
+				t.Fatalf("% x: checkValue accepts, the library fails: %v", b, lerr)
+			}
+			if r.Len() != len(p.b) {
+				t.Fatalf("% x: checkValue leaves %d bytes, the library %d", b, len(p.b), r.Len())
+			}
+		} else if lerr == nil && len(b) <= maxDepth {
+			t.Fatalf("% x: the library skips, checkValue fails: %v", b, p.err)
+		}
+	})
 }
