@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 // are skipped, and so nesting and lengths there are the sender's to choose.
 // A value nested deeper than maxDepth is refused without recursion, and a
 // length or count of 2^31 or more is refused, not turned into a negative
-// int, on 32-bit platforms too (these tests run under GOARCH=386 in
-// `make unit-386`).
+// int, on 32-bit platforms too (these tests run as 32-bit ARM in
+// `make unit-32bit`, and pass under GOARCH=386).
 
 // nestHeaders are the container headers of msgpack, each holding one value
 // (a map: a nil key and the value).
@@ -305,7 +306,9 @@ func hostileSeeds(msg func(extra []byte) []byte) [][]byte {
 
 // FuzzCheckValue: checkValue never panics, and what it accepts the
 // library's decoder skips too, to the same byte; what the library skips,
-// short enough that it cannot nest too deep, checkValue accepts.
+// short enough that it cannot nest too deep, checkValue accepts (with a
+// 64-bit int: with a 32-bit one the library reads a length of 2^31 or more
+// as negative and "skips" nothing, which is why checkValue goes first).
 func FuzzCheckValue(f *testing.F) {
 	for _, b := range hostileSeeds(func(extra []byte) []byte { return extra }) {
 		f.Add(b)
@@ -323,7 +326,7 @@ func FuzzCheckValue(f *testing.F) {
 			if r.Len() != len(p.b) {
 				t.Fatalf("% x: checkValue leaves %d bytes, the library %d", b, len(p.b), r.Len())
 			}
-		} else if lerr == nil && len(b) <= maxDepth {
+		} else if lerr == nil && len(b) <= maxDepth && strconv.IntSize == 64 {
 			t.Fatalf("% x: the library skips, checkValue fails: %v", b, p.err)
 		}
 	})
