@@ -42,9 +42,9 @@ unit:
 ## (int is 32 bits: lengths off the wire, 64-bit atomics), run under qemu-arm
 ## (scripts/deps.sh installs it). Not 386: this machine's kernel runs no
 ## i386 code, and under qemu-i386 the Go runtime dies on the first signal.
-## TestHealthyWhilePeerRejoins is left out: it needs
-## a 20,000-flow snapshot within 5 digest periods (0.5 s), and emulated
-## (software AES) it sometimes takes longer.
+## TestHealthyWhilePeerRejoins is left out: it needs a 20,000-flow snapshot
+## within 5 digest periods (0.5 s), which emulated (software AES) sometimes
+## takes longer.
 unit-32bit:
 	GOARCH=arm GOARM=7 $(GO) test -exec qemu-arm -count=1 \
 		-skip '^TestHealthyWhilePeerRejoins$$' ./sync/ ./cache/ ./flow/ ./config/
