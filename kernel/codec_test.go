@@ -143,6 +143,11 @@ func FuzzMessages(f *testing.F) {
 	e.appendCreate(&fl, 7, 0, CreateOptions{})
 	f.Add(e.b)
 	f.Add([]byte{16, 0, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0})
+	// Lengths of 2^31 and more: negative as an int on 32-bit platforms.
+	for _, l := range []uint32{1 << 31, 1<<32 - 1} {
+		f.Add(binary.NativeEndian.AppendUint32(nil, l))
+		f.Add(append(binary.NativeEndian.AppendUint32(nil, l), make([]byte, 28)...))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		it := msgIter{b: b}
 		for it.next() {

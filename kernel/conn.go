@@ -318,11 +318,12 @@ func (it *msgIter) next() bool {
 	if len(it.b) < nlmsgHdrLen {
 		return false
 	}
-	l := int(binary.NativeEndian.Uint32(it.b))
-	if l < nlmsgHdrLen || l > len(it.b) {
+	l32 := binary.NativeEndian.Uint32(it.b) // checked before int(): 2^31 on is negative on 32-bit
+	if l32 < nlmsgHdrLen || uint64(l32) > uint64(len(it.b)) {
 		it.err = errMalformed
 		return false
 	}
+	l := int(l32)
 	it.m = msg{
 		typ:   binary.NativeEndian.Uint16(it.b[4:]),
 		flags: binary.NativeEndian.Uint16(it.b[6:]),

@@ -76,8 +76,7 @@ func (s *sock) tryRecvBatch() (int, error) {
 // whole (a datagram larger than its slot is cut short).
 func (s *sock) datagram(i int) ([]byte, bool) {
 	h := &s.mm.hdrs[i]
-	n := int(h.Len)
-	whole := h.Hdr.Flags&unix.MSG_TRUNC == 0 && n <= mmsgSize
-	n = min(n, mmsgSize)
+	whole := h.Hdr.Flags&unix.MSG_TRUNC == 0 && h.Len <= mmsgSize
+	n := int(min(h.Len, mmsgSize)) // capped before int(): never negative on 32-bit
 	return s.rbuf[i*mmsgSize : i*mmsgSize+n], whole
 }

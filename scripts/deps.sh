@@ -17,16 +17,17 @@ declare -A package_of=(
 	[keepalived]=keepalived
 	[conntrackd]=conntrackd
 	[socat]=socat
+	[qemu-arm]=qemu-user # make unit-32bit
 )
-packages=(conntrack nftables iproute2 keepalived conntrackd socat)
+packages=(conntrack nftables iproute2 keepalived conntrackd socat qemu-user)
 
 missing=()
-for tool in conntrack nft ip keepalived conntrackd socat; do
+for tool in conntrack nft ip keepalived conntrackd socat qemu-arm; do
 	command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 
 if ((${#missing[@]} == 0)); then
-	echo "deps: all tools present (conntrack nft ip keepalived conntrackd socat)"
+	echo "deps: all tools present (conntrack nft ip keepalived conntrackd socat qemu-arm)"
 	exit 0
 fi
 

@@ -38,7 +38,10 @@
 // Wire messages (wire.go) are a version byte, a type byte and a msgpack body
 // that only ever gains trailing fields. Nothing received is trusted: a
 // message that fails to authenticate or decode is dropped and counted and
-// its stream closed; the daemon never blocks on a peer.
+// its stream closed; the daemon never blocks on a peer. Trailing fields are
+// skipped without recursion and refused when nested more than maxDepth (32)
+// deep (msgp.go), and every length and count off the wire is checked
+// against the bytes there before it becomes an int, 32-bit builds included.
 //
 // Imported by the agent; imports cache and flow, never kernel.
 package sync

@@ -24,6 +24,9 @@ func FuzzEntryRoundTrip(f *testing.F) {
 		w.entry(&in[i])
 		f.Add(append([]byte(nil), w.endEntries(1)...))
 	}
+	for _, b := range hostileSeeds(entryWith) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rd := newReader()
 		if typ, err := rd.open(b); err != nil || typ != msgEntries {

@@ -150,6 +150,9 @@ func FuzzExpectRoundTrip(f *testing.F) {
 	for _, x := range wireExpects() {
 		f.Add(append([]byte(nil), w.expects(1, []flow.Expect{x})...))
 	}
+	for _, b := range hostileSeeds(expectWith) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rd := newReader()
 		if typ, err := rd.open(b); err != nil || typ != msgExpects {

@@ -113,14 +113,15 @@ func (s *conn) readFrame() ([]byte, error) {
 	if _, err := io.ReadFull(s.br, hdr[:]); err != nil {
 		return nil, err
 	}
-	n := int(binary.BigEndian.Uint32(hdr[:]))
+	n32 := binary.BigEndian.Uint32(hdr[:]) // compared before int(): 2^31 on is negative on 32-bit
 	limit := maxFrame
 	if s.open != nil {
 		limit += s.open.Overhead()
 	}
-	if n > limit {
-		return nil, fmt.Errorf("%w: %d bytes", errTooLarge, n)
+	if uint64(n32) > uint64(limit) {
+		return nil, fmt.Errorf("%w: %d bytes", errTooLarge, n32)
 	}
+	n := int(n32)
 	if cap(s.rbuf) < n {
 		s.rbuf = make([]byte, n)
 	}

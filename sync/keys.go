@@ -422,6 +422,17 @@ func encodeKeyMsg(kind byte, v any) ([]byte, error) {
 	return append([]byte{keyMsgMarker, kind}, body...), nil
 }
 
+// decodeKeyMsg decodes a key message's body into v. The parser of msgp.go
+// checks it first: the library's Skip recurses once per level of nesting of
+// a field it does not know, and its lengths become an int (negative on a
+// 32-bit platform from 2^31 on) before they are checked.
+func decodeKeyMsg(body []byte, v any) error {
+	if err := checkValue(body); err != nil {
+		return err
+	}
+	return msgpack.Unmarshal(body, v)
+}
+
 // sendKeyMsg sends a key message to a member over memberlist's stream.
 func (n *Node) sendKeyMsg(name, addr string, msg []byte) error {
 	host, port, err := splitHostPort(addr)
@@ -444,14 +455,14 @@ func (n *Node) handleKeyMsg(b []byte) bool {
 	switch b[1] {
 	case keyMsgRequest:
 		var req keyRequest
-		if err := msgpack.Unmarshal(b[2:], &req); err != nil || req.From == "" {
+		if err := decodeKeyMsg(b[2:], &req); err != nil || req.From == "" {
 			n.stats.decodeErrors.Add(1)
 			return true
 		}
 		n.keyRequest(&req)
 	case keyMsgReply:
 		var r keyReply
-		if err := msgpack.Unmarshal(b[2:], &r); err != nil {
+		if err := decodeKeyMsg(b[2:], &r); err != nil {
 			n.stats.decodeErrors.Add(1)
 			return true
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 
 	"github.com/ctsync/ctsync/cache"
@@ -276,14 +277,16 @@ func (rd *reader) open(b []byte) (msgType, error) {
 	return msgType(b[1]), nil
 }
 
-// arrayLen reads an array header of at least min elements.
+// arrayLen reads an array header of at least min elements, and at most
+// as many as there are bytes left (a count of 2^31 or more is negative as
+// the library's int on a 32-bit platform: it fails the first check).
 func (rd *reader) arrayLen(min int) (int, error) {
 	n, err := rd.dec.DecodeArrayLen()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errWire, err)
 	}
-	if n < min {
-		return 0, fmt.Errorf("%w: %d fields, want at least %d", errWire, n, min)
+	if n < min || n > rd.r.Len() {
+		return 0, fmt.Errorf("%w: %d fields in %d bytes, want at least %d", errWire, n, rd.r.Len(), min)
 	}
 	return n, nil
 }
@@ -299,14 +302,20 @@ func (rd *reader) uint(max uint64) (uint64, error) {
 	return v, nil
 }
 
-// skip discards n values (fields a newer peer appended).
+// skip discards n values (fields a newer peer appended) with the parser of
+// msgp.go, which bounds their depth: the library's Skip recurses once per
+// level of nesting, as deep as a frame is long. The decoder reads rd.r
+// without buffering, so the rest of the body is what rd.r has left.
 func (rd *reader) skip(n int) error {
-	for i := 0; i < n; i++ {
-		if err := rd.dec.Skip(); err != nil {
-			return fmt.Errorf("%w: %v", errWire, err)
-		}
+	p := parser{b: rd.body[len(rd.body)-rd.r.Len():]}
+	for i := 0; i < n && p.err == nil; i++ {
+		p.skip()
 	}
-	return nil
+	if p.err != nil {
+		return p.err
+	}
+	_, err := rd.r.Seek(int64(len(rd.body)-len(p.b)), io.SeekStart)
+	return err
 }
 
 // hello decodes a hello body.
@@ -524,10 +533,14 @@ func parseEntry(p *parser, e *cache.Entry) error {
 		if p.isNil() {
 			continue
 		}
-		if p.arrayLen() < 3 && p.err == nil {
+		sn := p.arrayLen()
+		if sn < 3 && p.err == nil {
 			p.fail("sequence adjustment")
 		}
 		*dst = flow.SeqAdj{CorrectionPos: uint32(p.uint(0xffffffff)), OffsetBefore: uint32(p.uint(0xffffffff)), OffsetAfter: uint32(p.uint(0xffffffff))}
+		for i := 3; i < sn && p.err == nil; i++ {
+			p.skip()
+		}
 		f.Set([]flow.Attr{flow.AttrSeqAdjOrig, flow.AttrSeqAdjReply}[i])
 	}
 	if !p.isNil() {

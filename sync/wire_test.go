@@ -197,6 +197,11 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(append([]byte(nil), w.expects(1, wireExpects())...))
 	f.Add(append([]byte(nil), w.u64s(msgExpectDigest, 1, 2, 3)...))
 	f.Add([]byte{1, 7, 1, 0xdc, 0xff, 0xff})
+	for _, msg := range []func([]byte) []byte{entryWith, expectWith, helloWith, digestWith} {
+		for _, b := range hostileSeeds(msg) {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = decodeAny(b) // must not panic or allocate without bound
 	})
