@@ -563,9 +563,13 @@ func newHealthCmd(s *streams) *cobra.Command {
 	return controlCmd(&cobra.Command{
 		Use:   "health",
 		Short: "Exit 0 when this node is ready to take over",
-		Long: `Exit 0 when this node is ready to take over (the cluster is joined and the
-caches are in sync), 1 with the reason on standard error when it is not or the
-daemon is not running. Usable as a keepalived track_script:
+		Long: `Exit 0 when this node is ready to take over: it has been in sync with a peer
+since it started, and every peer streaming to it has confirmed this node's copy
+of its flows. It stays ready when no peer is alive (the peer died, the sync
+link is down): that is when it must take over. Exit 1 with the reason on
+standard error when it is not ready, or the daemon is not running; a node that
+never synced says why (no peer reachable, cluster key mismatch, cluster name
+mismatch). Usable as a keepalived track_script with a positive weight:
 
   vrrp_script ctsync { script "/usr/bin/ctsync health"; interval 2; fall 3 }`,
 	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
