@@ -147,6 +147,16 @@ func (n *Node) checkOrigin(origin string, remote net.Addr) string {
 	return ""
 }
 
+// rejoining reports whether origin is a member that left or failed and
+// remote is at its IP: most likely the member itself, restarted.
+func (n *Node) rejoining(origin string, remote net.Addr) bool {
+	n.memMu.Lock()
+	m, ok := n.members[origin]
+	n.memMu.Unlock()
+	ap, err := netip.ParseAddrPort(remote.String())
+	return ok && departed(m.state) && err == nil && ap.Addr().Unmap() == m.ip
+}
+
 // everMember reports whether memberlist ever told us of a node of that name.
 func (n *Node) everMember(name string) bool {
 	n.memMu.Lock()

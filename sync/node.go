@@ -943,6 +943,12 @@ func (n *Node) copyCutShort(p *peer, origin string, have, owns uint64) bool {
 // for the origin its hello names.
 func (n *Node) refuse(origin string, remote net.Addr, why string) {
 	n.stats.streamsRefused.Add(1)
+	if n.rejoining(origin, remote) {
+		// A restarted member streams as soon as it joined, often before
+		// this node's memberlist holds it alive again: it retries then.
+		n.log.Debug("refused a replication stream: the member is not alive again yet", "origin", origin, "remote", remote.String(), "reason", why)
+		return
+	}
 	n.warn.Warn(n.log, "refused origin", "refused a replication stream", "origin", origin, "remote", remote.String(), "reason", why)
 }
 
