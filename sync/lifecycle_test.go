@@ -174,3 +174,42 @@ func TestNeverSyncedReasons(t *testing.T) {
 		_ = b
 	})
 }
+
+// TestLeaveEventDeparts: memberlist's NotifyLeave carries a Node whose
+// State says alive (memberlist never sets it); the member must depart all
+// the same: no stream, no key operation goes to it.
+func TestLeaveEventDeparts(t *testing.T) {
+	a := startNode(t, "a", newKey(t))
+	x := &memberlist.Node{Name: "x", Addr: []byte{127, 0, 0, 1}, Port: 1}
+	events{a.Node}.NotifyJoin(x)
+	if _, ok := a.aliveMembers()["x"]; !ok {
+		t.Fatalf("x is not alive after its join")
+	}
+	events{a.Node}.NotifyLeave(x)
+	if _, ok := a.aliveMembers()["x"]; ok {
+		t.Fatalf("x is still alive after memberlist said it left")
+	}
+	for _, m := range a.Members() {
+		if m.Name == "x" && m.State != "dead" {
+			t.Fatalf("x shows %q after it went, want dead (memberlist's table no longer has it)", m.State)
+		}
+	}
+}
+
+// TestLifecycleLinesRateLimited: a flapping peer logs one line per kind
+// per interval; other peers and other kinds are not held back by it.
+func TestLifecycleLinesRateLimited(t *testing.T) {
+	l := &lineLog{}
+	a := startNodeWith(t, "a", newKey(t), "test", slog.New(l))
+	for range 100 {
+		a.event("stream to peer down", "flappy", "127.0.0.1:1", "EOF")
+		a.event("stream to peer up", "flappy", "127.0.0.1:1", "connected")
+	}
+	a.event("stream to peer down", "steady", "127.0.0.1:2", "EOF")
+	if got := len(l.matching("stream to peer", "peer=flappy")); got != 2 {
+		t.Fatalf("200 events of a flapping peer logged %d lines, want 2 (one per kind)", got)
+	}
+	if got := len(l.matching("stream to peer down", "peer=steady")); got != 1 {
+		t.Fatalf("another peer's event logged %d lines, want 1", got)
+	}
+}
