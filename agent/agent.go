@@ -42,6 +42,12 @@ type Options struct {
 	SyncTimings bool
 	// DigestEvery overrides the digest interval (tests); 0 = 1s.
 	DigestEvery time.Duration
+	// ForgetDeparted overrides how long members that left or failed stay
+	// listed (tests); 0 = sync.DefaultForgetDeparted.
+	ForgetDeparted time.Duration
+	// EventEvery overrides the rate limit of the peer lifecycle lines
+	// (tests); 0 = one per peer and kind per 10 s.
+	EventEvery time.Duration
 	// Gate is the commit gate. nil with Config.Commit.Gate set uses
 	// nftables in the served namespace, unless Kernel is given (a test
 	// table has no nftables to gate): then there is none.
@@ -190,7 +196,7 @@ func New(o Options) (*Agent, error) {
 	a.node, err = ctsync.New(ctsync.Config{
 		Node: cfg.Node, Bind: bind, Advertise: cfg.Cluster.Advertise, Join: cfg.Cluster.Join,
 		Keys: keys, Label: cfg.Cluster.Name, Internal: a.in, External: a.ext, Logger: log,
-		LocalTimings: o.SyncTimings, DigestEvery: o.DigestEvery,
+		LocalTimings: o.SyncTimings, DigestEvery: o.DigestEvery, ForgetDeparted: o.ForgetDeparted, EventEvery: o.EventEvery,
 	})
 	if err != nil {
 		a.kern.Close()

@@ -121,14 +121,15 @@ type HealthResult struct {
 	Reason string `json:"reason"`
 }
 
-// Member is a cluster member.
+// Member is a cluster member as this node's memberlist sees it now.
 type Member struct {
-	Name      string `json:"name"`
-	Addr      string `json:"addr"`
-	State     string `json:"state"`
-	Self      bool   `json:"self"`
-	Connected bool   `json:"connected"`
-	InSync    bool   `json:"in_sync"`
+	Name      string  `json:"name"`
+	Addr      string  `json:"addr"`
+	State     string  `json:"state"`         // alive, suspect, dead, left
+	Since     float64 `json:"since_seconds"` // how long it has been in that state
+	Self      bool    `json:"self"`
+	Connected bool    `json:"connected"` // this node's stream to it is up
+	InSync    bool    `json:"in_sync"`   // both directions caught up
 }
 
 // CacheQuery selects flows of a cache and how to print them.

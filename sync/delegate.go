@@ -45,34 +45,70 @@ func (e events) nudge() {
 
 // memberlist calls these with its node lock held; the *memberlist.Node
 // must be copied here and never kept (memberlist changes it later without
-// telling readers: reading it afterwards is a data race).
+// telling readers: reading it afterwards is a data race). Its State is not
+// memberlist's view of the node (memberlist never sets it): a join or an
+// update means alive, a leave means dead or left (which one, and suspicion,
+// the next refreshMembers reads from memberlist's table).
 func (e events) NotifyJoin(m *memberlist.Node) {
-	e.n.setMember(m)
+	e.n.memberEvent(m, memberlist.StateAlive)
 	e.n.retryNow(m.Name)
 	e.nudge()
 }
-func (e events) NotifyLeave(m *memberlist.Node) { e.n.setMember(m); e.nudge() }
+func (e events) NotifyLeave(m *memberlist.Node) {
+	e.n.memberEvent(m, memberlist.StateDead)
+	e.nudge()
+}
 func (e events) NotifyUpdate(m *memberlist.Node) {
-	e.n.setMember(m)
+	e.n.memberEvent(m, memberlist.StateAlive)
 	e.n.retryNow(m.Name)
 	e.nudge()
 }
 
 // member is our copy of what memberlist knows of a node.
 type member struct {
-	addr  string
-	ip    netip.Addr // addr's IP, unmapped
-	state memberlist.NodeStateType
+	addr   string
+	ip     netip.Addr // addr's IP, unmapped
+	state  memberlist.NodeStateType
+	since  time.Time                // when state began
+	logged memberlist.NodeStateType // the state last logged (lifecycle.go)
+	seen   bool                     // logged at least once
 }
 
+// setMember records m with the state it carries (tests set it).
 func (n *Node) setMember(m *memberlist.Node) {
-	mb := member{addr: net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))), state: m.State}
-	if ip, ok := netip.AddrFromSlice(m.Addr); ok {
-		mb.ip = ip.Unmap()
-	}
+	n.putMember(m.Name, m.Addr, m.Port, m.State, time.Now())
+}
+
+// memberEvent records what a memberlist event says of m.
+func (n *Node) memberEvent(m *memberlist.Node, state memberlist.NodeStateType) {
 	n.memMu.Lock()
-	n.members[m.Name] = mb
+	n.memGen++
 	n.memMu.Unlock()
+	n.putMember(m.Name, m.Addr, m.Port, state, time.Now())
+}
+
+func (n *Node) putMember(name string, addr net.IP, port uint16, state memberlist.NodeStateType, since time.Time) {
+	mb := member{state: state, since: since}
+	mb.addr, mb.ip = memberAddrOf(addr, port)
+	n.memMu.Lock()
+	old, ok := n.members[name]
+	if ok {
+		mb.logged, mb.seen = old.logged, old.seen
+		if old.state == state {
+			mb.since = old.since
+		}
+	}
+	n.members[name] = mb
+	n.memMu.Unlock()
+}
+
+// memberAddrOf returns a node's address as host:port, and its IP unmapped.
+func memberAddrOf(addr net.IP, port uint16) (string, netip.Addr) {
+	var ip netip.Addr
+	if a, ok := netip.AddrFromSlice(addr); ok {
+		ip = a.Unmap()
+	}
+	return net.JoinHostPort(addr.String(), strconv.Itoa(int(port))), ip
 }
 
 // memberAddr returns the address memberlist knows for a node, or "".
@@ -111,6 +147,16 @@ func (n *Node) checkOrigin(origin string, remote net.Addr) string {
 	return ""
 }
 
+// rejoining reports whether origin is a member that left or failed and
+// remote is at its IP: most likely the member itself, restarted.
+func (n *Node) rejoining(origin string, remote net.Addr) bool {
+	n.memMu.Lock()
+	m, ok := n.members[origin]
+	n.memMu.Unlock()
+	ap, err := netip.ParseAddrPort(remote.String())
+	return ok && departed(m.state) && err == nil && ap.Addr().Unmap() == m.ip
+}
+
 // everMember reports whether memberlist ever told us of a node of that name.
 func (n *Node) everMember(name string) bool {
 	n.memMu.Lock()
@@ -141,17 +187,19 @@ func (n *Node) aliveMembers() map[string]string {
 // line's kind (memberlistKind: the words before any address, number, quote
 // or error detail), one line per kind per interval with the count of those
 // suppressed. Lines that say a packet or stream failed the cluster key or
-// label — the stranger's traffic — are counted as authentication failures.
+// label — the stranger's traffic, or a peer with another key or cluster
+// name — are counted as authentication failures, and logged once a minute
+// per kind with the reason (misconfigEvery).
 // Debug and info lines pass as they are (memberlist logs them for its own
 // events, not per received packet).
 type logBridge struct {
-	log      *slog.Logger
-	lim      *ratelog.Limiter
-	authFail func()
+	log       *slog.Logger
+	lim, slow *ratelog.Limiter
+	authFail  func(cause string)
 }
 
-func newLogBridge(l *slog.Logger, lim *ratelog.Limiter, authFail func()) *log.Logger {
-	return log.New(logBridge{l.With("lib", "memberlist"), lim, authFail}, "", 0)
+func newLogBridge(l *slog.Logger, lim, slow *ratelog.Limiter, authFail func(cause string)) *log.Logger {
+	return log.New(logBridge{l.With("lib", "memberlist"), lim, slow, authFail}, "", 0)
 }
 
 func (b logBridge) Write(p []byte) (int, error) {
@@ -173,8 +221,17 @@ func (b logBridge) Write(p []byte) (int, error) {
 		b.log.Log(context.Background(), level, msg)
 		return len(p), nil
 	}
-	if memberlistAuthFailure(msg) && b.authFail != nil {
-		b.authFail()
+	if memberlistAuthFailure(msg) {
+		cause := authCause(msg)
+		if b.authFail != nil {
+			b.authFail(cause)
+		}
+		reason := "the sender holds another cluster key (cluster.key_file), or none"
+		if cause == causeLabel {
+			reason = "the sender has another cluster name (cluster.name)"
+		}
+		b.slow.Log(context.Background(), b.log, level, "memberlist: "+memberlistKind(msg), msg, "reason", reason)
+		return len(p), nil
 	}
 	b.lim.Log(context.Background(), b.log, level, "memberlist: "+memberlistKind(msg), msg)
 	return len(p), nil
@@ -225,25 +282,34 @@ func memberlistKind(msg string) string {
 
 // Member is one cluster member as an operator sees it.
 type Member struct {
-	Name      string `json:"name"`
-	Addr      string `json:"addr"`
-	State     string `json:"state"` // alive, suspect, dead, left
-	Self      bool   `json:"self"`
-	Connected bool   `json:"connected"` // our stream to it is up
-	InSync    bool   `json:"in_sync"`   // both directions caught up
+	Name      string  `json:"name"`
+	Addr      string  `json:"addr"`
+	State     string  `json:"state"`         // alive, suspect, dead, left
+	Since     float64 `json:"since_seconds"` // how long it has been in that state
+	Self      bool    `json:"self"`
+	Connected bool    `json:"connected"` // our stream to it is up
+	InSync    bool    `json:"in_sync"`   // both directions caught up
 }
 
-// Members lists the cluster members, this node first.
+// Members lists the cluster members as memberlist sees them now, this node
+// first. A member that left or failed is listed as such for
+// Config.ForgetDeparted, then no more.
 func (n *Node) Members() []Member {
+	n.refreshMembers()
 	var out []Member
+	now := time.Now()
 	n.memMu.Lock()
 	copies := make(map[string]member, len(n.members))
 	for name, m := range n.members {
+		if departed(m.state) && now.Sub(m.since) > n.cfg.ForgetDeparted {
+			continue
+		}
 		copies[name] = m
 	}
 	n.memMu.Unlock()
 	for name, m := range copies {
-		mb := Member{Name: name, Addr: m.addr, State: stateName(m.state), Self: name == n.cfg.Node}
+		mb := Member{Name: name, Addr: m.addr, State: stateName(m.state), Self: name == n.cfg.Node,
+			Since: max(now.Sub(m.since), 0).Round(time.Second).Seconds()}
 		if !mb.Self {
 			n.mu.Lock()
 			p := n.peers[name]
@@ -262,6 +328,10 @@ func (n *Node) Members() []Member {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+func departed(s memberlist.NodeStateType) bool {
+	return s == memberlist.StateDead || s == memberlist.StateLeft
 }
 
 func stateName(s memberlist.NodeStateType) string {

@@ -38,6 +38,12 @@ type Config struct {
 	JoinEvery    time.Duration // 0 = 2s
 	BatchEntries int           // entries per message; 0 = 2048
 	LocalTimings bool          // memberlist's fast loopback timings (tests)
+	// ForgetDeparted: how long Members lists a member that left or
+	// failed; 0 = DefaultForgetDeparted.
+	ForgetDeparted time.Duration
+	// EventEvery: at most one lifecycle line per peer and kind of event
+	// in this interval; 0 = ratelog.DefaultEvery.
+	EventEvery time.Duration
 }
 
 // Node is one member of the replication cluster. Create it with New (its
@@ -58,6 +64,8 @@ type Node struct {
 
 	memMu   stdsync.Mutex
 	members map[string]member // our copy of memberlist's view, by name
+	memGen  uint64            // membership events so far
+	table   *mlTable          // memberlist's node table; nil: events only
 	addr    string            // this node's advertised address
 
 	mu      stdsync.Mutex
@@ -67,6 +75,7 @@ type Node struct {
 
 	stats counters
 	warn  *ratelog.Limiter // repeated warnings: one line per kind per 10 s
+	life  lifecycle        // peer lifecycle log, why never in sync (lifecycle.go)
 
 	partition atomic.Pointer[func(addr string) bool] // fault injection
 
@@ -181,11 +190,17 @@ func New(cfg Config) (*Node, error) {
 	if cfg.BatchEntries <= 0 {
 		cfg.BatchEntries = 2048
 	}
+	if cfg.ForgetDeparted <= 0 {
+		cfg.ForgetDeparted = DefaultForgetDeparted
+	}
+	if cfg.EventEvery <= 0 {
+		cfg.EventEvery = ratelog.DefaultEvery
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1),
-		members: make(map[string]member), warn: ratelog.New(ratelog.DefaultEvery)}
+		members: make(map[string]member), warn: ratelog.New(ratelog.DefaultEvery), life: newLifecycle(cfg.EventEvery)}
 	n.epoch = cfg.Epoch
 	if n.epoch == 0 {
 		var b [8]byte
@@ -204,7 +219,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: bind address: %w", err)
 	}
-	mlog := newLogBridge(n.log, n.warn, func() { n.stats.authFailures.Add(1) })
+	mlog := newLogBridge(n.log, n.warn, n.life.slow, func(cause string) { n.stats.authFailures.Add(1); n.authFailed(cause) })
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlog})
 	if err != nil {
 		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
@@ -247,6 +262,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("sync: start memberlist: %w", err)
 	}
 	n.ml = ml
+	if n.table, err = newMLTable(ml); err != nil {
+		n.log.Warn("members will show alive or dead only (no suspect, no left)", "err", err)
+	}
 	ln := ml.LocalNode() // safe now: nothing has run yet
 	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -322,14 +340,15 @@ func (n *Node) join() {
 		return
 	}
 	if _, err := n.ml.Join(todo); err != nil {
-		n.stats.joinFailures.Add(1)
-		n.log.Debug("join failed, will retry", "peers", strings.Join(todo, ","), "err", err)
+		n.joinFailed(strings.Join(todo, ","), err)
 	}
 }
 
 // reconcile starts a stream to every alive member and stops streams to
 // members that are gone.
 func (n *Node) reconcile() {
+	n.refreshMembers()
+	n.logSync()
 	alive := n.aliveMembers()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -437,14 +456,18 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := n.stream(ctx, p, addr)
-		p.connected.Store(false)
+		wasUp := p.connected.Swap(false)
 		p.caughtUp.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
 		p.sendErrors.Add(1)
 		p.lastErr.Store(err.Error())
-		n.log.Debug("stream to peer ended", "peer", p.name, "err", err)
+		if wasUp {
+			n.event("stream to peer down", p.name, addr, err.Error())
+		} else {
+			n.log.Debug("stream to peer failed", "peer", p.name, "err", err)
+		}
 		if time.Since(start) > 10*time.Second {
 			backoff = 50 * time.Millisecond
 		}
@@ -475,6 +498,7 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 		c.Close()
 		if errors.Is(err, errAuth) {
 			n.stats.authFailures.Add(1)
+			n.authFailed(authCause(err.Error()))
 		}
 		if errors.Is(err, errNoAnswer) {
 			n.warn.Warn(n.log, "handshake refused by peer", "a peer refused our replication stream", "peer", p.name, "addr", addr, "err", err)
@@ -508,6 +532,7 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 	go func() { rerr <- n.readControl(s, p, r) }()
 
 	p.connected.Store(true)
+	n.event("stream to peer up", p.name, addr, "connected and authenticated: sending this node's flows")
 	tick := time.NewTicker(n.cfg.DigestEvery)
 	defer tick.Stop()
 	// A digest goes out when the stream has caught up and the cache
@@ -699,6 +724,7 @@ func (n *Node) receive(c net.Conn, authDone func()) {
 		switch {
 		case errors.Is(err, errAuth):
 			n.stats.authFailures.Add(1)
+			n.authFailed(authCause(err.Error()))
 			n.warn.Warn(n.log, "refused stream", "refused a replication stream", "remote", c.RemoteAddr().String(), "err", err)
 		case errors.Is(err, errHandshakeVersion):
 			n.stats.decodeErrors.Add(1)
@@ -758,6 +784,7 @@ func (n *Node) receive(c net.Conn, authDone func()) {
 	p.inConn, p.inSession, p.inEpoch = s, session, epoch
 	p.inSince = time.Now()
 	p.inMu.Unlock()
+	n.event("stream from peer up", origin, n.memberAddr(origin), "connected and authenticated: receiving its flows")
 	// A peer that streams to us is alive: stream back at once rather than
 	// wait for memberlist's gossip to say so (a restarted node refutes its
 	// "left" state only on the next gossip round).
@@ -767,6 +794,7 @@ func (n *Node) receive(c net.Conn, authDone func()) {
 	}
 	n.mu.Unlock()
 	n.retryNow(origin)
+	end := "closed"
 	defer func() {
 		p.inMu.Lock()
 		if p.inConn == s {
@@ -775,6 +803,7 @@ func (n *Node) receive(c net.Conn, authDone func()) {
 			p.inConn, p.inSession, p.inEpoch = nil, 0, 0
 		}
 		p.inMu.Unlock()
+		n.event("stream from peer down", origin, n.memberAddr(origin), end)
 	}()
 	ext := n.cfg.External
 	w := newWriter()
@@ -792,6 +821,7 @@ func (n *Node) receive(c net.Conn, authDone func()) {
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				n.stats.decodeErrors.Add(1)
 			}
+			end = err.Error()
 			return
 		}
 		p.recvBytes.Add(uint64(len(b)))
@@ -875,12 +905,14 @@ func (n *Node) receive(c net.Conn, authDone func()) {
 		if err != nil {
 			n.stats.decodeErrors.Add(1)
 			n.warn.Warn(n.log, "dropped stream", "dropping a replication stream", "peer", origin, "err", err)
+			end = "dropped: " + err.Error()
 			return
 		}
 		p.inMu.Lock()
 		active := p.inConn == s
 		p.inMu.Unlock()
 		if !active {
+			end = "superseded by a newer stream from the same peer"
 			return
 		}
 	}
@@ -911,6 +943,12 @@ func (n *Node) copyCutShort(p *peer, origin string, have, owns uint64) bool {
 // for the origin its hello names.
 func (n *Node) refuse(origin string, remote net.Addr, why string) {
 	n.stats.streamsRefused.Add(1)
+	if n.rejoining(origin, remote) {
+		// A restarted member streams as soon as it joined, often before
+		// this node's memberlist holds it alive again: it retries then.
+		n.log.Debug("refused a replication stream: the member is not alive again yet", "origin", origin, "remote", remote.String(), "reason", why)
+		return
+	}
 	n.warn.Warn(n.log, "refused origin", "refused a replication stream", "origin", origin, "remote", remote.String(), "reason", why)
 }
 

@@ -117,7 +117,9 @@ func (n *Node) Stats() Stats {
 // over exactly when its master dies. Nor does a peer that reconnected a
 // moment ago: a firewall coming back must not make the master it streams
 // to look unready (keepalived would demote it) while the first digest is
-// on its way. The reason says what is missing.
+// on its way. So a node that was in sync once stays ready when no peer is
+// alive. The reason says what is missing; for a node that never synced,
+// why: no peer reachable, a cluster key or a cluster name mismatch.
 func (n *Node) Healthy() (bool, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -139,7 +141,7 @@ func (n *Node) Healthy() (bool, string) {
 		}
 	}
 	if !synced {
-		return false, "never in sync with a peer yet: not joined to a cluster"
+		return false, "never in sync with a peer yet: " + n.neverSyncedWhy()
 	}
 	return true, "in sync with every peer it hears"
 }

@@ -428,8 +428,14 @@ func newMembersCmd(s *streams) *cobra.Command {
 	cmd := controlCmd(&cobra.Command{
 		Use:   "members [-o text|json]",
 		Short: "List the cluster members",
-		Long: `List the cluster members as this node sees them: name, cluster address, state,
-whether a sync stream to it is connected, and whether its flows are in sync.`,
+		Long: `List the cluster members as this node's memberlist sees them now: name, cluster
+address, state and for how long, whether this node's sync stream to it is
+connected, and whether their flows are in sync both ways.
+
+States: alive; suspect (it does not answer memberlist's probes: it is declared
+dead unless it answers within the suspicion timeout); dead (it failed: stopped
+without leaving, crashed, or cut off); left (it left gracefully). A member that
+is dead or left is listed for 5 minutes, then dropped.`,
 	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {
 		if err := checkOutput(*output); err != nil {
 			return err
@@ -450,13 +456,15 @@ whether a sync stream to it is connected, and whether its flows are in sync.`,
 			return err
 		}
 		tw := tabwriter.NewWriter(s.out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tADDR\tSTATE\tCONNECTED\tIN-SYNC")
+		fmt.Fprintln(tw, "NAME\tADDR\tSTATE\tSINCE\tCONNECTED\tIN-SYNC")
 		for _, m := range ms {
-			name := m.Name
+			name, conn, insync := m.Name, yesNo(m.Connected), yesNo(m.InSync)
 			if m.Self {
 				name += " (self)"
+				conn, insync = "-", "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, m.Addr, m.State, yesNo(m.Connected), yesNo(m.InSync))
+			since := (time.Duration(m.Since) * time.Second).String() + " ago"
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Addr, m.State, since, conn, insync)
 		}
 		return tw.Flush()
 	})
@@ -556,9 +564,13 @@ func newHealthCmd(s *streams) *cobra.Command {
 	return controlCmd(&cobra.Command{
 		Use:   "health",
 		Short: "Exit 0 when this node is ready to take over",
-		Long: `Exit 0 when this node is ready to take over (the cluster is joined and the
-caches are in sync), 1 with the reason on standard error when it is not or the
-daemon is not running. Usable as a keepalived track_script:
+		Long: `Exit 0 when this node is ready to take over: it has been in sync with a peer
+since it started, and every peer streaming to it has confirmed this node's copy
+of its flows. It stays ready when no peer is alive (the peer died, the sync
+link is down): that is when it must take over. Exit 1 with the reason on
+standard error when it is not ready, or the daemon is not running; a node that
+never synced says why (no peer reachable, cluster key mismatch, cluster name
+mismatch). Usable as a keepalived track_script with a positive weight:
 
   vrrp_script ctsync { script "/usr/bin/ctsync health"; interval 2; fall 3 }`,
 	}, func(cmd *cobra.Command, c *control.Client, _ []string) error {

@@ -70,8 +70,8 @@ func ctlBackend() *controltest.Backend {
 			"uptime_seconds": 42,
 		},
 		MemberList: []control.Member{
-			{Name: "fw-a", Addr: "10.0.3.1:7946", State: "alive", Self: true, Connected: true, InSync: true},
-			{Name: "fw-b", Addr: "10.0.3.2:7946", State: "suspect", Connected: false, InSync: false},
+			{Name: "fw-a", Addr: "10.0.3.1:7946", State: "alive", Since: 3725, Self: true},
+			{Name: "fw-b", Addr: "10.0.3.2:7946", State: "suspect", Since: 3, Connected: false, InSync: false},
 		},
 		NotifyResult: control.NotifyResult{Steps: []control.NotifyStep{
 			{Name: "resync-peers", Seconds: 0.01, Detail: "2 peers"},
@@ -187,9 +187,9 @@ uptime:   42s
 			},
 			stdout: "insecure: no\nuptime:   42s\n"},
 
-		{name: "members", args: []string{"members"}, stdout: `NAME         ADDR           STATE    CONNECTED  IN-SYNC
-fw-a (self)  10.0.3.1:7946  alive    yes        yes
-fw-b         10.0.3.2:7946  suspect  no         no
+		{name: "members", args: []string{"members"}, stdout: `NAME         ADDR           STATE    SINCE       CONNECTED  IN-SYNC
+fw-a (self)  10.0.3.1:7946  alive    1h2m5s ago  -          -
+fw-b         10.0.3.2:7946  suspect  3s ago      no         no
 `, wantCall: &controltest.Call{Method: "Members"}},
 		{name: "members json", args: []string{"members", "-o", "json"},
 			stdout: "~\"name\": \"fw-b\",\n    \"addr\": \"10.0.3.2:7946\",\n    \"state\": \"suspect\""},
