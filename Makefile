@@ -51,8 +51,8 @@ test: deps
 ## demo: a firewall pair in namespaces (SNAT, strict ruleset, keepalived):
 ## long-lived TCP connections through a killed master, ctsync (hot, commit)
 ## and conntrackd (primary-backup.sh) under the fast and the default
-## keepalived profile, and a table (root). DEMO_FLAGS="-compare -extra 100000"
-## for the README's numbers; or one run, e.g. DEMO_FLAGS="-profile fast -mode hot"
+## keepalived profile, 100k background flows, and a table (2-3 min, root).
+## One run instead: e.g. DEMO_FLAGS="-profile fast -mode hot -reset"
 DEMO_FLAGS ?= -compare
 demo: deps
 	@$(MAKE) build

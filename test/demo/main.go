@@ -19,7 +19,7 @@
 // contrib/keepalived/keepalived-fast.conf) instead of 1 s.
 //
 // -compare (what `make demo` runs) does it several times, each in a fresh
-// lab with the reset ruleset and -extra background flows (10000 unless
+// lab with the reset ruleset and -extra background flows (100000 unless
 // given): ctsync in hot standby, ctsync in commit mode, and conntrackd in
 // FTFW mode driven by its own primary-backup.sh, under the fast profile,
 // then ctsync and conntrackd under the default one for reference; and ends
@@ -52,7 +52,7 @@ var (
 	noCtsync = flag.Bool("without-ctsync", false, "control run: keepalived only, no sync daemon (the same as -daemon none)")
 	daemon   = flag.String("daemon", "ctsync", "sync daemon on the firewalls: ctsync, conntrackd (FTFW, with its primary-backup.sh as keepalived's notify script; 2 firewalls) or none")
 	profName = flag.String("profile", "default", "keepalived profile: default (VRRPv2, advert_int 1, as contrib/keepalived/keepalived.conf) or fast (VRRPv3, advert_int 0.1, as keepalived-fast.conf)")
-	compare  = flag.Bool("compare", false, "run the comparison: ctsync hot, ctsync commit and conntrackd under the fast profile, ctsync and conntrackd under the default one; reset ruleset, -extra background flows (10000 unless given); ends with a table")
+	compare  = flag.Bool("compare", false, "run the comparison: ctsync hot, ctsync commit and conntrackd under the fast profile, ctsync and conntrackd under the default one; reset ruleset, -extra background flows (100000 unless given); ends with a table")
 	interval = flag.Duration("interval", 20*time.Millisecond, "each TCP connection sends a request this often; the stall is the longest gap between answers")
 	keep     = flag.Bool("keep", false, "keep the logs and configs (the directory is printed)")
 	flips    = flag.Int("flips", 0, "after the failure: bring the dead firewall back and kill the master again, this many times")
@@ -253,7 +253,7 @@ func main() {
 	var err error
 	if *compare {
 		if !set["extra"] {
-			*extra = 10000
+			*extra = 100000
 		}
 		*reset = true
 		err = runComparison()
