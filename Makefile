@@ -60,11 +60,15 @@ test: deps
 	@$(MAKE) unit-32bit
 	@$(MAKE) fuzz
 
-## demo: a firewall pair in namespaces (SNAT, strict ruleset, keepalived,
-## ctsync): long-lived TCP connections survive killing the master (root)
+## demo: a firewall pair in namespaces (SNAT, strict ruleset, keepalived):
+## long-lived TCP connections through a killed master, ctsync (hot, commit)
+## and conntrackd (primary-backup.sh) under the fast and the default
+## keepalived profile, 100k background flows, and a table (2-3 min, root).
+## One run instead: e.g. DEMO_FLAGS="-profile fast -mode hot -reset"
+DEMO_FLAGS ?= -compare
 demo: deps
 	@$(MAKE) build
-	@$(GO) run ./test/demo -bin $(CURDIR)/bin/ctsync
+	@$(GO) run ./test/demo -bin $(CURDIR)/bin/ctsync $(DEMO_FLAGS)
 
 ## demo-table: a tour of `ctsync table` in a throw-away namespace (root)
 demo-table: deps

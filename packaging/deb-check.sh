@@ -50,8 +50,8 @@ for f in usr/bin/ctsync lib/systemd/system/ctsync.service etc/ctsync/ctsync.yaml
 	usr/share/man/man8/ctsync.8.gz usr/share/man/man8/ctsync-daemon.8.gz \
 	usr/share/bash-completion/completions/ctsync usr/share/zsh/vendor-completions/_ctsync \
 	usr/share/fish/vendor_completions.d/ctsync.fish \
-	usr/share/doc/ctsync/examples/keepalived.conf usr/share/doc/ctsync/examples/README.md \
-	usr/share/doc/ctsync/examples/grafana-ctsync.json; do
+	usr/share/doc/ctsync/examples/keepalived.conf usr/share/doc/ctsync/examples/keepalived-fast.conf \
+	usr/share/doc/ctsync/examples/README.md usr/share/doc/ctsync/examples/grafana-ctsync.json; do
 	[[ -s $root/$f ]] && pass "/$f" || fail "/$f missing or empty"
 done
 [[ -x $root/usr/bin/ctsync ]] && pass "/usr/bin/ctsync is executable" || fail "/usr/bin/ctsync not executable"

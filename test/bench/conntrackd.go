@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ctsync/ctsync/test/internal/labkit"
 )
 
 // conntrackdd drives conntrackd (conntrack-tools) in FTFW mode over UDP on
@@ -40,53 +42,17 @@ func newConntrackd(l *lab, n int) (*conntrackdd, error) {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return nil, err
 	}
-	hash := 65536
-	for hash < n/2 {
-		hash <<= 1
-	}
-	limit := 4*n + 262144
-	rsq := max(131072, 2*n)
 	for i := range l.ns {
-		conf := fmt.Sprintf(`Sync {
-	Mode FTFW {
-		ResendQueueSize %d
-		ACKWindowSize 300
-	}
-	UDP Default {
-		IPv4_address %s
-		IPv4_Destination_Address %s
-		Port 3780
-		Interface %s
-		SndSocketBuffer 16777216
-		RcvSocketBuffer 16777216
-		Checksum on
-	}
-}
-General {
-	Systemd off
-	HashSize %d
-	HashLimit %d
-	LogFile %s
-	Syslog off
-	LockFile %s
-	UNIX {
-		Path %s
-	}
-	NetlinkBufferSize 67108864
-	NetlinkBufferSizeMaxGrowth 268435456
-	NetlinkEventsReliable On
-	NetlinkOverrunResync On
-	Filter From Userspace {
-		Address Ignore {
-			IPv4_address 127.0.0.1
-			IPv4_address %s
-			IPv4_address %s
-		}
-	}
-}
-`, rsq, addr(i), addr(1-i), l.veth[i], hash, limit,
-			filepath.Join(d.dir, fmt.Sprintf("node%d.log", i+1)),
-			d.lock(i), d.sock(i), addr(0), addr(1))
+		conf := labkit.FTFW{
+			Local:     addr(i),
+			Peer:      addr(1 - i),
+			Interface: l.veth[i],
+			Flows:     n,
+			LogFile:   filepath.Join(d.dir, fmt.Sprintf("node%d.log", i+1)),
+			LockFile:  d.lock(i),
+			Socket:    d.sock(i),
+			Ignore:    []string{addr(0), addr(1)},
+		}.Config()
 		if err := os.WriteFile(d.conf(i), []byte(conf), 0o644); err != nil {
 			return nil, err
 		}
@@ -175,7 +141,7 @@ func (d *conntrackdd) ready() error {
 	for i := range d.cmds {
 		err := waitUntil(30*time.Second, func() bool {
 			s, err := d.stats(i)
-			return err == nil && s.pktsRecv >= 2
+			return err == nil && s.PktsRecv >= 2
 		})
 		if err != nil {
 			return fmt.Errorf("conntrackd node %d never heard its peer: %w", i+1, err)
@@ -208,71 +174,23 @@ func (d *conntrackdd) kill(i int) {
 	}
 }
 
-// ctdStats is what the bench reads from conntrackd -s.
-type ctdStats struct {
-	internal, external int // current active connections
-	pktsRecv           int64
-}
-
-// stats parses conntrackd -s:
-//
-//	cache internal:
-//	current active connections:	           0
-//	...
-//	cache external:
-//	current active connections:	           5
-//	...
-//	UDP traffic (active device=vB):
-//	                 112 Bytes sent                  556 Bytes recv
-//	                   7 Pckts sent                   10 Pckts recv
-func (d *conntrackdd) stats(i int) (ctdStats, error) {
-	var s ctdStats
+// stats is conntrackd -s, parsed.
+func (d *conntrackdd) stats(i int) (labkit.ConntrackdStats, error) {
 	out, _, _, err := d.request(i, ctdStatsReq)
 	if err != nil {
-		return s, err
+		return labkit.ConntrackdStats{}, err
 	}
-	section := ""
-	seen := 0
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasPrefix(line, "cache internal"):
-			section = "internal"
-		case strings.HasPrefix(line, "cache external"):
-			section = "external"
-		case strings.HasPrefix(line, "current active connections:"):
-			v, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "current active connections:")))
-			if err != nil {
-				return s, fmt.Errorf("conntrackd -s: %q: %w", line, err)
-			}
-			if section == "internal" {
-				s.internal = v
-			} else if section == "external" {
-				s.external = v
-			}
-			seen++
-		case strings.HasSuffix(line, "Pckts recv"):
-			f := strings.Fields(line)
-			if len(f) >= 6 {
-				s.pktsRecv, _ = strconv.ParseInt(f[3], 10, 64)
-			}
-		}
-	}
-	if seen < 2 {
-		return s, fmt.Errorf("conntrackd -s: no cache counts in %q", out)
-	}
-	return s, nil
+	return labkit.ParseConntrackdStats(out)
 }
 
 func (d *conntrackdd) external(i int) (int, error) {
 	s, err := d.stats(i)
-	return s.external, err
+	return s.External, err
 }
 
 func (d *conntrackdd) internal(i int) (int, error) {
 	s, err := d.stats(i)
-	return s.internal, err
+	return s.Internal, err
 }
 
 // ownCache is conntrackd -i ct | wc -l.

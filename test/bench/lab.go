@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ctsync/ctsync/test/internal/labkit"
 )
 
 // lab is two network namespaces, A and B, joined by a veth pair
@@ -26,16 +28,8 @@ type lab struct {
 	mu       sync.Mutex
 	cleaned  bool
 	cleanups []func() // daemons register their stop here
-	sysctls  []restore
+	sysctls  labkit.Sysctls
 }
-
-// restore puts a sysctl back, but only if nobody changed it since we did.
-type restore struct{ path, old, set string }
-
-const (
-	ctMaxPath    = "/proc/sys/net/netfilter/nf_conntrack_max"
-	hashsizePath = "/sys/module/nf_conntrack/parameters/hashsize"
-)
 
 func addr(i int) string { return fmt.Sprintf("10.98.0.%d", i+1) }
 
@@ -73,41 +67,20 @@ func newLab() (*lab, error) {
 // a hash table of the next power of two.
 func (l *lab) raiseSysctls(n int) {
 	want := 2*n + 200000
-	l.raise(ctMaxPath, want)
+	l.raise(labkit.CtMaxPath, want)
 	buckets := 1
 	for buckets < n {
 		buckets <<= 1
 	}
 	if n >= 500000 {
-		l.raise(hashsizePath, buckets)
+		l.raise(labkit.HashsizePath, buckets)
 	}
 }
 
 func (l *lab) raise(path string, want int) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return
+	if err := l.sysctls.Raise(path, want); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
 	}
-	old := strings.TrimSpace(string(b))
-	if cur, _ := strconv.Atoi(old); cur >= want {
-		return
-	}
-	set := strconv.Itoa(want)
-	if err := os.WriteFile(path, []byte(set), 0o644); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: cannot raise %s to %s: %v\n", path, set, err)
-		return
-	}
-	l.mu.Lock()
-	// Keep the first value seen: that is what we restore.
-	for i := range l.sysctls {
-		if l.sysctls[i].path == path {
-			l.sysctls[i].set = set
-			l.mu.Unlock()
-			return
-		}
-	}
-	l.sysctls = append(l.sysctls, restore{path, old, set})
-	l.mu.Unlock()
 }
 
 func (l *lab) onCleanup(f func()) {
@@ -127,7 +100,6 @@ func (l *lab) cleanup() {
 	}
 	l.cleaned = true
 	cleanups := l.cleanups
-	sysctls := l.sysctls
 	l.mu.Unlock()
 	for i := len(cleanups) - 1; i >= 0; i-- {
 		cleanups[i]()
@@ -137,12 +109,7 @@ func (l *lab) cleanup() {
 			sh("ip", "netns", "del", ns)
 		}
 	}
-	for _, s := range sysctls {
-		b, err := os.ReadFile(s.path)
-		if err == nil && strings.TrimSpace(string(b)) == s.set {
-			os.WriteFile(s.path, []byte(s.old), 0o644)
-		}
-	}
+	l.sysctls.Restore()
 	if os.Getenv("BENCH_DEBUG") != "" {
 		fmt.Fprintf(os.Stderr, "bench: daemon logs kept in %s\n", l.dir)
 		return
