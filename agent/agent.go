@@ -324,6 +324,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.kern.Close()
 			return err
 		case err := <-watchErr:
+			if ctx.Err() != nil {
+				continue // stopping: the watcher ended with the context
+			}
 			// The watcher died (not an overrun: those are handled). Restart it.
 			a.warn.Error(a.log, "watch failed", "kernel event watch failed; restarting", "err", err)
 			a.st.watchRestarts.Add(1)

@@ -481,7 +481,7 @@ type faultStats struct {
 		Resyncs  uint64 `json:"resyncs"`
 	} `json:"kernel"`
 	Sync struct {
-		Epoch        uint64 `json:"epoch"`
+		Epoch        string `json:"epoch"` // 64 bits, as a string
 		DecodeErrors uint64 `json:"decode_errors"`
 		Peers        []struct {
 			Peer        string `json:"peer"`
@@ -515,7 +515,7 @@ func (l *lab) statsSummary() string {
 			fmt.Fprintf(&b, "    %s: stats: %v\n", nd.name, err)
 			continue
 		}
-		fmt.Fprintf(&b, "    %s: epoch %x, overruns %d, resyncs %d, stream read errors %d;", nd.name, st.Sync.Epoch, st.Kernel.Overruns, st.Kernel.Resyncs, st.Sync.DecodeErrors)
+		fmt.Fprintf(&b, "    %s: epoch %s, overruns %d, resyncs %d, stream read errors %d;", nd.name, st.Sync.Epoch, st.Kernel.Overruns, st.Kernel.Resyncs, st.Sync.DecodeErrors)
 		for _, p := range st.Sync.Peers {
 			fmt.Fprintf(&b, " %s: connected %v, snapshots sent %d, send errors %d, stale %d, digest mismatches %d, snapshots asked %d;",
 				p.Peer, p.Connected, p.Snapshots, p.SendErrors, p.Stale, p.Mismatches, p.ResyncAsked)
@@ -718,7 +718,7 @@ func faultOwnerRestart(t *testing.T) {
 	a.start(faultCfg)
 	st2, _ := a.stats()
 	if st2.Sync.Epoch == st.Sync.Epoch {
-		t.Errorf("the restarted owner kept its epoch %x", st.Sync.Epoch)
+		t.Errorf("the restarted owner kept its epoch %s", st.Sync.Epoch)
 	}
 	l.mustConverge(t, "after the owner restart")
 }
