@@ -34,9 +34,12 @@ lint:
 	$(GO) tool staticcheck ./...
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
 
-## unit: every Go test with the race detector, the privileged kernel tier included
+## unit: every Go test with the race detector, the privileged kernel tier
+## included. The e2e package alone runs about 7 minutes on an idle 2-core
+## machine; go test's default 10-minute limit per package would turn a
+## loaded machine into a false failure, so the limit is 30 minutes.
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## unit-32bit: the sync, cache, flow and config tests built for 32-bit ARM
 ## (int is 32 bits: lengths off the wire, 64-bit atomics), run under qemu-arm
