@@ -776,7 +776,7 @@ func (im *importer) yaml() []byte {
 			"kept ctsync's default kernel.event_buffer, %s, larger than this: ctsync sets its buffer once and does not grow it on overrun",
 			DefaultEventBuffer)})
 	default:
-		eb = min(eb, 2*GiB)
+		eb = min(eb, MaxEventBuffer)
 		w("kernel:\n  # From the largest of NetlinkBufferSize and NetlinkBufferSizeMaxGrowth.\n  event_buffer: %s\n\n", eb)
 	}
 	if im.maxFlows != 0 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -530,8 +529,9 @@ func (c *Config) Validate() error {
 	if ns := c.Kernel.Netns; ns == "." || ns == ".." || (strings.Contains(ns, "/") && !filepath.IsAbs(ns)) {
 		ps.add("kernel.netns", "want a name under /run/netns or an absolute path, got %q", ns)
 	}
-	if b := c.Kernel.EventBuffer; b < 64*KiB || b > 2*GiB {
-		ps.add("kernel.event_buffer", "want 64KiB to 2GiB, got %s", b)
+	if b := c.Kernel.EventBuffer; b < MinEventBuffer || b > MaxEventBuffer {
+		ps.add("kernel.event_buffer", "want %s to %d bytes (2GiB less one byte: the kernel's SO_RCVBUFFORCE takes a C int), got %s",
+			MinEventBuffer, int64(MaxEventBuffer), b)
 	}
 	if c.Cache.MaxFlows < 1000 {
 		ps.add("cache.max_flows", "want at least 1000, got %d", c.Cache.MaxFlows)
@@ -755,8 +755,10 @@ func (c *Config) IgnorePrefixes() []netip.Prefix {
 	return out
 }
 
-// EventBufferBytes returns kernel.event_buffer in bytes, capped at the
-// largest value setsockopt takes (a C int).
+// EventBufferBytes returns kernel.event_buffer in bytes, as the kernel
+// package's WatchOptions.ReadBuffer takes it: the one path from the key to
+// setsockopt. Validate refuses sizes over MaxEventBuffer; the cap keeps an
+// unvalidated Config from wrapping to a negative C int all the same.
 func (c *Config) EventBufferBytes() int {
-	return int(min(c.Kernel.EventBuffer, math.MaxInt32))
+	return int(min(c.Kernel.EventBuffer, MaxEventBuffer))
 }
