@@ -743,18 +743,6 @@ func readKeyFile(path string) (string, error) {
 	return string(data), nil
 }
 
-// IgnorePrefixes returns filter.ignore_addresses as prefixes (a plain
-// address as a /32 or /128). Entries Validate would refuse are left out.
-func (c *Config) IgnorePrefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(c.Filter.IgnoreAddresses))
-	for _, s := range c.Filter.IgnoreAddresses {
-		if p, msg := parsePrefix(s); msg == "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // EventBufferBytes returns kernel.event_buffer in bytes, as the kernel
 // package's WatchOptions.ReadBuffer takes it: the one path from the key to
 // setsockopt. Validate refuses sizes over MaxEventBuffer; the cap keeps an
