@@ -257,8 +257,8 @@ const (
 	// a negative size, and the kernel would use its minimum instead).
 	MaxEventBuffer ByteSize = math.MaxInt32
 	// MinEventBuffer is the smallest kernel.event_buffer.
-	MinEventBuffer = 64 * KiB
-	DefaultMaxFlows    = 2097152
+	MinEventBuffer  = 64 * KiB
+	DefaultMaxFlows = 2097152
 )
 
 // protocols are the names filter.protocols accepts, in the order of the
