@@ -195,8 +195,10 @@ func TestHotStandbyTakesOverFromOldMaster(t *testing.T) {
 	if ak.Len() != n {
 		t.Fatalf("a's kernel holds %d flows after the purge, want the %d b owns", ak.Len(), n)
 	}
-	if st := agentStats(t, a); !st.Hot.Active || st.Hot.Flows != n {
-		t.Fatalf("a's hot stats %+v", st.Hot)
+	// a's hot writer takes up b's flows as they arrive, behind the caches
+	// the wait above watched.
+	if !wait.Until(15*time.Second, func() bool { st := agentStats(t, a); return st.Hot.Active && st.Hot.Flows == n }) {
+		t.Fatalf("a's hot stats %+v", agentStats(t, a).Hot)
 	}
 }
 
