@@ -415,7 +415,7 @@ func (a *Agent) watch(ctx context.Context, ready chan struct{}) error {
 		}
 	}
 	err := a.kern.Watch(ctx, kernel.WatchOptions{
-		ReadBuffer: int(a.cfg.Kernel.EventBuffer),
+		ReadBuffer: a.cfg.EventBufferBytes(),
 		Ready:      func() { close(ready) },
 		Idle:       handOff,
 		OnOverrun: func() error {

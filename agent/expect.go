@@ -32,7 +32,7 @@ func (a *Agent) expectKernel() ExpectKernel {
 // which dumps the expectations too.
 func (a *Agent) watchExpect(ctx context.Context, xk ExpectKernel, ready chan struct{}) error {
 	err := xk.WatchExpect(ctx, kernel.WatchOptions{
-		ReadBuffer: int(a.cfg.Kernel.EventBuffer),
+		ReadBuffer: a.cfg.EventBufferBytes(),
 		Ready:      func() { close(ready) },
 		OnOverrun: func() error {
 			a.st.overruns.Add(1)

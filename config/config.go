@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -251,7 +252,13 @@ const (
 	DefaultClusterName = "ctsync"
 	DefaultSocket      = "/run/ctsync/ctsync.sock"
 	DefaultEventBuffer = 64 * MiB
-	DefaultMaxFlows    = 2097152
+	// MaxEventBuffer is the largest kernel.event_buffer: the kernel's
+	// SO_RCVBUFFORCE takes a C int, so 2GiB does not fit (it would wrap to
+	// a negative size, and the kernel would use its minimum instead).
+	MaxEventBuffer ByteSize = math.MaxInt32
+	// MinEventBuffer is the smallest kernel.event_buffer.
+	MinEventBuffer  = 64 * KiB
+	DefaultMaxFlows = 2097152
 )
 
 // protocols are the names filter.protocols accepts, in the order of the

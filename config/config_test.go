@@ -152,7 +152,7 @@ cache: {max_flows: 1000}
 		{"netns", c.Kernel.Netns, "fw-a"},
 		{"event_buffer", c.EventBufferBytes(), 512 << 10},
 		{"max_flows", c.Cache.MaxFlows, 1000},
-		{"ignore prefixes", c.IgnorePrefixes(), []netip.Prefix{
+		{"ignore prefixes", ignorePrefixes(c), []netip.Prefix{
 			netip.MustParsePrefix("10.0.3.1/32"), netip.MustParsePrefix("fd00::/64")}},
 	}
 	for _, tt := range checks {
@@ -296,7 +296,7 @@ func TestValidateAcceptsValid(t *testing.T) {
 	c.Filter.MinAge = Duration(2 * time.Second)
 	c.PurgeTimeout = 0
 	c.Log = Log{Level: "debug", Format: "json"}
-	c.Kernel = Kernel{Netns: "/proc/1/ns/net", EventBuffer: 2 * GiB}
+	c.Kernel = Kernel{Netns: "/proc/1/ns/net", EventBuffer: MaxEventBuffer} // the largest valid size
 	c.Cache.MaxFlows = 1000
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
@@ -383,7 +383,10 @@ func TestValidate(t *testing.T) {
 		{"log format", func(c *Config) { c.Log.Format = "logfmt" }, "log.format", `want text or json, got "logfmt"`},
 		{"relative netns path", func(c *Config) { c.Kernel.Netns = "run/netns/x" }, "kernel.netns", "absolute path"},
 		{"netns dot-dot", func(c *Config) { c.Kernel.Netns = ".." }, "kernel.netns", "absolute path"},
-		{"event buffer too small", func(c *Config) { c.Kernel.EventBuffer = 64*KiB - 1 }, "kernel.event_buffer", "want 64KiB to 2GiB, got 65535"},
+		{"event buffer too small", func(c *Config) { c.Kernel.EventBuffer = 64*KiB - 1 }, "kernel.event_buffer", "want 64KiB to 2147483647 bytes"},
+		// 2GiB does not fit the C int of SO_RCVBUFFORCE: it would wrap negative.
+		{"event buffer 2GiB", func(c *Config) { c.Kernel.EventBuffer = 2 * GiB }, "kernel.event_buffer",
+			"want 64KiB to 2147483647 bytes (2GiB less one byte: the kernel's SO_RCVBUFFORCE takes a C int), got 2GiB"},
 		{"event buffer too big", func(c *Config) { c.Kernel.EventBuffer = 3 * GiB }, "kernel.event_buffer", "got 3GiB"},
 		{"max flows", func(c *Config) { c.Cache.MaxFlows = 999 }, "cache.max_flows", "want at least 1000, got 999"},
 	}
@@ -631,12 +634,25 @@ func TestEventBufferBytes(t *testing.T) {
 	for _, tt := range []struct {
 		size ByteSize
 		want int
-	}{{64 * MiB, 64 << 20}, {2 * GiB, 1<<31 - 1}} {
+	}{{64 * MiB, 64 << 20}, {MaxEventBuffer, 1<<31 - 1}, {2 * GiB, 1<<31 - 1}} {
 		c.Kernel.EventBuffer = tt.size
 		if got := c.EventBufferBytes(); got != tt.want {
 			t.Errorf("EventBufferBytes with %s = %d, want %d", tt.size, got, tt.want)
 		}
 	}
+}
+
+// ignorePrefixes returns filter.ignore_addresses as prefixes (a plain
+// address as a /32 or /128), leaving out the entries Validate would refuse:
+// what parsePrefix makes of the list.
+func ignorePrefixes(c *Config) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.Filter.IgnoreAddresses))
+	for _, s := range c.Filter.IgnoreAddresses {
+		if p, msg := parsePrefix(s); msg == "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func TestIgnorePrefixes(t *testing.T) {
@@ -646,8 +662,8 @@ func TestIgnorePrefixes(t *testing.T) {
 		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
 		netip.MustParsePrefix("10.0.3.1/32"), netip.MustParsePrefix("fd00::1/128"),
 	}
-	if got := c.IgnorePrefixes(); !slices.Equal(got, want) {
-		t.Fatalf("IgnorePrefixes = %v, want %v", got, want)
+	if got := ignorePrefixes(c); !slices.Equal(got, want) {
+		t.Fatalf("ignorePrefixes = %v, want %v", got, want)
 	}
 }
 
@@ -737,7 +753,7 @@ func FuzzParse(f *testing.F) {
 		if c != nil {
 			c.Cluster.Insecure = true // keep Validate away from the fuzzed key_file path
 			_ = c.Validate()
-			_ = c.IgnorePrefixes()
+			_ = ignorePrefixes(c)
 			_ = c.EventBufferBytes()
 		}
 		if ps, ok := errors.AsType[Problems](err); ok && len(ps) == 0 {

@@ -129,9 +129,10 @@ kernel:
   # Network namespace whose conntrack table the daemon serves: a name under
   # /run/netns or an absolute path. "" = the daemon's own namespace.
   netns: ""
-  # Receive buffer of the netlink event socket: 64KiB to 2GiB, as plain bytes
-  # or with KiB, MiB, GiB. Too small a buffer overruns under load (counted
-  # and repaired by a resync).
+  # Receive buffer of the netlink event socket: 64KiB to 2147483647 bytes
+  # (2GiB less one: the kernel takes a C int), as plain bytes or with KiB,
+  # MiB, GiB. Too small a buffer overruns under load (counted and repaired
+  # by a resync).
   event_buffer: 64MiB
 
 cache:

@@ -681,94 +681,133 @@ func (im *importer) addr(n *confNode, path, s string) (string, bool) {
 
 // yaml writes the configuration.
 func (im *importer) yaml() []byte {
-	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	var y yamlWriter
 	port := im.port
 	if port == 0 {
 		port = importDefaultPort
 	}
-	w("# Unique name of this node in the cluster. Default: the hostname.\n#node: fw-a\n\n")
+	y.w("# Unique name of this node in the cluster. Default: the hostname.\n#node: fw-a\n\n")
+	im.yamlCluster(&y, port)
+	yamlControl(&y)
+	im.yamlFilter(&y)
+	im.yamlCommit(&y)
+	im.yamlKernelCache(&y)
+	return []byte(y.String())
+}
 
-	w("cluster:\n")
+// yamlWriter collects the imported file.
+type yamlWriter struct{ strings.Builder }
+
+// w appends to the file as fmt.Fprintf does.
+func (y *yamlWriter) w(format string, args ...any) { fmt.Fprintf(&y.Builder, format, args...) }
+
+// yamlCluster writes the cluster section: always insecure, as conntrackd's
+// sync traffic was, with a warning that says how to switch to a key.
+func (im *importer) yamlCluster(y *yamlWriter, port int) {
+	y.w("cluster:\n")
 	if im.port == 0 {
-		w("  # conntrackd.conf gave no port: ctsync's default, %d. Cluster traffic is\n", port)
+		y.w("  # conntrackd.conf gave no port: ctsync's default, %d. Cluster traffic is\n", port)
 	} else {
-		w("  # Port %d, from conntrackd.conf. Cluster traffic is\n", port)
+		y.w("  # Port %d, from conntrackd.conf. Cluster traffic is\n", port)
 	}
-	w("  # memberlist, TCP and UDP: allow both on the sync link.\n")
-	switch {
-	case im.bind != "":
-		w("  # From %s.\n", im.bindFrom)
-		w("  bind: %s\n", yamlQuote(net.JoinHostPort(im.bind, strconv.Itoa(port))))
-	case len(im.join) > 0:
-		// An insecure cluster never listens on every address; left out,
-		// bind is the address that routes to the first peer.
-		w("  # conntrackd.conf gave no local address: bind is left out, so ctsync\n")
-		w("  # listens on the address that routes to the first join peer, port %d.\n", port)
-		w("  # Better, write this node's address on the sync link:\n")
-		w("  #bind: %s\n", yamlQuote(net.JoinHostPort("10.0.3.1", strconv.Itoa(port))))
-	default:
-		// Neither a local address nor a peer: a valid file that exposes
-		// nothing until the operator says where the sync link is.
-		w("  # !!! conntrackd.conf gave no local address and no peer: bind is this host's\n")
-		w("  # !!! loopback, so no other node can reach it. Set bind to this node's address\n")
-		w("  # !!! on the sync link and list the peers in join.\n")
-		w("  bind: %s\n", yamlQuote(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))))
-		im.notes = append(im.notes, ImportNote{Kind: NoteChanged, Directive: "Sync", Reason: fmt.Sprintf(
-			"no local address and no peer address: cluster.bind is set to 127.0.0.1:%d (this host only); "+
-				"set it to this node's address on the sync link and list the peers in cluster.join", port)})
-	}
+	y.w("  # memberlist, TCP and UDP: allow both on the sync link.\n")
+	im.yamlBind(y, port)
+
 	join := make([]string, len(im.join))
 	for i, a := range im.join {
 		join[i] = yamlQuote(net.JoinHostPort(a, strconv.Itoa(port)))
 	}
-	w("  join: [%s]\n", strings.Join(join, ", "))
-	w("  # !!! WARNING: conntrackd neither encrypts nor authenticates its sync\n")
-	w("  # !!! traffic, and neither does this imported file: anyone on the sync link\n")
-	w("  # !!! can read and forge connection state. Switch to a key now:\n")
-	w("  # !!!   ctsync keygen > %s && chmod 600 %s\n", DefaultKeyFile, DefaultKeyFile)
-	w("  # !!! copy the file to every node, then replace the next line with\n")
-	w("  # !!!   key_file: %s\n", DefaultKeyFile)
-	w("  insecure: true\n\n")
+	y.w("  join: [%s]\n", strings.Join(join, ", "))
+	y.w("  # !!! WARNING: conntrackd neither encrypts nor authenticates its sync\n")
+	y.w("  # !!! traffic, and neither does this imported file: anyone on the sync link\n")
+	y.w("  # !!! can read and forge connection state. Switch to a key now:\n")
+	y.w("  # !!!   ctsync keygen > %s && chmod 600 %s\n", DefaultKeyFile, DefaultKeyFile)
+	y.w("  # !!! copy the file to every node, then replace the next line with\n")
+	y.w("  # !!!   key_file: %s\n", DefaultKeyFile)
+	y.w("  insecure: true\n\n")
+}
 
-	// Always ctsync's own socket, which the shipped unit can write (the
-	// conntrackd.conf's UNIX Path is noted).
-	w("control:\n  # ctsync's own; conntrackd's UNIX Path is not kept: the ctsync unit may\n")
-	w("  # write only below %s.\n  socket: %s\n\n", filepath.Dir(DefaultSocket), yamlQuote(DefaultSocket))
+// yamlBind writes cluster.bind from the conntrackd.conf's local address;
+// without one, it is left out when there is a peer to route to, or set to
+// loopback (with a note) when there is none.
+func (im *importer) yamlBind(y *yamlWriter, port int) {
+	switch {
+	case im.bind != "":
+		y.w("  # From %s.\n", im.bindFrom)
+		y.w("  bind: %s\n", yamlQuote(net.JoinHostPort(im.bind, strconv.Itoa(port))))
+	case len(im.join) > 0:
+		// An insecure cluster never listens on every address; left out,
+		// bind is the address that routes to the first peer.
+		y.w("  # conntrackd.conf gave no local address: bind is left out, so ctsync\n")
+		y.w("  # listens on the address that routes to the first join peer, port %d.\n", port)
+		y.w("  # Better, write this node's address on the sync link:\n")
+		y.w("  #bind: %s\n", yamlQuote(net.JoinHostPort("10.0.3.1", strconv.Itoa(port))))
+	default:
+		// Neither a local address nor a peer: a valid file that exposes
+		// nothing until the operator says where the sync link is.
+		y.w("  # !!! conntrackd.conf gave no local address and no peer: bind is this host's\n")
+		y.w("  # !!! loopback, so no other node can reach it. Set bind to this node's address\n")
+		y.w("  # !!! on the sync link and list the peers in join.\n")
+		y.w("  bind: %s\n", yamlQuote(net.JoinHostPort("127.0.0.1", strconv.Itoa(port))))
+		im.notes = append(im.notes, ImportNote{Kind: NoteChanged, Directive: "Sync", Reason: fmt.Sprintf(
+			"no local address and no peer address: cluster.bind is set to 127.0.0.1:%d (this host only); "+
+				"set it to this node's address on the sync link and list the peers in cluster.join", port)})
+	}
+}
 
+// yamlControl writes the control section: always ctsync's own socket,
+// which the shipped unit can write (the conntrackd.conf's UNIX Path is
+// noted).
+func yamlControl(y *yamlWriter) {
+	y.w("control:\n  # ctsync's own; conntrackd's UNIX Path is not kept: the ctsync unit may\n")
+	y.w("  # write only below %s.\n  socket: %s\n\n", filepath.Dir(DefaultSocket), yamlQuote(DefaultSocket))
+}
+
+// yamlFilter writes the filter section, when the conntrackd.conf filtered.
+func (im *importer) yamlFilter(y *yamlWriter) {
 	if im.protocols != nil || im.ignoreSet || im.tcpStates != nil {
-		w("filter:\n")
+		y.w("filter:\n")
 		if im.protocols != nil {
-			w("  protocols: [%s]\n", strings.Join(im.protocols, ", "))
+			y.w("  protocols: [%s]\n", strings.Join(im.protocols, ", "))
 		}
 		if im.ignoreSet {
 			quoted := make([]string, len(im.ignore))
 			for i, a := range im.ignore {
 				quoted[i] = yamlQuote(a)
 			}
-			w("  # From Filter.Address Ignore: flows from or to these addresses stay local.\n")
-			w("  ignore_addresses: [%s]\n", strings.Join(quoted, ", "))
+			y.w("  # From Filter.Address Ignore: flows from or to these addresses stay local.\n")
+			y.w("  ignore_addresses: [%s]\n", strings.Join(quoted, ", "))
 		}
 		if im.tcpStates != nil {
-			w("  tcp_states: [%s]\n", strings.Join(im.tcpStates, ", "))
+			y.w("  tcp_states: [%s]\n", strings.Join(im.tcpStates, ", "))
 		}
-		w("\n")
+		y.w("\n")
 	}
+}
+
+// yamlCommit writes the commit section and purge_timeout.
+func (im *importer) yamlCommit(y *yamlWriter) {
 	if im.commitTimeout != nil || im.hot {
-		w("commit:\n")
+		y.w("commit:\n")
 		if im.commitTimeout != nil {
-			w("  # From CommitTimeout.\n  timeout: %s\n", im.commitTimeout)
+			y.w("  # From CommitTimeout.\n  timeout: %s\n", im.commitTimeout)
 		}
 		if im.hot {
-			w("  # From DisableExternalCache On: the peers' flows go into the kernel\n")
-			w("  # table as they arrive (hot standby; ctsync keeps its external cache too).\n")
-			w("  mode: hot\n")
+			y.w("  # From DisableExternalCache On: the peers' flows go into the kernel\n")
+			y.w("  # table as they arrive (hot standby; ctsync keeps its external cache too).\n")
+			y.w("  mode: hot\n")
 		}
-		w("\n")
+		y.w("\n")
 	}
 	if im.purgeTimeout != nil {
-		w("# From PurgeTimeout.\npurge_timeout: %s\n\n", im.purgeTimeout)
+		y.w("# From PurgeTimeout.\npurge_timeout: %s\n\n", im.purgeTimeout)
 	}
+}
+
+// yamlKernelCache writes the kernel and cache sections. A netlink buffer
+// below ctsync's default keeps the default (with a note); a larger one is
+// kept, up to MaxEventBuffer.
+func (im *importer) yamlKernelCache(y *yamlWriter) {
 	switch eb := im.eventBuffer; {
 	case eb == 0:
 	case eb < DefaultEventBuffer:
@@ -776,13 +815,12 @@ func (im *importer) yaml() []byte {
 			"kept ctsync's default kernel.event_buffer, %s, larger than this: ctsync sets its buffer once and does not grow it on overrun",
 			DefaultEventBuffer)})
 	default:
-		eb = min(eb, 2*GiB)
-		w("kernel:\n  # From the largest of NetlinkBufferSize and NetlinkBufferSizeMaxGrowth.\n  event_buffer: %s\n\n", eb)
+		eb = min(eb, MaxEventBuffer)
+		y.w("kernel:\n  # From the largest of NetlinkBufferSize and NetlinkBufferSizeMaxGrowth.\n  event_buffer: %s\n\n", eb)
 	}
 	if im.maxFlows != 0 {
-		w("cache:\n  # From HashLimit.\n  max_flows: %d\n", im.maxFlows)
+		y.w("cache:\n  # From HashLimit.\n  max_flows: %d\n", im.maxFlows)
 	}
-	return []byte(b.String())
 }
 
 // yamlQuote returns s as a YAML double-quoted scalar. Go's escapes are a

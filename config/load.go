@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -406,13 +405,22 @@ func unitWritable(path string) bool {
 // (the daemon's user).
 func (c *Config) Validate() error {
 	var ps Problems
-
 	if msg := checkName(c.Node); msg != "" {
 		ps.add("node", "%s", msg)
 	}
+	c.checkCluster(&ps)
+	c.checkControl(&ps)
+	c.checkFilter(&ps)
+	c.checkCommit(&ps)
+	c.checkMetricsLog(&ps)
+	c.checkKernelCache(&ps)
+	return ps.err()
+}
 
-	// cluster
-	c.checkBind(&ps)
+// checkCluster checks the cluster section: bind, advertise, join, the key
+// (or insecure) and the name.
+func (c *Config) checkCluster(ps *Problems) {
+	c.checkBind(ps)
 	if c.Cluster.Advertise != "" {
 		if msg := checkHostPort(c.Cluster.Advertise, hostIP); msg != "" {
 			ps.add("cluster.advertise", "%s", msg)
@@ -423,6 +431,16 @@ func (c *Config) Validate() error {
 			ps.add(fmt.Sprintf("cluster.join[%d]", i), "%s", msg)
 		}
 	}
+
+	c.checkKey(ps)
+	if msg := checkName(c.Cluster.Name); msg != "" {
+		ps.add("cluster.name", "%s", msg)
+	}
+}
+
+// checkKey checks cluster.key_file against cluster.insecure: exactly one
+// of them, and a key file that checkKeyFile accepts.
+func (c *Config) checkKey(ps *Problems) {
 	switch {
 	case c.Cluster.Insecure:
 		if c.keyFileSet || (c.Cluster.KeyFile != "" && c.Cluster.KeyFile != DefaultKeyFile) {
@@ -436,49 +454,27 @@ func (c *Config) Validate() error {
 			ps.add("cluster.key_file", "%s", msg)
 		}
 	}
-	if msg := checkName(c.Cluster.Name); msg != "" {
-		ps.add("cluster.name", "%s", msg)
-	}
+}
 
-	// control
+// checkControl checks the control section.
+func (c *Config) checkControl(ps *Problems) {
 	if !filepath.IsAbs(c.Control.Socket) {
 		ps.add("control.socket", "want an absolute path, got %q", c.Control.Socket)
 	}
+}
 
-	// filter
-	if len(c.Filter.Protocols) == 0 {
-		ps.add("filter.protocols", "empty: nothing would be replicated; list protocols, or remove the key for all of them")
-	}
-	protoSeen := map[uint8]bool{}
-	for i, p := range c.Filter.Protocols {
-		// The tracked protocols by name, and any other by number or by
-		// its /etc/protocols name (igmp, esp, 99...).
-		n, err := protoNumber(p)
-		switch {
-		case err != nil:
-			ps.add(fmt.Sprintf("filter.protocols[%d]", i), "unknown name %q; want one of %s, another protocol's name or a number 0-255",
-				p, strings.Join(protocols, " "))
-		case protoSeen[n]:
-			ps.add(fmt.Sprintf("filter.protocols[%d]", i), "%q is listed twice", p)
-		}
-		protoSeen[n] = err == nil
-	}
+// checkFilter checks the filter section, key by key in the order of the
+// file.
+func (c *Config) checkFilter(ps *Problems) {
+	c.checkProtocols(ps)
 	for i, a := range c.Filter.IgnoreAddresses {
 		if _, msg := parsePrefix(a); msg != "" {
 			ps.add(fmt.Sprintf("filter.ignore_addresses[%d]", i), "%s", msg)
 		}
 	}
-	checkList(&ps, "filter.tcp_states", c.Filter.TCPStates, tcpStates, strings.ToUpper)
-	zones := map[int]bool{}
-	for i, z := range c.Filter.Zones {
-		switch {
-		case z < 0 || z > 65535:
-			ps.add(fmt.Sprintf("filter.zones[%d]", i), "want a zone from 0 to 65535, got %d", z)
-		case zones[z]:
-			ps.add(fmt.Sprintf("filter.zones[%d]", i), "zone %d is listed twice", z)
-		}
-		zones[z] = true
-	}
+	checkList(ps, "filter.tcp_states", c.Filter.TCPStates, tcpStates, strings.ToUpper)
+	c.checkZones(ps)
+
 	for i, m := range c.Filter.Marks {
 		if _, err := ParseMark(m); err != nil {
 			ps.add(fmt.Sprintf("filter.marks[%d]", i), "%v", err)
@@ -496,11 +492,49 @@ func (c *Config) Validate() error {
 			ps.add(fmt.Sprintf("filter.labels[%d]", i), "%s", msg)
 		}
 	}
+
 	if c.Filter.MinAge < 0 {
 		ps.add("filter.min_age", "must not be negative, got %s", c.Filter.MinAge)
 	}
+}
 
-	// commit, purge
+// checkProtocols checks filter.protocols: not empty, each known, none twice.
+func (c *Config) checkProtocols(ps *Problems) {
+	if len(c.Filter.Protocols) == 0 {
+		ps.add("filter.protocols", "empty: nothing would be replicated; list protocols, or remove the key for all of them")
+	}
+	seen := map[uint8]bool{}
+	for i, p := range c.Filter.Protocols {
+		// The tracked protocols by name, and any other by number or by
+		// its /etc/protocols name (igmp, esp, 99...).
+		n, err := protoNumber(p)
+		switch {
+		case err != nil:
+			ps.add(fmt.Sprintf("filter.protocols[%d]", i), "unknown name %q; want one of %s, another protocol's name or a number 0-255",
+				p, strings.Join(protocols, " "))
+		case seen[n]:
+			ps.add(fmt.Sprintf("filter.protocols[%d]", i), "%q is listed twice", p)
+		}
+		seen[n] = err == nil
+	}
+}
+
+// checkZones checks filter.zones: each in range, none twice.
+func (c *Config) checkZones(ps *Problems) {
+	seen := map[int]bool{}
+	for i, z := range c.Filter.Zones {
+		switch {
+		case z < 0 || z > 65535:
+			ps.add(fmt.Sprintf("filter.zones[%d]", i), "want a zone from 0 to 65535, got %d", z)
+		case seen[z]:
+			ps.add(fmt.Sprintf("filter.zones[%d]", i), "zone %d is listed twice", z)
+		}
+		seen[z] = true
+	}
+}
+
+// checkCommit checks the commit section and purge_timeout.
+func (c *Config) checkCommit(ps *Problems) {
 	if c.Commit.Timeout < 0 {
 		ps.add("commit.timeout", "must not be negative, got %s", c.Commit.Timeout)
 	}
@@ -512,8 +546,10 @@ func (c *Config) Validate() error {
 	if c.PurgeTimeout < 0 {
 		ps.add("purge_timeout", "must not be negative, got %s", c.PurgeTimeout)
 	}
+}
 
-	// metrics, log
+// checkMetricsLog checks the metrics and log sections.
+func (c *Config) checkMetricsLog(ps *Problems) {
 	if c.Metrics.Listen != "" {
 		if msg := checkHostPort(c.Metrics.Listen, emptyHostOK); msg != "" {
 			ps.add("metrics.listen", "%s", msg)
@@ -525,18 +561,20 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		ps.add("log.format", "want text or json, got %q", c.Log.Format)
 	}
+}
 
-	// kernel, cache
+// checkKernelCache checks the kernel and cache sections.
+func (c *Config) checkKernelCache(ps *Problems) {
 	if ns := c.Kernel.Netns; ns == "." || ns == ".." || (strings.Contains(ns, "/") && !filepath.IsAbs(ns)) {
 		ps.add("kernel.netns", "want a name under /run/netns or an absolute path, got %q", ns)
 	}
-	if b := c.Kernel.EventBuffer; b < 64*KiB || b > 2*GiB {
-		ps.add("kernel.event_buffer", "want 64KiB to 2GiB, got %s", b)
+	if b := c.Kernel.EventBuffer; b < MinEventBuffer || b > MaxEventBuffer {
+		ps.add("kernel.event_buffer", "want %s to %d bytes (2GiB less one byte: the kernel's SO_RCVBUFFORCE takes a C int), got %s",
+			MinEventBuffer, int64(MaxEventBuffer), b)
 	}
 	if c.Cache.MaxFlows < 1000 {
 		ps.add("cache.max_flows", "want at least 1000, got %d", c.Cache.MaxFlows)
 	}
-	return ps.err()
 }
 
 // checkBind checks cluster.bind. Left empty, the agent binds at start to
@@ -743,20 +781,10 @@ func readKeyFile(path string) (string, error) {
 	return string(data), nil
 }
 
-// IgnorePrefixes returns filter.ignore_addresses as prefixes (a plain
-// address as a /32 or /128). Entries Validate would refuse are left out.
-func (c *Config) IgnorePrefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(c.Filter.IgnoreAddresses))
-	for _, s := range c.Filter.IgnoreAddresses {
-		if p, msg := parsePrefix(s); msg == "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// EventBufferBytes returns kernel.event_buffer in bytes, capped at the
-// largest value setsockopt takes (a C int).
+// EventBufferBytes returns kernel.event_buffer in bytes, as the kernel
+// package's WatchOptions.ReadBuffer takes it: the one path from the key to
+// setsockopt. Validate refuses sizes over MaxEventBuffer; the cap keeps an
+// unvalidated Config from wrapping to a negative C int all the same.
 func (c *Config) EventBufferBytes() int {
-	return int(min(c.Kernel.EventBuffer, math.MaxInt32))
+	return int(min(c.Kernel.EventBuffer, MaxEventBuffer))
 }

@@ -88,11 +88,17 @@ type Filter struct {
 
 // Match reports whether the flow passes every criterion of the filter.
 func (f *Filter) Match(fl *Flow) bool {
+	return f.matchMeta(fl) && f.matchZones(fl) && f.matchL4(fl) &&
+		f.matchLabels(fl) && f.matchAddrs(fl) && f.matchNAT(fl)
+}
+
+// matchMeta matches the family, the protocol, the id, the mark and the
+// status bits.
+func (f *Filter) matchMeta(fl *Flow) bool {
 	if f.Family != FamilyUnspec && fl.Family() != f.Family {
 		return false
 	}
-	proto := fl.Proto()
-	if f.HasProto && proto != f.Proto {
+	if f.HasProto && fl.Proto() != f.Proto {
 		return false
 	}
 	if f.HasID && (!fl.Has(AttrID) || fl.ID != f.ID) {
@@ -101,25 +107,34 @@ func (f *Filter) Match(fl *Flow) bool {
 	if f.HasMark && (!fl.Has(AttrMark) || fl.Mark&f.MarkMask != f.Mark) {
 		return false
 	}
-	if f.HasStatus && (!fl.Has(AttrStatus) ||
-		fl.Status&f.StatusSet != f.StatusSet || fl.Status&f.StatusUnset != 0) {
-		return false
+	return !f.HasStatus || fl.Has(AttrStatus) &&
+		fl.Status&f.StatusSet == f.StatusSet && fl.Status&f.StatusUnset == 0
+}
+
+// matchZones matches the zone of each direction: a flow's zone counts for
+// the direction it applies to, and as zone 0 for the others.
+func (f *Filter) matchZones(fl *Flow) bool {
+	if !f.HasZone && !f.HasOrigZone && !f.HasReplyZone {
+		return true
 	}
-	if f.HasZone || f.HasOrigZone || f.HasReplyZone {
-		var both, orig, reply uint16
-		switch fl.ZoneDir {
-		case ZoneBoth:
-			both = fl.Zone
-		case ZoneOrig:
-			orig = fl.Zone
-		case ZoneReply:
-			reply = fl.Zone
-		}
-		if f.HasZone && both != f.Zone || f.HasOrigZone && orig != f.OrigZone ||
-			f.HasReplyZone && reply != f.ReplyZone {
-			return false
-		}
+	var both, orig, reply uint16
+	switch fl.ZoneDir {
+	case ZoneBoth:
+		both = fl.Zone
+	case ZoneOrig:
+		orig = fl.Zone
+	case ZoneReply:
+		reply = fl.Zone
 	}
+	return !(f.HasZone && both != f.Zone || f.HasOrigZone && orig != f.OrigZone ||
+		f.HasReplyZone && reply != f.ReplyZone)
+}
+
+// matchL4 matches the protocol fields: ports, states, ICMP type, code and
+// id, SCTP verification tags. A port or ICMP filter matches no flow of a
+// protocol without them.
+func (f *Filter) matchL4(fl *Flow) bool {
+	proto := fl.Proto()
 	if f.HasSrcPort || f.HasDstPort || f.HasReplySrcPort || f.HasReplyDstPort {
 		if !HasPorts(proto) ||
 			f.HasSrcPort && fl.Orig.SrcPort != f.SrcPort ||
@@ -135,6 +150,7 @@ func (f *Filter) Match(fl *Flow) bool {
 	if f.HasAnyState && !f.AnyState.match(fl) {
 		return false
 	}
+
 	if f.HasICMPType || f.HasICMPCode || f.HasICMPID {
 		if !IsICMP(proto) ||
 			f.HasICMPType && fl.Orig.ICMPType != f.ICMPType ||
@@ -150,22 +166,35 @@ func (f *Filter) Match(fl *Flow) bool {
 			return false
 		}
 	}
-	if f.HasLabels {
-		if !fl.Has(AttrLabels) {
-			return false
-		}
-		for i := range f.Labels {
-			if fl.Labels[i]&f.Labels[i] != f.Labels[i] {
-				return false
-			}
-		}
+	return true
+}
+
+// matchLabels matches when the flow carries every label bit of the filter.
+func (f *Filter) matchLabels(fl *Flow) bool {
+	if !f.HasLabels {
+		return true
 	}
-	if f.OrigSrc.IsValid() && !f.OrigSrc.Contains(fl.Orig.Src) ||
-		f.OrigDst.IsValid() && !f.OrigDst.Contains(fl.Orig.Dst) ||
-		f.ReplySrc.IsValid() && !f.ReplySrc.Contains(fl.Reply.Src) ||
-		f.ReplyDst.IsValid() && !f.ReplyDst.Contains(fl.Reply.Dst) {
+	if !fl.Has(AttrLabels) {
 		return false
 	}
+	for i := range f.Labels {
+		if fl.Labels[i]&f.Labels[i] != f.Labels[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// matchAddrs matches the four addresses against their prefixes.
+func (f *Filter) matchAddrs(fl *Flow) bool {
+	return !(f.OrigSrc.IsValid() && !f.OrigSrc.Contains(fl.Orig.Src) ||
+		f.OrigDst.IsValid() && !f.OrigDst.Contains(fl.Orig.Dst) ||
+		f.ReplySrc.IsValid() && !f.ReplySrc.Contains(fl.Reply.Src) ||
+		f.ReplyDst.IsValid() && !f.ReplyDst.Contains(fl.Reply.Dst))
+}
+
+// matchNAT matches the NAT rules: any NAT, or source and destination NAT.
+func (f *Filter) matchNAT(fl *Flow) bool {
 	switch {
 	case f.HasAnyNAT:
 		return f.AnyNAT.matchSrc(fl) || f.AnyNAT.matchDst(fl)

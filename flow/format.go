@@ -46,48 +46,13 @@ const (
 // carries the attribute (see Attr). No trailing newline is written.
 func (f *Flow) AppendText(b []byte, o TextOptions) []byte {
 	start := len(b)
-	switch o.Event {
-	case EventNew:
-		b = append(b, "    [NEW] "...)
-	case EventUpdate:
-		b = append(b, " [UPDATE] "...)
-	case EventDestroy:
-		b = append(b, "[DESTROY] "...)
-	}
-	if o.Extended {
-		fam := f.Family()
-		b = appendPadded(b, familyName(fam), 8)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, uint64(fam), 10)
-		b = append(b, ' ')
-	}
+	b = appendEventTag(b, o.Event)
+	b = f.appendTextHead(b, o.Extended)
 	proto := f.Proto()
-	b = appendPadded(b, ProtoName(proto), 8)
-	b = append(b, ' ')
-	b = strconv.AppendUint(b, uint64(proto), 10)
-	b = append(b, ' ')
-	if f.Has(AttrTimeout) {
-		b = strconv.AppendUint(b, uint64(f.Timeout), 10)
-		b = append(b, ' ')
-	}
-	if f.Has(AttrTCP) {
-		b = append(b, textState(tcpStates, f.TCP.State, textTCPStates)...)
-		b = append(b, ' ')
-	}
-	if f.Has(AttrSCTP) {
-		b = append(b, textState(sctpStates, f.SCTP.State, textSCTPStates)...)
-		b = append(b, ' ')
-	}
-	if f.Has(AttrDCCP) {
-		b = append(b, textState(dccpStates, f.DCCP.State, textDCCPStates)...)
-		b = append(b, ' ')
-	}
 
 	b = appendTupleText(b, &f.Orig, proto)
 	if f.ZoneDir == ZoneOrig && f.Zone != 0 {
-		b = append(b, "zone-orig="...)
-		b = strconv.AppendUint(b, uint64(f.Zone), 10)
-		b = append(b, ' ')
+		b = appendFieldU(b, "zone-orig=", uint64(f.Zone))
 	}
 	if f.Has(AttrCounters) {
 		b = appendCounters(b, f.CountersOrig)
@@ -98,81 +63,125 @@ func (f *Flow) AppendText(b []byte, o TextOptions) []byte {
 
 	b = appendTupleText(b, &f.Reply, proto)
 	if f.ZoneDir == ZoneReply && f.Zone != 0 {
-		b = append(b, "zone-reply="...)
-		b = strconv.AppendUint(b, uint64(f.Zone), 10)
-		b = append(b, ' ')
+		b = appendFieldU(b, "zone-reply=", uint64(f.Zone))
 	}
 	if f.Has(AttrCounters) {
 		b = appendCounters(b, f.CountersReply)
 	}
 
-	if f.Has(AttrStatus) {
-		switch {
-		case f.Status&StatusHWOffload != 0:
-			b = append(b, "[HW_OFFLOAD] "...)
-		case f.Status&StatusOffload != 0:
-			b = append(b, "[OFFLOAD] "...)
-		case f.Status&StatusAssured != 0:
-			b = append(b, "[ASSURED] "...)
-		}
-	}
-	if f.Has(AttrMark) {
-		b = append(b, "mark="...)
-		b = strconv.AppendUint(b, uint64(f.Mark), 10)
-		b = append(b, ' ')
-	}
-	if f.Has(AttrSecmark) {
-		b = append(b, "secmark="...)
-		b = strconv.AppendUint(b, uint64(f.Secmark), 10)
-		b = append(b, ' ')
-	}
-	if f.Has(AttrSecctx) {
-		b = append(b, "secctx="...)
-		b = append(b, f.Secctx...)
-		b = append(b, ' ')
-	}
-	if f.ZoneDir == ZoneBoth && f.Zone != 0 {
-		b = append(b, "zone="...)
-		b = strconv.AppendUint(b, uint64(f.Zone), 10)
-		b = append(b, ' ')
-	}
-	if f.Has(AttrTimestamp) {
-		b = append(b, "delta-time="...)
-		b = strconv.AppendUint(b, f.deltaTime(o.Now), 10)
-		b = append(b, ' ')
-	}
-	if f.Has(AttrHelper) {
-		b = append(b, "helper="...)
-		b = append(b, f.Helper...)
-		b = append(b, ' ')
-	}
-	if f.Has(AttrUse) {
-		b = append(b, "use="...)
-		b = strconv.AppendUint(b, uint64(f.Use), 10)
-		b = append(b, ' ')
-	}
-	if o.ID && f.Has(AttrID) {
-		b = append(b, "id="...)
-		b = strconv.AppendUint(b, uint64(f.ID), 10)
-		b = append(b, ' ')
-	}
+	b = f.appendTextStatus(b)
+	b = f.appendTextAttrs(b, o)
 	if o.LabelNames != nil && f.Has(AttrLabels) {
-		b = append(b, "labels="...)
-		for bit := 0; bit < len(f.Labels)*8; bit++ {
-			if !f.Labels.bit(bit) || bit >= len(o.LabelNames) || o.LabelNames[bit] == "" {
-				continue
-			}
-			b = append(b, o.LabelNames[bit]...)
-			b = append(b, ',')
-		}
-		// libnetfilter_conntrack drops the last byte, the final comma (or
-		// the '=' when no bit has a name), and ends with a blank.
-		b = append(b[:len(b)-1], ' ')
+		b = f.appendTextLabels(b, o.LabelNames)
 	}
 	if len(b) > start && b[len(b)-1] == ' ' {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// appendEventTag appends conntrack -E's event tag, right-aligned in nine
+// columns, or nothing for EventNone.
+func appendEventTag(b []byte, ev EventType) []byte {
+	switch ev {
+	case EventNew:
+		b = append(b, "    [NEW] "...)
+	case EventUpdate:
+		b = append(b, " [UPDATE] "...)
+	case EventDestroy:
+		b = append(b, "[DESTROY] "...)
+	}
+	return b
+}
+
+// appendTextHead appends what comes before the tuples: the family (with
+// -o extended), the protocol, the timeout and the protocol state.
+func (f *Flow) appendTextHead(b []byte, extended bool) []byte {
+	if extended {
+		fam := f.Family()
+		b = appendPadded(b, familyName(fam), 8)
+		b = appendFieldU(b, " ", uint64(fam))
+	}
+	proto := f.Proto()
+	b = appendPadded(b, ProtoName(proto), 8)
+	b = appendFieldU(b, " ", uint64(proto))
+	if f.Has(AttrTimeout) {
+		b = appendFieldU(b, "", uint64(f.Timeout))
+	}
+
+	if f.Has(AttrTCP) {
+		b = appendFieldS(b, "", textState(tcpStates, f.TCP.State, textTCPStates))
+	}
+	if f.Has(AttrSCTP) {
+		b = appendFieldS(b, "", textState(sctpStates, f.SCTP.State, textSCTPStates))
+	}
+	if f.Has(AttrDCCP) {
+		b = appendFieldS(b, "", textState(dccpStates, f.DCCP.State, textDCCPStates))
+	}
+	return b
+}
+
+// appendTextStatus appends the one status flag the line shows, the first
+// of HW_OFFLOAD, OFFLOAD and ASSURED that is set.
+func (f *Flow) appendTextStatus(b []byte) []byte {
+	if !f.Has(AttrStatus) {
+		return b
+	}
+	switch {
+	case f.Status&StatusHWOffload != 0:
+		b = append(b, "[HW_OFFLOAD] "...)
+	case f.Status&StatusOffload != 0:
+		b = append(b, "[OFFLOAD] "...)
+	case f.Status&StatusAssured != 0:
+		b = append(b, "[ASSURED] "...)
+	}
+	return b
+}
+
+// appendTextAttrs appends the key=value attributes after the tuples, in
+// libnetfilter_conntrack's order, each when the flow carries it.
+func (f *Flow) appendTextAttrs(b []byte, o TextOptions) []byte {
+	if f.Has(AttrMark) {
+		b = appendFieldU(b, "mark=", uint64(f.Mark))
+	}
+	if f.Has(AttrSecmark) {
+		b = appendFieldU(b, "secmark=", uint64(f.Secmark))
+	}
+	if f.Has(AttrSecctx) {
+		b = appendFieldS(b, "secctx=", f.Secctx)
+	}
+	if f.ZoneDir == ZoneBoth && f.Zone != 0 {
+		b = appendFieldU(b, "zone=", uint64(f.Zone))
+	}
+	if f.Has(AttrTimestamp) {
+		b = appendFieldU(b, "delta-time=", f.deltaTime(o.Now))
+	}
+	if f.Has(AttrHelper) {
+		b = appendFieldS(b, "helper=", f.Helper)
+	}
+	if f.Has(AttrUse) {
+		b = appendFieldU(b, "use=", uint64(f.Use))
+	}
+	if o.ID && f.Has(AttrID) {
+		b = appendFieldU(b, "id=", uint64(f.ID))
+	}
+	return b
+}
+
+// appendTextLabels appends labels= with the named bits that are set, as
+// conntrack -o labels does.
+func (f *Flow) appendTextLabels(b []byte, names []string) []byte {
+	b = append(b, "labels="...)
+	for bit := 0; bit < len(f.Labels)*8; bit++ {
+		if !f.Labels.bit(bit) || bit >= len(names) || names[bit] == "" {
+			continue
+		}
+		b = append(b, names[bit]...)
+		b = append(b, ',')
+	}
+	// libnetfilter_conntrack drops the last byte, the final comma (or
+	// the '=' when no bit has a name), and ends with a blank.
+	return append(b[:len(b)-1], ' ')
 }
 
 // deltaTime is conntrack's delta-time: whole seconds from the flow's start
@@ -308,10 +317,25 @@ func (f *Flow) AppendSave(b []byte, op byte) []byte {
 	case 'A', 'I', 'U', 'D':
 		b = append(b, '-', op, ' ')
 	}
+	b = f.appendSaveHead(b)
+
+	fam := f.Family()
+	if fam != IPv4 && fam != IPv6 {
+		return b[:start]
+	}
+	b = f.appendSaveAddrs(b, fam)
+	b = f.appendSaveProto(b)
+	for len(b) > start && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// appendSaveHead appends the options before the addresses: -t, -u, -c and
+// the zone.
+func (f *Flow) appendSaveHead(b []byte) []byte {
 	if f.Has(AttrTimeout) {
-		b = append(b, "-t "...)
-		b = strconv.AppendUint(b, uint64(f.Timeout), 10)
-		b = append(b, ' ')
+		b = appendFieldU(b, "-t ", uint64(f.Timeout))
 	}
 	if f.Has(AttrStatus) {
 		b = append(b, "-u "...)
@@ -319,9 +343,7 @@ func (f *Flow) AppendSave(b []byte, op byte) []byte {
 		b = append(b, ' ')
 	}
 	if f.Has(AttrSecmark) {
-		b = append(b, "-c "...)
-		b = strconv.AppendUint(b, uint64(f.Secmark), 10)
-		b = append(b, ' ')
+		b = appendFieldU(b, "-c ", uint64(f.Secmark))
 	}
 	if f.Zone != 0 {
 		switch f.ZoneDir {
@@ -332,14 +354,14 @@ func (f *Flow) AppendSave(b []byte, op byte) []byte {
 		case ZoneReply:
 			b = append(b, "--reply-zone "...)
 		}
-		b = strconv.AppendUint(b, uint64(f.Zone), 10)
-		b = append(b, ' ')
+		b = appendFieldU(b, "", uint64(f.Zone))
 	}
+	return b
+}
 
-	fam := f.Family()
-	if fam != IPv4 && fam != IPv6 {
-		return b[:start]
-	}
+// appendSaveAddrs appends the four addresses, -g and -n in place of -r and
+// -q for a DNATed and an SNATed address.
+func (f *Flow) appendSaveAddrs(b []byte, fam Family) []byte {
 	b = appendSaveAddr(b, "-s ", f.Orig.Src, fam)
 	b = appendSaveAddr(b, "-d ", f.Orig.Dst, fam)
 	if f.isDNAT() {
@@ -352,67 +374,77 @@ func (f *Flow) AppendSave(b []byte, op byte) []byte {
 	} else {
 		b = appendSaveAddr(b, "-q ", f.Reply.Dst, fam)
 	}
+	return b
+}
 
-	proto := f.Proto()
-	// A DCCP or SCTP flow without its protocol state and with all ports
-	// zero is tracked generically (Linux 6.16+ has no DCCP tracker): the
-	// kernel sent no ports, and conntrack writes none.
-	hasL4 := f.Orig.SrcPort|f.Orig.DstPort|f.Reply.SrcPort|f.Reply.DstPort != 0 ||
-		!(proto == ProtoDCCP && !f.Has(AttrDCCP) || proto == ProtoSCTP && !f.Has(AttrSCTP))
-	switch proto {
+// appendSaveProto appends -p and the protocol's options.
+func (f *Flow) appendSaveProto(b []byte) []byte {
+	switch proto := f.Proto(); proto {
 	case ProtoTCP, ProtoUDP, ProtoUDPLite, ProtoSCTP, ProtoDCCP:
-		b = append(b, "-p "...)
-		b = append(b, ProtoName(proto)...)
-		b = append(b, ' ')
-		if hasL4 {
-			b = appendSaveU(b, "--sport ", uint64(f.Orig.SrcPort))
-			b = appendSaveU(b, "--dport ", uint64(f.Orig.DstPort))
-			b = appendSaveU(b, "--reply-port-src ", uint64(f.Reply.SrcPort))
-			b = appendSaveU(b, "--reply-port-dst ", uint64(f.Reply.DstPort))
-		}
-		switch {
-		case proto == ProtoTCP && f.Has(AttrTCP):
-			if int(f.TCP.State) < textTCPStates {
-				b = appendSaveS(b, "--state ", tcpStates[f.TCP.State])
-			}
-		case proto == ProtoSCTP && f.Has(AttrSCTP):
-			// conntrack 1.4.7 has no names for the heartbeat states
-			// (and crashes reading them): leave the state out.
-			if int(f.SCTP.State) < textSCTPStates {
-				b = appendSaveS(b, "--state ", sctpStates[f.SCTP.State])
-			}
-			b = appendSaveU(b, "--orig-vtag ", uint64(f.SCTP.VTagOrig))
-			b = appendSaveU(b, "--reply-vtag ", uint64(f.SCTP.VTagReply))
-		case proto == ProtoDCCP && f.Has(AttrDCCP):
-			if int(f.DCCP.State) < textDCCPStates {
-				b = appendSaveS(b, "--state ", dccpStates[f.DCCP.State])
-			}
-			if int(f.DCCP.Role) < len(dccpRoles) {
-				b = appendSaveS(b, "--role ", dccpRoles[f.DCCP.Role])
-			}
-		}
+		b = appendFieldS(b, "-p ", ProtoName(proto))
+		b = f.appendSavePorts(b, proto)
+		b = f.appendSaveState(b, proto)
 	case ProtoGRE:
 		b = append(b, "-p gre "...)
-		b = appendSaveU(b, "--srckey ", uint64(f.Orig.SrcPort))
-		b = appendSaveU(b, "--dstkey ", uint64(f.Orig.DstPort))
-		b = appendSaveU(b, "--reply-key-src ", uint64(f.Reply.SrcPort))
-		b = appendSaveU(b, "--reply-key-dst ", uint64(f.Reply.DstPort))
+		b = appendFieldU(b, "--srckey ", uint64(f.Orig.SrcPort))
+		b = appendFieldU(b, "--dstkey ", uint64(f.Orig.DstPort))
+		b = appendFieldU(b, "--reply-key-src ", uint64(f.Reply.SrcPort))
+		b = appendFieldU(b, "--reply-key-dst ", uint64(f.Reply.DstPort))
 	case ProtoICMP:
 		b = append(b, "-p icmp "...)
-		b = appendSaveU(b, "--icmp-type ", uint64(f.Orig.ICMPType))
-		b = appendSaveU(b, "--icmp-code ", uint64(f.Orig.ICMPCode))
-		b = appendSaveU(b, "--icmp-id ", uint64(f.Orig.ICMPID))
+		b = appendFieldU(b, "--icmp-type ", uint64(f.Orig.ICMPType))
+		b = appendFieldU(b, "--icmp-code ", uint64(f.Orig.ICMPCode))
+		b = appendFieldU(b, "--icmp-id ", uint64(f.Orig.ICMPID))
 	case ProtoICMPv6:
 		b = append(b, "-p icmpv6 "...)
-		b = appendSaveU(b, "--icmpv6-type ", uint64(f.Orig.ICMPType))
-		b = appendSaveU(b, "--icmpv6-code ", uint64(f.Orig.ICMPCode))
-		b = appendSaveU(b, "--icmpv6-id ", uint64(f.Orig.ICMPID))
+		b = appendFieldU(b, "--icmpv6-type ", uint64(f.Orig.ICMPType))
+		b = appendFieldU(b, "--icmpv6-code ", uint64(f.Orig.ICMPCode))
+		b = appendFieldU(b, "--icmpv6-id ", uint64(f.Orig.ICMPID))
 	default:
 		b = append(b, "-p "...)
 		b = strconv.AppendUint(b, uint64(proto), 10)
 	}
-	for len(b) > start && b[len(b)-1] == ' ' {
-		b = b[:len(b)-1]
+	return b
+}
+
+// appendSavePorts appends the four ports of a protocol with ports. A DCCP
+// or SCTP flow without its protocol state and with all ports zero is
+// tracked generically (Linux 6.16+ has no DCCP tracker): the kernel sent
+// no ports, and conntrack writes none.
+func (f *Flow) appendSavePorts(b []byte, proto uint8) []byte {
+	generic := proto == ProtoDCCP && !f.Has(AttrDCCP) || proto == ProtoSCTP && !f.Has(AttrSCTP)
+	if generic && f.Orig.SrcPort|f.Orig.DstPort|f.Reply.SrcPort|f.Reply.DstPort == 0 {
+		return b
+	}
+	b = appendFieldU(b, "--sport ", uint64(f.Orig.SrcPort))
+	b = appendFieldU(b, "--dport ", uint64(f.Orig.DstPort))
+	b = appendFieldU(b, "--reply-port-src ", uint64(f.Reply.SrcPort))
+	return appendFieldU(b, "--reply-port-dst ", uint64(f.Reply.DstPort))
+}
+
+// appendSaveState appends the protocol state (and SCTP's verification
+// tags, DCCP's role) of a TCP, SCTP or DCCP flow that carries it.
+func (f *Flow) appendSaveState(b []byte, proto uint8) []byte {
+	switch {
+	case proto == ProtoTCP && f.Has(AttrTCP):
+		if int(f.TCP.State) < textTCPStates {
+			b = appendFieldS(b, "--state ", tcpStates[f.TCP.State])
+		}
+	case proto == ProtoSCTP && f.Has(AttrSCTP):
+		// conntrack 1.4.7 has no names for the heartbeat states
+		// (and crashes reading them): leave the state out.
+		if int(f.SCTP.State) < textSCTPStates {
+			b = appendFieldS(b, "--state ", sctpStates[f.SCTP.State])
+		}
+		b = appendFieldU(b, "--orig-vtag ", uint64(f.SCTP.VTagOrig))
+		b = appendFieldU(b, "--reply-vtag ", uint64(f.SCTP.VTagReply))
+	case proto == ProtoDCCP && f.Has(AttrDCCP):
+		if int(f.DCCP.State) < textDCCPStates {
+			b = appendFieldS(b, "--state ", dccpStates[f.DCCP.State])
+		}
+		if int(f.DCCP.Role) < len(dccpRoles) {
+			b = appendFieldS(b, "--role ", dccpRoles[f.DCCP.Role])
+		}
 	}
 	return b
 }
@@ -423,13 +455,16 @@ func appendSaveAddr(b []byte, opt string, a netip.Addr, fam Family) []byte {
 	return append(b, ' ')
 }
 
-func appendSaveU(b []byte, opt string, v uint64) []byte {
+// appendFieldU appends a field with a number and a blank: a save option
+// ("--sport 80 ") or a text key ("mark=1 ").
+func appendFieldU(b []byte, opt string, v uint64) []byte {
 	b = append(b, opt...)
 	b = strconv.AppendUint(b, v, 10)
 	return append(b, ' ')
 }
 
-func appendSaveS(b []byte, opt, v string) []byte {
+// appendFieldS appends a field with a string and a blank, as appendFieldU.
+func appendFieldS(b []byte, opt, v string) []byte {
 	b = append(b, opt...)
 	b = append(b, v...)
 	return append(b, ' ')

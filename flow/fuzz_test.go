@@ -134,7 +134,7 @@ func FuzzParseState(f *testing.F) {
 		"TCP":  {ParseTCPState, TCPStateName},
 		"SCTP": {ParseSCTPState, SCTPStateName},
 		"DCCP": {ParseDCCPState, DCCPStateName},
-		"role": {ParseDCCPRole, DCCPRoleName},
+		"role": {ParseDCCPRole, dccpRoleName},
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		ok := map[string]uint8{}
@@ -172,3 +172,6 @@ func FuzzParseState(f *testing.F) {
 		}
 	})
 }
+
+// dccpRoleName names a DCCP role, the inverse of ParseDCCPRole.
+func dccpRoleName(r uint8) string { return stateName(dccpRoles, r) }

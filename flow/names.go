@@ -276,9 +276,6 @@ func DCCPStateName(s uint8) string { return stateName(dccpStates, s) }
 // ParseDCCPState parses a DCCP state name.
 func ParseDCCPState(s string) (uint8, error) { return parseState(dccpStates, "DCCP", s) }
 
-// DCCPRoleName names a DCCP role.
-func DCCPRoleName(r uint8) string { return stateName(dccpRoles, r) }
-
 // DCCPRoleNames returns the DCCP roles ParseDCCPRole accepts.
 func DCCPRoleNames() []string { return slices.Clone(dccpRoles) }
 

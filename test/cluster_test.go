@@ -13,6 +13,7 @@ import (
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // clusterNode is an agent on an in-memory kernel table.
@@ -81,17 +82,6 @@ func (n *clusterNode) stop() {
 	n.cancel = nil
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // natFlow is a SNATed TCP flow, as a firewall's table holds it.
 func natFlow(i int) flow.Flow {
 	f := flow.Flow{
@@ -127,7 +117,7 @@ func TestClusterReplicateCommitTakeover(t *testing.T) {
 	local.Orig.Src = netip.MustParseAddr("127.0.0.1")
 	a.kern.Insert(local)
 
-	waitFor(t, "a's flows on b and c", 15*time.Second, func() bool {
+	wait.For(t, "a's flows on b and c", 15*time.Second, func() bool {
 		return cacheLen(t, b, "external", "fw-a") == n && cacheLen(t, c, "external", "fw-a") == n
 	})
 	if got := cacheLen(t, a, "internal", ""); got != n {
@@ -143,13 +133,13 @@ func TestClusterReplicateCommitTakeover(t *testing.T) {
 		f := natFlow(i)
 		a.kern.Remove(f.Key())
 	}
-	waitFor(t, "updates and deletes on c", 15*time.Second, func() bool {
+	wait.For(t, "updates and deletes on c", 15*time.Second, func() bool {
 		marked := 0
 		c.agent.Cache(context.Background(), control.CacheQuery{Cache: "external", Origin: "fw-a", Filter: flow.Filter{HasMark: true, Mark: 4242, MarkMask: 0xffffffff}},
 			func(string, *flow.Flow) error { marked++; return nil })
 		return marked == 100 && cacheLen(t, c, "external", "fw-a") == n-100
 	})
-	waitFor(t, "b healthy", 15*time.Second, func() bool {
+	wait.For(t, "b healthy", 15*time.Second, func() bool {
 		h, _ := b.agent.Health(context.Background())
 		return h.Ready
 	})
@@ -202,7 +192,7 @@ func TestClusterReplicateCommitTakeover(t *testing.T) {
 	if got := cacheLen(t, b, "external", ""); got != 0 {
 		t.Fatalf("b's external cache holds %d after takeover, want 0", got)
 	}
-	waitFor(t, "c to learn b's flows", 15*time.Second, func() bool { return cacheLen(t, c, "external", "fw-b") == len(want) })
+	wait.For(t, "c to learn b's flows", 15*time.Second, func() bool { return cacheLen(t, c, "external", "fw-b") == len(want) })
 }
 
 // TestClusterOverrunRepairs: events lost by the kernel side (a watcher
@@ -211,7 +201,7 @@ func TestClusterOverrunRepairs(t *testing.T) {
 	key := clusterKey(t)
 	a := startAgent(t, "fw-a", key, nil)
 	b := startAgent(t, "fw-b", key, nil, a.agent.Addr())
-	waitFor(t, "join", 10*time.Second, func() bool {
+	wait.For(t, "join", 10*time.Second, func() bool {
 		m, _ := b.agent.Members(context.Background())
 		return len(m) == 2
 	})
@@ -223,7 +213,7 @@ func TestClusterOverrunRepairs(t *testing.T) {
 		f.Orig.Src = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		a.kern.Insert(f)
 	}
-	waitFor(t, "b to hold all of a's flows", 30*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == n })
+	wait.For(t, "b to hold all of a's flows", 30*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == n })
 	var st agent.Stats
 	raw, _ := a.agent.Stats(context.Background())
 	st = raw.(agent.Stats)
@@ -241,7 +231,7 @@ func TestClusterPurgeAndCancel(t *testing.T) {
 	local := natFlow(500)
 	local.Orig.Src = netip.MustParseAddr("127.0.0.1")
 	a.kern.Insert(local)
-	waitFor(t, "internal cache", 5*time.Second, func() bool { return cacheLen(t, a, "internal", "") == 10 })
+	wait.For(t, "internal cache", 5*time.Second, func() bool { return cacheLen(t, a, "internal", "") == 10 })
 	if _, err := a.agent.Purge(context.Background(), 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
@@ -249,18 +239,21 @@ func TestClusterPurgeAndCancel(t *testing.T) {
 	if _, err := a.agent.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(400 * time.Millisecond) // the purge would have run by now
+	// That nothing happens cannot be waited on: let the cancelled purge's
+	// time pass (200ms) with margin. An injected agent clock would remove
+	// this sleep.
+	time.Sleep(400 * time.Millisecond)
 	if a.kern.Len() != 11 {
 		t.Fatalf("cancelled purge deleted flows: %d left", a.kern.Len())
 	}
 	if _, err := a.agent.Purge(context.Background(), 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "purge", 5*time.Second, func() bool { return a.kern.Len() == 1 })
+	wait.For(t, "purge", 5*time.Second, func() bool { return a.kern.Len() == 1 })
 	if _, ok := a.kern.Get(local.Key()); !ok {
 		t.Fatalf("purge deleted the ignored local flow")
 	}
-	waitFor(t, "internal cache emptied by the purge's events", 5*time.Second, func() bool { return cacheLen(t, a, "internal", "") == 0 })
+	wait.For(t, "internal cache emptied by the purge's events", 5*time.Second, func() bool { return cacheLen(t, a, "internal", "") == 0 })
 }
 
 func TestClusterFlushAndBulk(t *testing.T) {
@@ -270,12 +263,12 @@ func TestClusterFlushAndBulk(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		a.kern.Insert(natFlow(i))
 	}
-	waitFor(t, "sync", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 300 })
+	wait.For(t, "sync", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 300 })
 	if err := b.agent.Flush(context.Background(), "external"); err != nil {
 		t.Fatal(err)
 	}
 	// The digest check notices and b asks for everything again.
-	waitFor(t, "self-repair after an external flush", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 300 })
+	wait.For(t, "self-repair after an external flush", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 300 })
 	if n, _ := a.agent.SendBulk(context.Background()); n != 1 {
 		t.Fatalf("send-bulk reached %d peers, want 1", n)
 	}
@@ -303,7 +296,7 @@ func TestClusterPartitionHeal(t *testing.T) {
 	for i := 0; i < 500; i++ {
 		a.kern.Insert(natFlow(i))
 	}
-	waitFor(t, "initial sync", 15*time.Second, func() bool {
+	wait.For(t, "initial sync", 15*time.Second, func() bool {
 		return cacheLen(t, b, "external", "fw-a") == 500 && cacheLen(t, c, "external", "fw-a") == 500
 	})
 	// Cut c off from a and b, on both sides.
@@ -323,7 +316,7 @@ func TestClusterPartitionHeal(t *testing.T) {
 	upd := natFlow(300)
 	upd.Mark = 777
 	a.kern.Update(upd)
-	waitFor(t, "b to follow a", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 600 })
+	wait.For(t, "b to follow a", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 600 })
 	// b has every change; c, cut off, has none of them. (Failure detection
 	// under a partition is tested in sync/partition_test.go.)
 	if got := cacheLen(t, c, "external", "fw-a"); got != 500 {
@@ -333,7 +326,7 @@ func TestClusterPartitionHeal(t *testing.T) {
 	for _, n := range []*clusterNode{a, b, c} {
 		n.agent.Partition(nil)
 	}
-	waitFor(t, "c to converge after the heal", 30*time.Second, func() bool {
+	wait.For(t, "c to converge after the heal", 30*time.Second, func() bool {
 		marked := 0
 		c.agent.Cache(context.Background(), control.CacheQuery{Cache: "external", Origin: "fw-a", Filter: flow.Filter{HasMark: true, Mark: 777, MarkMask: 0xffffffff}},
 			func(string, *flow.Flow) error { marked++; return nil })

@@ -11,6 +11,7 @@ import (
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // ctList is conntrack -L -o id in ns, one line per entry.
@@ -75,7 +76,7 @@ func TestCommitTwiceKernel(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		a.kern.Insert(natFlow(i))
 	}
-	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == n })
+	wait.For(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == n })
 	ctx := context.Background()
 	res, err := b.agent.Notify(ctx, "master")
 	if err != nil {
@@ -92,7 +93,7 @@ func TestCommitTwiceKernel(t *testing.T) {
 	changed := natFlow(1)
 	changed.Mark = 77
 	a.kern.Update(changed)
-	waitFor(t, "the resync after backup", 15*time.Second, func() bool {
+	wait.For(t, "the resync after backup", 15*time.Second, func() bool {
 		var f flow.Flow
 		found := false
 		b.agent.Cache(ctx, control.CacheQuery{Cache: "external", Origin: "fw-a"}, func(_ string, g *flow.Flow) error {
@@ -166,7 +167,7 @@ func TestCommitCollisionsKeepLocal(t *testing.T) {
 	a.kern.Insert(reverse)
 	a.kern.Insert(natFlow(1))
 	a.kern.Insert(natFlow(2))
-	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 4 })
+	wait.For(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 4 })
 
 	res, err := b.agent.Commit(context.Background())
 	if err != nil {
@@ -219,7 +220,7 @@ func TestCommitFailedFlowsRemain(t *testing.T) {
 	m := master.Orig
 	related.Master = &m
 	a.kern.Insert(related)
-	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 4 })
+	wait.For(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 4 })
 	a.stop() // a fails: b takes over with what it holds
 
 	res, err := b.agent.Notify(context.Background(), "master")

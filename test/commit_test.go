@@ -10,6 +10,7 @@ import (
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // TestCommitSemantics: an existing entry is replaced by the replica, a
@@ -31,7 +32,7 @@ func TestCommitSemantics(t *testing.T) {
 	for i := 10; i < 20; i++ {
 		a.kern.Insert(natFlow(i))
 	}
-	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 12 })
+	wait.For(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 12 })
 
 	// b's kernel already has one of the flows, with another mark.
 	stale := natFlow(10)
@@ -64,7 +65,7 @@ func TestCommitTimeout(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		a.kern.Insert(natFlow(i))
 	}
-	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 5 })
+	wait.For(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 5 })
 	if _, err := b.agent.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -93,18 +94,18 @@ func TestNotifyBackupPurges(t *testing.T) {
 	local.Orig.Src = netip.MustParseAddr("127.0.0.1")
 	a.kern.Insert(local)
 	b.kern.Insert(natFlow(200))
-	waitFor(t, "replication", 15*time.Second, func() bool {
+	wait.For(t, "replication", 15*time.Second, func() bool {
 		return cacheLen(t, b, "external", "fw-a") == 20 && cacheLen(t, a, "external", "fw-b") == 1
 	})
 	res, err := a.agent.Notify(context.Background(), "backup")
 	if err != nil || len(res.Steps) != 3 {
 		t.Fatalf("notify backup: %+v %v", res, err)
 	}
-	waitFor(t, "the purge", 10*time.Second, func() bool { return a.kern.Len() == 1 })
+	wait.For(t, "the purge", 10*time.Second, func() bool { return a.kern.Len() == 1 })
 	if _, ok := a.kern.Get(local.Key()); !ok {
 		t.Fatalf("the purge deleted the box's own (ignored) flow")
 	}
-	waitFor(t, "b to see a's flows withdrawn", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 0 })
+	wait.For(t, "b to see a's flows withdrawn", 10*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 0 })
 	// b's flows are still held by a (it is a backup of b now).
 	if got := cacheLen(t, a, "external", "fw-b"); got != 1 {
 		t.Fatalf("a holds %d of b's flows after its demotion, want 1", got)
@@ -112,7 +113,7 @@ func TestNotifyBackupPurges(t *testing.T) {
 	if _, err := b.agent.Notify(context.Background(), "fault"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "b's purge after a fault", 10*time.Second, func() bool { return b.kern.Len() == 0 })
+	wait.For(t, "b's purge after a fault", 10*time.Second, func() bool { return b.kern.Len() == 0 })
 	if _, err := b.agent.Notify(context.Background(), "bogus"); err == nil {
 		t.Fatalf("notify with an unknown state succeeded")
 	}
@@ -132,7 +133,7 @@ func TestCommitRepairsEventsMissedMeanwhile(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		a.kern.Insert(natFlow(i))
 	}
-	waitFor(t, "replication", 15*time.Second, func() bool {
+	wait.For(t, "replication", 15*time.Second, func() bool {
 		return cacheLen(t, b, "external", "fw-a") == 50 && cacheLen(t, a, "external", "fw-b") == 1
 	})
 	born := natFlow(600)
@@ -157,10 +158,10 @@ func TestCommitRepairsEventsMissedMeanwhile(t *testing.T) {
 		})
 		return found
 	}
-	waitFor(t, "b's internal cache to be repaired", 10*time.Second, func() bool {
+	wait.For(t, "b's internal cache to be repaired", 10*time.Second, func() bool {
 		return cacheLen(t, b, "internal", "") == 51 && !has(b, "internal", "", own) && has(b, "internal", "", born)
 	})
-	waitFor(t, "a to follow", 10*time.Second, func() bool {
+	wait.For(t, "a to follow", 10*time.Second, func() bool {
 		return cacheLen(t, a, "external", "fw-b") == 51 && !has(a, "external", "fw-b", own) && has(a, "external", "fw-b", born)
 	})
 }
@@ -212,7 +213,7 @@ func TestCommitSkipsRefusedFlows(t *testing.T) {
 	for _, f := range append(refused, written...) {
 		a.kern.Insert(f)
 	}
-	waitFor(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 6 })
+	wait.For(t, "replication", 15*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == 6 })
 	res, err := b.agent.Notify(context.Background(), "master")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // startKernelAgent runs an agent on the real conntrack table of a fresh
@@ -93,8 +94,8 @@ func TestExpectationsReplicateAndCommit(t *testing.T) {
 	kerneltest.MustExec(t, nsA, "ip", "link", "set", "ftp0", "up")
 	kerneltest.MustExec(t, nsA, "ip", "link", "set", "ftp1", "up")
 	kerneltest.FTPExpectationAt(t, nsA, netip.MustParseAddr("10.98.0.1"), 21, 50000)
-	waitFor(t, "a's internal cache to hold the expectation", 10*time.Second, func() bool { return len(cachedExpects(t, a, "internal")) == 1 })
-	waitFor(t, "b's external cache to hold it", 10*time.Second, func() bool { return len(cachedExpects(t, b, "external")) == 1 })
+	wait.For(t, "a's internal cache to hold the expectation", 10*time.Second, func() bool { return len(cachedExpects(t, a, "internal")) == 1 })
+	wait.For(t, "b's external cache to hold it", 10*time.Second, func() bool { return len(cachedExpects(t, b, "external")) == 1 })
 	if got := cachedExpects(t, b, "external")[0]; !strings.Contains(got, "master-dst=10.98.0.1 sport=") || !strings.Contains(got, "helper=ftp") {
 		t.Fatalf("b holds %q", got)
 	}
@@ -131,7 +132,7 @@ func TestExpectationsReplicateAndCommit(t *testing.T) {
 	if err := ca.FlushExpect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the deletion to reach b", 10*time.Second, func() bool {
+	wait.For(t, "the deletion to reach b", 10*time.Second, func() bool {
 		return len(cachedExpects(t, a, "internal")) == 0 && len(cachedExpects(t, b, "external")) == 0
 	})
 }

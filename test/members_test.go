@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctsync/ctsync/agent"
 	"github.com/ctsync/ctsync/control"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // logLines records the log lines at INFO and above, as text.
@@ -54,7 +55,7 @@ func (l logLines) since(i int) ([]string, int) {
 // wait waits for an INFO line msg about peer, from line i on.
 func (l logLines) wait(t *testing.T, i int, msg, peer string) {
 	t.Helper()
-	waitFor(t, "the line "+msg+" for "+peer, 10*time.Second, func() bool {
+	wait.For(t, "the line "+msg+" for "+peer, 10*time.Second, func() bool {
 		lines, _ := l.since(i)
 		for _, line := range lines {
 			if strings.HasPrefix(line, "INFO "+msg+" ") && strings.Contains(line, "peer="+peer+" ") {
@@ -120,7 +121,7 @@ func TestClusterMembersTruth(t *testing.T) {
 		a.kern.Insert(natFlow(i))
 		b.kern.Insert(natFlow(1000 + i))
 	}
-	waitFor(t, "all in sync", 20*time.Second, func() bool {
+	wait.For(t, "all in sync", 20*time.Second, func() bool {
 		ms, _ := a.agent.Members(context.Background())
 		in := 0
 		for _, m := range ms {
@@ -143,7 +144,7 @@ func TestClusterMembersTruth(t *testing.T) {
 	a.agent.Partition(func(addr string) bool { return addr == bAddr })
 	c.agent.Partition(func(addr string) bool { return addr == bAddr })
 	suspect := ""
-	waitFor(t, "fw-a to see fw-b suspect", 20*time.Second, func() bool {
+	wait.For(t, "fw-a to see fw-b suspect", 20*time.Second, func() bool {
 		if memberState(t, a, "fw-b") != "suspect" {
 			return false
 		}
@@ -152,7 +153,7 @@ func TestClusterMembersTruth(t *testing.T) {
 		return true
 	})
 	t.Logf("fw-a: ctsync members, fw-b cut off:\n%s", suspect)
-	waitFor(t, "fw-a to see fw-b dead", 30*time.Second, func() bool { return memberState(t, a, "fw-b") == "dead" })
+	wait.For(t, "fw-a to see fw-b dead", 30*time.Second, func() bool { return memberState(t, a, "fw-b") == "dead" })
 	ms, _ = a.agent.Members(context.Background())
 	t.Logf("fw-a: ctsync members, fw-b failed:\n%s", membersText(ms))
 	// keys list asks the live members: fw-a and fw-c.
@@ -165,7 +166,7 @@ func TestClusterMembersTruth(t *testing.T) {
 	for _, n := range []*clusterNode{a, b, c} {
 		n.agent.Partition(nil)
 	}
-	waitFor(t, "fw-a to see fw-b alive and in sync", 40*time.Second, func() bool {
+	wait.For(t, "fw-a to see fw-b alive and in sync", 40*time.Second, func() bool {
 		ms, _ := a.agent.Members(context.Background())
 		for _, m := range ms {
 			if m.Name == "fw-b" {
@@ -182,10 +183,10 @@ func TestClusterMembersTruth(t *testing.T) {
 
 	// fw-c stops gracefully: left, then dropped from the list.
 	c.stop()
-	waitFor(t, "fw-a to see fw-c left", 20*time.Second, func() bool { return memberState(t, a, "fw-c") == "left" })
+	wait.For(t, "fw-a to see fw-c left", 20*time.Second, func() bool { return memberState(t, a, "fw-c") == "left" })
 	ms, _ = a.agent.Members(context.Background())
 	t.Logf("fw-a: ctsync members, fw-c left:\n%s", membersText(ms))
-	waitFor(t, "fw-c to be dropped from the list", 20*time.Second, func() bool { return memberState(t, a, "fw-c") == "" })
+	wait.For(t, "fw-c to be dropped from the list", 20*time.Second, func() bool { return memberState(t, a, "fw-c") == "" })
 	res, err = a.agent.ListKeys(context.Background())
 	if err != nil || res.Nodes != 2 || res.Answered != 2 || len(res.Errors) != 0 {
 		t.Fatalf("keys list with fw-c gone: %+v, %v; want 2 of 2 members answered, no errors", res, err)

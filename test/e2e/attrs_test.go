@@ -15,6 +15,7 @@ import (
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // attrCase is one attribute under test: conntrack -I arguments (without
@@ -163,13 +164,9 @@ func attrRun(t *testing.T, hot bool, cases []attrCase) {
 		}
 	}
 	n := len(cases)
-	deadline := time.Now().Add(20 * time.Second)
-	for b.count("external", "--origin", "fw1") != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("b holds %d of a's flows, a's internal cache %d; want %d\na:\n%s\nb:\n%s", b.count("external", "--origin", "fw1"),
-				a.count("internal"), n, a.mustCtl("cache", "internal"), b.mustCtl("cache", "external"))
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !wait.Until(20*time.Second, func() bool { return b.count("external", "--origin", "fw1") == n }) {
+		t.Fatalf("b holds %d of a's flows, a's internal cache %d; want %d\na:\n%s\nb:\n%s", b.count("external", "--origin", "fw1"),
+			a.count("internal"), n, a.mustCtl("cache", "internal"), b.mustCtl("cache", "external"))
 	}
 	kb := dialNS(t, b.ns)
 	if hot {
@@ -192,13 +189,13 @@ func attrRun(t *testing.T, hot bool, cases []attrCase) {
 			if d := int(ga[0].Timeout) - int(gb[0].Timeout); d > 2 || d < -2 {
 				t.Errorf("timeout %d on a, %d on b", ga[0].Timeout, gb[0].Timeout)
 			}
-			if sa, sb := comparable(ga[0]), comparable(gb[0]); sa != sb {
+			if sa, sb := comparableText(ga[0]), comparableText(gb[0]); sa != sb {
 				t.Errorf("kernel entries differ\na: %s\nb: %s", sa, sb)
 			}
 			if xa[src.String()] != xb[src.String()] || xa[src.String()] == "" {
 				t.Errorf("conntrack -o extended differs\na: %s\nb: %s", xa[src.String()], xb[src.String()])
 			}
-			t.Logf("%s\n%s", xb[src.String()], comparable(gb[0]))
+			t.Logf("%s\n%s", xb[src.String()], comparableText(gb[0]))
 		})
 	}
 	if hot {
@@ -216,23 +213,27 @@ func hotLabelUpdate(t *testing.T, ka, kb *kernel.Conn, cases []attrCase) {
 		return
 	}
 	src := cases[i].src(i)
-	f := bySrc(t, ka, cases)[src][0]
+	own := bySrc(t, ka, cases)[src]
+	if len(own) != 1 {
+		t.Fatalf("%d flows from %s on a, want 1", len(own), src)
+	}
+	f := own[0]
 	f.Labels = flow.Labels{1: 0x04}
 	errs := make([]error, 1)
 	if _, err := ka.Bulk(context.Background(), kernel.OpUpdate, []flow.Flow{f}, kernel.BulkOptions{Update: kernel.UpdateFields{Labels: true}}, errs); err != nil || errs[0] != nil {
 		t.Fatalf("update labels on a: %v %v", err, errs[0])
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got := bySrc(t, kb, cases)[src]
-		if len(got) == 1 && got[0].Labels == f.Labels {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("b's labels %x after a's changed to %x", got[0].Labels, f.Labels)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var got []flow.Flow
+	if wait.Until(20*time.Second, func() bool {
+		got = bySrc(t, kb, cases)[src]
+		return len(got) == 1 && got[0].Labels == f.Labels
+	}) {
+		return
 	}
+	if len(got) != 1 {
+		t.Fatalf("%d flows from %s on b after a's labels changed to %x, want 1", len(got), src, f.Labels)
+	}
+	t.Fatalf("b's labels %x after a's changed to %x", got[0].Labels, f.Labels)
 }
 
 func dialNS(t *testing.T, ns string) *kernel.Conn {
@@ -265,12 +266,12 @@ func bySrc(t *testing.T, k *kernel.Conn, cases []attrCase) map[netip.Addr][]flow
 	return out
 }
 
-// comparable prints every attribute of a kernel entry but those that are the
+// comparableText prints every attribute of a kernel entry but those that are the
 // node's own: id, use count, counters, timestamps, the ticking timeout, and
 // BE_LIBERAL, which a commit sets on purpose (docs/interface.md, "Behaviour": a
 // taken-over TCP flow must not be dropped by window tracking that never saw its
 // sequence numbers).
-func comparable(f flow.Flow) string {
+func comparableText(f flow.Flow) string {
 	f.ID, f.Use, f.Timeout, f.Start, f.Stop = 0, 0, 0, 0, 0
 	f.CountersOrig, f.CountersReply = flow.Counters{}, flow.Counters{}
 	f.Attrs &^= flow.AttrID | flow.AttrUse | flow.AttrTimeout | flow.AttrCounters | flow.AttrTimestamp | flow.AttrTimestampStop

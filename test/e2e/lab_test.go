@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // binary is the ctsync binary under test, built by TestMain.
@@ -219,19 +220,26 @@ func (nd *node) conntrack(args ...string) string {
 	return out
 }
 
+// waitFor polls cond (see wait.Until) and fails the test when it does not
+// hold within timeout, or at once when the node's daemon exits meanwhile.
 func (nd *node) waitFor(what string, timeout time.Duration, cond func() bool) {
 	nd.lab.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			nd.lab.t.Fatalf("%s: timed out after %v waiting for %s", nd.name, timeout, what)
-		}
+	var exited error
+	held := wait.Until(timeout, func() bool {
 		select {
 		case err := <-nd.exited:
 			nd.exited <- err
-			nd.lab.t.Fatalf("%s: daemon exited (%v) while waiting for %s", nd.name, err, what)
-		case <-time.After(50 * time.Millisecond):
+			exited = fmt.Errorf("daemon exited (%v)", err)
+			return true
+		default:
 		}
+		return cond()
+	})
+	switch {
+	case exited != nil:
+		nd.lab.t.Fatalf("%s: %v while waiting for %s", nd.name, exited, what)
+	case !held:
+		nd.lab.t.Fatalf("%s: timed out after %v waiting for %s", nd.name, timeout, what)
 	}
 }
 
