@@ -225,18 +225,62 @@ func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.Bu
 	if notWritten == nil {
 		notWritten = func(*flow.Flow) {}
 	}
-	fail := func(f *flow.Flow, err error) {
-		a.commitFailure(res, f, err)
-		notWritten(f)
+	s := &commitStep{a: a, ctx: ctx, opts: opts, res: res, notWritten: notWritten}
+
+	exist, err := s.create(flows)
+	if err != nil || len(exist) == 0 {
+		return s.created, err
 	}
-	keep := func(f *flow.Flow, why string) {
-		a.commitKeptLocal(res, f, why)
-		notWritten(f)
+	if err := s.classify(exist); err != nil {
+		return s.created, err
 	}
+	if err := s.updateInPlace(); err != nil {
+		return s.created, err
+	}
+	if err := s.swapAll(); err != nil {
+		return s.created, err
+	}
+	if err := s.createAgain(); err != nil {
+		return s.created, err
+	}
+	return s.created, nil
+}
+
+// commitStep is one commitSet call: the flows it has written so far and
+// those waiting for each later step, by what the kernel holds for them.
+type commitStep struct {
+	a          *Agent
+	ctx        context.Context
+	opts       kernel.BulkOptions
+	res        *control.CommitResult
+	notWritten func(*flow.Flow)
+
+	created []flow.Flow // in the kernel now
+
+	// Existing entries, with the live entry each one found.
+	update, updLive []flow.Flow // the same connection: update in place
+	swap, swapLive  []flow.Flow // another form of it: swap
+	again           []flow.Flow // no entry with its original tuple: create again
+}
+
+func (s *commitStep) fail(f *flow.Flow, err error) {
+	s.a.commitFailure(s.res, f, err)
+	s.notWritten(f)
+}
+
+func (s *commitStep) keep(f *flow.Flow, why string) {
+	s.a.commitKeptLocal(s.res, f, why)
+	s.notWritten(f)
+}
+
+// create tries every flow as new. It keeps the created flows (partitioned
+// in place at the front of flows) and returns those whose entry exists.
+func (s *commitStep) create(flows []flow.Flow) ([]flow.Flow, error) {
 	errs := make([]error, len(flows))
-	if _, err := a.kern.Bulk(ctx, kernel.OpCreate, flows, opts, errs); err != nil && ctx.Err() != nil {
+	if _, err := s.a.kern.Bulk(s.ctx, kernel.OpCreate, flows, s.opts, errs); err != nil && s.ctx.Err() != nil {
 		return nil, err
 	}
+
 	// Partition in place: created flows first, then the existing ones.
 	done, exist := 0, []flow.Flow(nil)
 	for i, err := range errs {
@@ -247,177 +291,217 @@ func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.Bu
 		case errors.Is(err, kernel.ErrExist):
 			exist = append(exist, flows[i])
 		default:
-			fail(&flows[i], err)
+			s.fail(&flows[i], err)
 		}
 	}
-	res.Created += done
-	created := flows[:done]
-	if len(exist) == 0 {
-		return created, nil
+	s.res.Created += done
+	s.created = flows[:done]
+	return exist, nil
+}
+
+// classify fetches the entries that exist (look at what is there before
+// touching it) and sorts the flows by what they found.
+func (s *commitStep) classify(exist []flow.Flow) error {
+	live := make([]flow.Flow, len(exist))
+	errs := make([]error, len(exist))
+	if _, err := s.a.kern.Bulk(s.ctx, kernel.OpGet, exist, kernel.BulkOptions{Got: live}, errs); err != nil && s.ctx.Err() != nil {
+		return err
 	}
 
-	// Look at what is there before touching it.
-	live := make([]flow.Flow, len(exist))
-	errs = make([]error, len(exist))
-	if _, err := a.kern.Bulk(ctx, kernel.OpGet, exist, kernel.BulkOptions{Got: live}, errs); err != nil && ctx.Err() != nil {
-		return created, err
-	}
-	var update, updLive, swap, swapLive, again []flow.Flow
 	for i := range exist {
 		r, l := &exist[i], &live[i]
 		switch {
 		case errors.Is(errs[i], kernel.ErrNotFound):
 			// No entry has this original tuple (any more): the clash
 			// was on the reply tuple, or the entry ended meanwhile.
-			again = append(again, *r)
+			s.again = append(s.again, *r)
 		case errs[i] != nil:
-			fail(r, errs[i])
+			s.fail(r, errs[i])
 		case l.Orig != r.Orig || l.Zone != r.Zone:
-			keep(r, "its original tuple is the reply tuple of a local connection")
+			s.keep(r, "its original tuple is the reply tuple of a local connection")
 		case l.Reply == r.Reply && l.Helper == r.Helper:
-			update = append(update, *r)
-			updLive = append(updLive, *l)
+			s.update = append(s.update, *r)
+			s.updLive = append(s.updLive, *l)
 		default:
-			swap = append(swap, *r)
-			swapLive = append(swapLive, *l)
+			s.swap = append(s.swap, *r)
+			s.swapLive = append(s.swapLive, *l)
+		}
+	}
+	return nil
+}
+
+// updateInPlace updates the same connection in place. An entry that ended
+// meanwhile is created again; one not updatable in place is swapped.
+func (s *commitStep) updateInPlace() error {
+	if len(s.update) == 0 {
+		return nil
+	}
+	errs, err := s.updateRequests()
+	if err != nil {
+		return err
+	}
+
+	for i, err := range errs {
+		r := s.update[i]
+		switch {
+		case err == nil:
+			s.res.Replaced++
+			s.created = append(s.created, r)
+		case errors.Is(err, kernel.ErrNotFound):
+			s.again = append(s.again, r) // ended meanwhile
+		default:
+			// Not updatable in place (labels on an entry without
+			// them, for one): swap it.
+			s.swap = append(s.swap, r)
+			s.swapLive = append(s.swapLive, s.updLive[i])
+		}
+	}
+	return nil
+}
+
+// updateRequests sends the in-place updates, exactly to the entries looked
+// at, and returns each one's error.
+func (s *commitStep) updateRequests() ([]error, error) {
+	update, updLive := s.update, s.updLive
+	req := make([]flow.Flow, len(update))
+	for i := range update {
+		u := &req[i]
+		*u = update[i]
+		u.ID = updLive[i].ID
+		u.Attrs |= flow.AttrID // exactly the entry looked at
+		if s.opts.Create.Timeout != 0 {
+			u.Timeout = s.opts.Create.Timeout
 		}
 	}
 
-	// The same connection: update it in place.
-	if len(update) > 0 {
-		req := make([]flow.Flow, len(update))
+	// Labels only where the entry or the replica has some: the
+	// kernel refuses labels on an entry created without them.
+	labels := func(i int) bool { return !update[i].Labels.IsZero() || !updLive[i].Labels.IsZero() }
+	errs := make([]error, len(update))
+	fields := kernel.UpdateFields{Timeout: true, Mark: true, TCP: true, Liberal: s.opts.Create.Liberal}
+	for _, withLabels := range []bool{false, true} {
+		var part []flow.Flow
+		var at []int
 		for i := range update {
-			u := &req[i]
-			*u = update[i]
-			u.ID = updLive[i].ID
-			u.Attrs |= flow.AttrID // exactly the entry looked at
-			if opts.Create.Timeout != 0 {
-				u.Timeout = opts.Create.Timeout
+			if labels(i) == withLabels {
+				part = append(part, req[i])
+				at = append(at, i)
 			}
 		}
-		// Labels only where the entry or the replica has some: the
-		// kernel refuses labels on an entry created without them.
-		labels := func(i int) bool { return !update[i].Labels.IsZero() || !updLive[i].Labels.IsZero() }
-		errs = make([]error, len(update))
-		fields := kernel.UpdateFields{Timeout: true, Mark: true, TCP: true, Liberal: opts.Create.Liberal}
-		for _, withLabels := range []bool{false, true} {
-			var part []flow.Flow
-			var at []int
-			for i := range update {
-				if labels(i) == withLabels {
-					part = append(part, req[i])
-					at = append(at, i)
-				}
-			}
-			if len(part) == 0 {
-				continue
-			}
-			fields.Labels = withLabels
-			perrs := make([]error, len(part))
-			if _, err := a.kern.Bulk(ctx, kernel.OpUpdate, part, kernel.BulkOptions{Update: fields}, perrs); err != nil && ctx.Err() != nil {
-				return created, err
-			}
-			for k, i := range at {
-				errs[i] = perrs[k]
-			}
+		if len(part) == 0 {
+			continue
 		}
-		for i, err := range errs {
-			r := update[i]
-			switch {
-			case err == nil:
-				res.Replaced++
-				created = append(created, r)
-			case errors.Is(err, kernel.ErrNotFound):
-				again = append(again, r) // ended meanwhile
-			default:
-				// Not updatable in place (labels on an entry without
-				// them, for one): swap it.
-				swap = append(swap, r)
-				swapLive = append(swapLive, updLive[i])
-			}
+		fields.Labels = withLabels
+		perrs := make([]error, len(part))
+		if _, err := s.a.kern.Bulk(s.ctx, kernel.OpUpdate, part, kernel.BulkOptions{Update: fields}, perrs); err != nil && s.ctx.Err() != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			errs[i] = perrs[k]
+		}
+	}
+	return errs, nil
+}
+
+// swapAll swaps another form of the connection for the replica, and puts
+// it back if the replica is refused. Once an entry is deleted, the swap
+// runs to its end even if ctx ends (each request is bounded by the kernel
+// connection's request timeout): a live connection is at stake.
+func (s *commitStep) swapAll() error {
+	if len(s.swap) == 0 {
+		return nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	sctx := context.WithoutCancel(s.ctx)
+
+	// Delete the local entries.
+	errs := make([]error, len(s.swap))
+	if _, err := s.a.kern.Bulk(sctx, kernel.OpDelete, s.swapLive, kernel.BulkOptions{}, errs); err != nil {
+		s.a.log.Warn("deleting local entries to swap them for replicas", "err", err)
+	}
+	var put, putLive []flow.Flow
+	var gone []bool // the local entry had ended already: nothing to put back
+	for i, err := range errs {
+		if err == nil || errors.Is(err, kernel.ErrNotFound) {
+			put = append(put, s.swap[i])
+			putLive = append(putLive, s.swapLive[i])
+			gone = append(gone, err != nil)
+		} else {
+			s.fail(&s.swap[i], fmt.Errorf("delete the local entry: %w", err))
 		}
 	}
 
-	// Another form of the connection: swap it, and put it back if the
-	// replica is refused. Once an entry is deleted, the swap runs to its
-	// end even if ctx ends (each request is bounded by the kernel
-	// connection's request timeout): a live connection is at stake.
-	if len(swap) > 0 {
-		if err := ctx.Err(); err != nil {
-			return created, err
-		}
-		sctx := context.WithoutCancel(ctx)
-		errs = make([]error, len(swap))
-		if _, err := a.kern.Bulk(sctx, kernel.OpDelete, swapLive, kernel.BulkOptions{}, errs); err != nil {
-			a.log.Warn("deleting local entries to swap them for replicas", "err", err)
-		}
-		var put, putLive []flow.Flow
-		var gone []bool // the local entry had ended already: nothing to put back
-		for i, err := range errs {
-			if err == nil || errors.Is(err, kernel.ErrNotFound) {
-				put = append(put, swap[i])
-				putLive = append(putLive, swapLive[i])
-				gone = append(gone, err != nil)
-			} else {
-				fail(&swap[i], fmt.Errorf("delete the local entry: %w", err))
-			}
-		}
-		errs = errs[:len(put)]
-		if _, err := a.kern.Bulk(sctx, kernel.OpCreate, put, opts, errs); err != nil {
-			a.log.Warn("creating replicas in place of local entries", "err", err)
-		}
-		var back, backLive []flow.Flow
-		var why []error
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				res.Replaced++
-				created = append(created, put[i])
-			case gone[i]:
-				fail(&put[i], err)
-			default:
-				back = append(back, put[i])
-				backLive = append(backLive, putLive[i])
-				why = append(why, err)
-			}
-		}
-		if len(back) > 0 {
-			errs = errs[:len(back)]
-			if _, err := a.kern.Bulk(sctx, kernel.OpCreate, backLive, kernel.BulkOptions{}, errs); err != nil {
-				a.log.Warn("putting local entries back after refused replicas", "err", err)
-			}
-			for i, err := range errs {
-				switch {
-				case err == nil || errors.Is(err, kernel.ErrExist):
-					// Back (or recreated by packets meanwhile).
-					keep(&back[i], fmt.Sprintf("the kernel refused the replica (%v); the local entry was put back", why[i]))
-				default:
-					fail(&back[i], fmt.Errorf("%w; the local entry could not be put back: %v", why[i], err))
-				}
-			}
+	// Create the replicas in their place.
+	errs = errs[:len(put)]
+	if _, err := s.a.kern.Bulk(sctx, kernel.OpCreate, put, s.opts, errs); err != nil {
+		s.a.log.Warn("creating replicas in place of local entries", "err", err)
+	}
+	var back, backLive []flow.Flow
+	var why []error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			s.res.Replaced++
+			s.created = append(s.created, put[i])
+		case gone[i]:
+			s.fail(&put[i], err)
+		default:
+			back = append(back, put[i])
+			backLive = append(backLive, putLive[i])
+			why = append(why, err)
 		}
 	}
 
-	// No entry with this original tuple: create once more; a clash now
-	// is with another connection's reply tuple, which stays.
-	if len(again) > 0 {
-		errs = make([]error, len(again))
-		if _, err := a.kern.Bulk(ctx, kernel.OpCreate, again, opts, errs); err != nil && ctx.Err() != nil {
-			return created, err
-		}
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				res.Created++
-				created = append(created, again[i])
-			case errors.Is(err, kernel.ErrExist):
-				keep(&again[i], "its reply tuple is a local connection's")
-			default:
-				fail(&again[i], err)
-			}
+	s.restore(sctx, back, backLive, why, errs)
+	return nil
+}
+
+// restore puts back the local entries whose replicas the kernel refused
+// (why), and keeps those flows local. errs is scratch space.
+func (s *commitStep) restore(sctx context.Context, back, backLive []flow.Flow, why, errs []error) {
+	if len(back) == 0 {
+		return
+	}
+	errs = errs[:len(back)]
+	if _, err := s.a.kern.Bulk(sctx, kernel.OpCreate, backLive, kernel.BulkOptions{}, errs); err != nil {
+		s.a.log.Warn("putting local entries back after refused replicas", "err", err)
+	}
+	for i, err := range errs {
+		switch {
+		case err == nil || errors.Is(err, kernel.ErrExist):
+			// Back (or recreated by packets meanwhile).
+			s.keep(&back[i], fmt.Sprintf("the kernel refused the replica (%v); the local entry was put back", why[i]))
+		default:
+			s.fail(&back[i], fmt.Errorf("%w; the local entry could not be put back: %v", why[i], err))
 		}
 	}
-	return created, nil
+}
+
+// createAgain creates once more the flows no entry's original tuple
+// matched; a clash now is with another connection's reply tuple, which
+// stays.
+func (s *commitStep) createAgain() error {
+	if len(s.again) == 0 {
+		return nil
+	}
+	errs := make([]error, len(s.again))
+	if _, err := s.a.kern.Bulk(s.ctx, kernel.OpCreate, s.again, s.opts, errs); err != nil && s.ctx.Err() != nil {
+		return err
+	}
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			s.res.Created++
+			s.created = append(s.created, s.again[i])
+		case errors.Is(err, kernel.ErrExist):
+			s.keep(&s.again[i], "its reply tuple is a local connection's")
+		default:
+			s.fail(&s.again[i], err)
+		}
+	}
+	return nil
 }
 
 // commitKeptLocal counts a flow kept local instead of its replica, and
