@@ -229,140 +229,219 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-a.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	go a.cancelOnQuit(ctx, cancel)
 	var wg stdsync.WaitGroup
 	defer wg.Wait()
+	l := &runLoop{a: a, ctx: ctx, wg: &wg, watchErr: make(chan error, 1), syncErr: make(chan error, 1)}
 
 	// Watch first, then dump: no change can fall between the two.
-	watchReady := make(chan struct{})
-	watchErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		watchErr <- a.watch(ctx, watchReady)
-	}()
-	select {
-	case <-watchReady:
-	case err := <-watchErr:
+	if err := l.startWatch(); err != nil {
 		a.shutdownSync()
 		a.kern.Close()
 		return fmt.Errorf("watch kernel events: %w", err)
 	}
-	if xk := a.expectKernel(); xk != nil {
-		expReady := make(chan struct{})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.runExpectWatch(ctx, xk, expReady)
-		}()
-		select {
-		case <-expReady:
-		case <-ctx.Done():
-		}
-	}
+	l.startExpectWatch()
+
 	// Replication starts before the dump: peers' flows do not wait for
 	// this node's table to be read (after a restart that is what the node
 	// waits for), and the peers get this node's flows as the dump adds
 	// them, after a snapshot of what was read so far.
-	wg.Add(1)
-	syncErr := make(chan error, 1)
-	go func() {
-		defer wg.Done()
-		syncErr <- a.node.Run(ctx)
-	}()
+	l.startSync()
 	if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
 		a.log.Error("initial kernel dump failed; will retry", "err", err)
 		a.signalOverrun()
 	}
 	a.ready.Store(true)
-	if a.gate != nil {
-		// A gate left by a crash stays: this node's role has not changed.
-		if armed, _, err := a.gate.State(ctx); err != nil {
-			a.log.Warn("commit gate: cannot read its state", "err", err)
-		} else if armed {
-			a.gateArmed.Store(true)
-			a.log.Info("commit gate found armed (left by a previous run); keeping it until notify master")
-		}
-	}
-	if a.hot != nil {
-		a.hot.activate()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.hot.loop(ctx)
-		}()
-	}
 
+	a.readGateState(ctx)
+	l.startHot()
+	return l.serve()
+}
+
+// cancelOnQuit cancels Run's context when Shutdown is called.
+func (a *Agent) cancelOnQuit(ctx context.Context, cancel context.CancelFunc) {
+	select {
+	case <-a.quit:
+		cancel()
+	case <-ctx.Done():
+	}
+}
+
+// runLoop is one Run: its context, its goroutines and the loop's state.
+type runLoop struct {
+	a        *Agent
+	ctx      context.Context
+	wg       *stdsync.WaitGroup
+	watchErr chan error       // the kernel event watcher ended
+	syncErr  chan error       // replication ended
+	retry    <-chan time.Time // a failed resync's retry
+}
+
+// goWatch starts the kernel event watcher; ready is closed when it listens.
+func (l *runLoop) goWatch() (ready chan struct{}) {
+	ready = make(chan struct{})
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.watchErr <- l.a.watch(l.ctx, ready)
+	}()
+	return ready
+}
+
+// startWatch starts the watcher and waits until it listens.
+func (l *runLoop) startWatch() error {
+	ready := l.goWatch()
+	select {
+	case <-ready:
+		return nil
+	case err := <-l.watchErr:
+		return err
+	}
+}
+
+// startExpectWatch starts the expectation watcher, if the kernel has
+// expectations, and waits until it listens.
+func (l *runLoop) startExpectWatch() {
+	xk := l.a.expectKernel()
+	if xk == nil {
+		return
+	}
+	ready := make(chan struct{})
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.a.runExpectWatch(l.ctx, xk, ready)
+	}()
+	select {
+	case <-ready:
+	case <-l.ctx.Done():
+	}
+}
+
+func (l *runLoop) startSync() {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.syncErr <- l.a.node.Run(l.ctx)
+	}()
+}
+
+// readGateState keeps a gate left by a crash: this node's role has not
+// changed.
+func (a *Agent) readGateState(ctx context.Context) {
+	if a.gate == nil {
+		return
+	}
+	if armed, _, err := a.gate.State(ctx); err != nil {
+		a.log.Warn("commit gate: cannot read its state", "err", err)
+	} else if armed {
+		a.gateArmed.Store(true)
+		a.log.Info("commit gate found armed (left by a previous run); keeping it until notify master")
+	}
+}
+
+func (l *runLoop) startHot() {
+	if l.a.hot == nil {
+		return
+	}
+	l.a.hot.activate()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.a.hot.loop(l.ctx)
+	}()
+}
+
+// serve is the loop goroutine: every change to the internal cache and the
+// loop-only state happens here, one case at a time.
+func (l *runLoop) serve() error {
+	a := l.a
 	expire := time.NewTicker(time.Second)
 	defer expire.Stop()
 	promote := time.NewTicker(promoteEvery)
 	defer promote.Stop()
-	var retry <-chan time.Time
 	for {
 		select {
-		case <-ctx.Done():
-			// Stop taking loop work, let a commit, purge or transition in
-			// flight finish (their loop hand-offs now fail fast), then
-			// release the kernel.
-			close(a.stopping)
-			a.cancelPurge()
-			a.transition.Lock()
-			defer a.transition.Unlock()
-			err := <-syncErr
-			if a.gateArmed.Load() {
-				// Fail open: without ctsync nothing would lift it.
-				if _, gerr := a.liftGate(context.Background()); gerr != nil {
-					a.log.Error("commit gate: could not lift it at shutdown", "err", gerr)
-				}
-			}
-			a.kern.Close()
-			return err
-		case err := <-watchErr:
-			if ctx.Err() != nil {
-				continue // stopping: the watcher ended with the context
-			}
-			// The watcher died (not an overrun: those are handled). Restart it.
-			a.warn.Error(a.log, "watch failed", "kernel event watch failed; restarting", "err", err)
-			a.st.watchRestarts.Add(1)
-			watchReady = make(chan struct{})
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				watchErr <- a.watch(ctx, watchReady)
-			}()
-			a.signalOverrun()
+		case <-l.ctx.Done():
+			return l.stop()
+		case err := <-l.watchErr:
+			l.restartWatch(err)
 		case batch := <-a.events:
-			a.apply(batch)
-			select {
-			case a.free <- batch:
-			default:
-			}
+			a.applyBatch(batch)
 		case <-a.overrun:
-			if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
-				a.warn.Warn(a.log, "resync failed", "kernel resync failed; retrying", "err", err)
-				retry = time.After(time.Second)
-			}
-		case <-retry:
-			retry = nil
+			l.resync()
+		case <-l.retry:
+			l.retry = nil
 			a.signalOverrun()
 		case ev := <-a.expEvents:
 			a.applyExpect(&ev)
 		case op := <-a.ops:
 			op()
 		case <-expire.C:
-			a.in.ExpireExpects()
-			if n := a.ext.Expire(); n > 0 {
-				a.log.Debug("expired external flows", "count", n)
-			}
+			a.expire()
 		case <-promote.C:
 			a.promote()
 		}
+	}
+}
+
+// stop ends Run: it stops taking loop work, lets a commit, purge or
+// transition in flight finish (their loop hand-offs now fail fast), then
+// releases the kernel.
+func (l *runLoop) stop() error {
+	a := l.a
+	close(a.stopping)
+	a.cancelPurge()
+	a.transition.Lock()
+	defer a.transition.Unlock()
+	err := <-l.syncErr
+	if a.gateArmed.Load() {
+		// Fail open: without ctsync nothing would lift it.
+		if _, gerr := a.liftGate(context.Background()); gerr != nil {
+			a.log.Error("commit gate: could not lift it at shutdown", "err", gerr)
+		}
+	}
+	a.kern.Close()
+	return err
+}
+
+// restartWatch restarts a watcher that died (not an overrun: those are
+// handled), unless Run is stopping and it ended with the context.
+func (l *runLoop) restartWatch(err error) {
+	if l.ctx.Err() != nil {
+		return
+	}
+	a := l.a
+	a.warn.Error(a.log, "watch failed", "kernel event watch failed; restarting", "err", err)
+	a.st.watchRestarts.Add(1)
+	l.goWatch()
+	a.signalOverrun()
+}
+
+// resync rebuilds the internal cache after an overrun; a failure retries
+// in a second.
+func (l *runLoop) resync() {
+	a := l.a
+	if _, err := a.resync(l.ctx); err != nil && l.ctx.Err() == nil {
+		a.warn.Warn(a.log, "resync failed", "kernel resync failed; retrying", "err", err)
+		l.retry = time.After(time.Second)
+	}
+}
+
+// applyBatch applies a watcher's batch and recycles it.
+func (a *Agent) applyBatch(batch []flow.Event) {
+	a.apply(batch)
+	select {
+	case a.free <- batch:
+	default:
+	}
+}
+
+// expire drops the expectations and external flows that timed out.
+func (a *Agent) expire() {
+	a.in.ExpireExpects()
+	if n := a.ext.Expire(); n > 0 {
+		a.log.Debug("expired external flows", "count", n)
 	}
 }
 
