@@ -31,7 +31,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	start := time.Now()
 	a.cancelPurge()
 	res := control.CommitResult{}
-	opts := kernel.BulkOptions{Create: kernel.CreateOptions{Timeout: uint32(a.cfg.Commit.Timeout.Duration() / time.Second), Liberal: true}}
+
 	// This node knows what it commits: while its event sockets listen,
 	// the kernel does event work for every created entry (that halves the
 	// commit rate, kernel BenchmarkBulkCreateWatched). So it stops
@@ -45,7 +45,37 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	// the kernel's work for the CPU and would make the commit slower.
 	a.in.Hold(true)
 	defer a.in.Hold(false)
+
 	rec := a.newRecorder(ctx)
+	a.commitLeft = nil
+	skipped, left, err := a.commitCache(ctx, rec, &res)
+
+	if merr := a.kern.Mute(false); merr != nil {
+		a.log.Error("could not resume kernel events after the commit; resyncing", "err", merr)
+	}
+	rec.wait()
+	a.signalOverrun() // a resync: the kernel is the truth
+	res.Skipped = skipped.n
+	if err != nil {
+		return res, err
+	}
+
+	if skipped.n > 0 {
+		a.log.Info("peers' flows skipped: this node refuses them (its filter, loopback, its own addresses)",
+			"skipped", skipped.n, "expectations_skipped", res.ExpectationsSkipped, "example", skipped.example)
+	}
+	res.Remaining = len(left)
+	a.commitLeft = left
+	a.commitDone(&res, start)
+	return res, nil
+}
+
+// commitCache writes the external cache's flows, chunk by chunk, and has
+// rec record those written: masters, then the expectations, then RELATED
+// flows. It returns the flows this node refused and the keys of those not
+// written.
+func (a *Agent) commitCache(ctx context.Context, rec *recorder, res *control.CommitResult) (refusals, map[cache.Key]struct{}, error) {
+	opts := kernel.BulkOptions{Create: kernel.CreateOptions{Timeout: uint32(a.cfg.Commit.Timeout.Duration() / time.Second), Liberal: true}}
 	// The peers' flows this node refuses are not written: its addresses
 	// as they are now (the VRRP addresses it just took over included).
 	// They are not failures either: notify master flushes them with the
@@ -56,13 +86,13 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	// commit (notify master flushes the rest).
 	left := make(map[cache.Key]struct{})
 	notWritten := func(f *flow.Flow) { left[cache.KeyOf(f)] = struct{}{} }
-	a.commitLeft = nil
+
 	var err error
 	for _, related := range []bool{false, true} {
 		if related && err == nil {
 			// Masters are in: their expectations, then the RELATED
 			// flows (which may have been created by one).
-			err = a.commitExpects(ctx, gate, &res)
+			err = a.commitExpects(ctx, gate, res)
 		}
 		buf := rec.buffer()
 		send := func() {
@@ -70,7 +100,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 				return
 			}
 			var created []flow.Flow
-			created, err = a.commitSet(ctx, buf, opts, &res, notWritten)
+			created, err = a.commitSet(ctx, buf, opts, res, notWritten)
 			rec.record(created)
 			buf = rec.buffer()
 		}
@@ -82,12 +112,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 				skipped.add(a.log, f, why)
 				return true
 			}
-			c := *f
-			if f.Master != nil {
-				m := *f.Master
-				c.Master = &m
-			}
-			buf = append(buf, c)
+			buf = append(buf, copyFlow(f))
 			if len(buf) == commitChunk {
 				send()
 			}
@@ -95,30 +120,31 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 		})
 		send()
 	}
-	if merr := a.kern.Mute(false); merr != nil {
-		a.log.Error("could not resume kernel events after the commit; resyncing", "err", merr)
+	return skipped, left, err
+}
+
+// copyFlow copies f and its master, if any.
+func copyFlow(f *flow.Flow) flow.Flow {
+	c := *f
+	if f.Master != nil {
+		m := *f.Master
+		c.Master = &m
 	}
-	rec.wait()
-	a.signalOverrun() // a resync: the kernel is the truth
-	res.Skipped = skipped.n
-	if err != nil {
-		return res, err
-	}
-	if skipped.n > 0 {
-		a.log.Info("peers' flows skipped: this node refuses them (its filter, loopback, its own addresses)",
-			"skipped", skipped.n, "expectations_skipped", res.ExpectationsSkipped, "example", skipped.example)
-	}
-	res.Remaining = len(left)
-	a.commitLeft = left
+	return c
+}
+
+// commitDone counts and logs a successful commit.
+func (a *Agent) commitDone(res *control.CommitResult, start time.Time) {
 	took := time.Since(start)
 	res.Seconds = took.Seconds()
 	a.st.commits.Add(1)
 	a.st.committed.Add(uint64(res.Created + res.Replaced))
 	a.st.commitFailed.Add(uint64(res.Failed))
 	a.st.commitSkipped.Add(uint64(res.Skipped))
-	a.st.lastCommit.Store(&res)
+	a.st.lastCommit.Store(res)
 	a.st.lastCommitAt.Store(time.Now().UnixNano())
 	a.st.commitDurations.observe(took)
+
 	lvl := a.log.Info
 	if res.Remaining > 0 {
 		lvl = a.log.Warn
@@ -127,7 +153,6 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 		"skipped", res.Skipped, "kept_local", res.KeptLocal, "remaining", res.Remaining,
 		"expectations", res.Expectations, "expectations_existing", res.ExpectationsExisting, "expectations_failed", res.ExpectationsFailed,
 		"took", time.Since(start).Round(time.Millisecond))
-	return res, nil
 }
 
 // recorder puts committed flows into the internal cache on the loop, one
