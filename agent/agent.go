@@ -48,6 +48,8 @@ type Options struct {
 	// EventEvery overrides the rate limit of the peer lifecycle lines
 	// (tests); 0 = one per peer and kind per 10 s.
 	EventEvery time.Duration
+	// Clock is the time source (tests); nil is the real clock.
+	Clock Clock
 	// Gate is the commit gate. nil with Config.Commit.Gate set uses
 	// nftables in the served namespace, unless Kernel is given (a test
 	// table has no nftables to gate): then there is none.
@@ -93,8 +95,11 @@ type Agent struct {
 	commitLeft map[cache.Key]struct{}
 
 	purgeMu    stdsync.Mutex
-	purgeTimer *time.Timer
+	purgeTimer Timer
 	purgeAt    time.Time
+
+	clock Clock     // real unless Options.Clock
+	epoch time.Time // origin of monotonic
 
 	hot       *hot // nil unless commit.mode is hot
 	gate      Gate // nil when commit.gate is off
@@ -107,11 +112,6 @@ type Agent struct {
 
 	st stats
 }
-
-// monotonic is the agent's clock for the caches.
-var epoch0 = time.Now()
-
-func monotonic() int64 { return int64(time.Since(epoch0)) }
 
 // New builds an agent: opens the kernel table, creates the caches and
 // starts listening on the cluster port. Nothing runs until Run.
@@ -141,9 +141,10 @@ func New(o Options) (*Agent, error) {
 		quit:       make(chan struct{}),
 		pending:    make(pending),
 	}
+	a.setClock(o.Clock)
 	a.filter.Store(f)
-	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
-	extOpts := cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic}
+	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: a.monotonic})
+	extOpts := cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: a.monotonic}
 	if cfg.Commit.Mode == config.ModeHot {
 		a.hot = newHot(a)
 		extOpts.OnChange = a.hot.changed
@@ -532,7 +533,7 @@ func (a *Agent) newBatch() []flow.Event {
 // apply updates the internal cache from kernel events, in order.
 func (a *Agent) apply(batch []flow.Event) {
 	f := a.filter.Load()
-	now := monotonic()
+	now := a.monotonic()
 	for i := range batch {
 		ev := &batch[i]
 		a.st.events[ev.Type%4].Add(1)
@@ -599,7 +600,7 @@ func (a *Agent) promote() {
 	if len(a.pending) == 0 {
 		return
 	}
-	for _, fl := range a.pending.due(monotonic(), a.filter.Load().minAge) {
+	for _, fl := range a.pending.due(a.monotonic(), a.filter.Load().minAge) {
 		if a.hot.owns(&fl) {
 			continue
 		}
@@ -613,7 +614,7 @@ func (a *Agent) promote() {
 func (a *Agent) resync(ctx context.Context) (int, error) {
 	start := time.Now()
 	f := a.filter.Load()
-	now := monotonic()
+	now := a.monotonic()
 	// Flows still too young stay pending with their first-seen time; those
 	// the dump no longer shows ended while events were lost.
 	held := a.pending

@@ -554,12 +554,12 @@ func (a *Agent) schedulePurge(after time.Duration) control.PurgeResult {
 	if a.purgeTimer != nil {
 		a.purgeTimer.Stop()
 	}
-	a.purgeAt = time.Now().Add(after)
-	a.purgeTimer = time.AfterFunc(after, func() {
+	a.purgeAt = a.clock.Now().Add(after)
+	a.purgeTimer = a.clock.AfterFunc(after, func() {
 		a.transition.Lock()
 		defer a.transition.Unlock()
 		a.purgeMu.Lock()
-		if a.purgeTimer == nil || time.Now().Before(a.purgeAt) {
+		if a.purgeTimer == nil || a.clock.Now().Before(a.purgeAt) {
 			a.purgeMu.Unlock()
 			return // cancelled or re-armed meanwhile
 		}
