@@ -143,34 +143,14 @@ func New(o Options) (*Agent, error) {
 	}
 	a.setClock(o.Clock)
 	a.filter.Store(f)
-	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: a.monotonic})
-	extOpts := cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: a.monotonic}
-	if cfg.Commit.Mode == config.ModeHot {
-		a.hot = newHot(a)
-		extOpts.OnChange = a.hot.changed
-	}
-	a.ext = cache.NewExternal(extOpts)
-	switch {
-	case o.Gate != nil:
-		a.gate = o.Gate
-	case cfg.Commit.Gate && o.Kernel == nil:
-		g, err := newNftGate(cfg.Kernel.Netns)
-		if err != nil {
-			return nil, err
-		}
-		a.gate = g
+	a.newCaches()
+	if err := a.setGate(o); err != nil {
+		return nil, err
 	}
 
-	keys := o.Keys
-	if keys == nil && !cfg.Cluster.Insecure {
-		// Every key of the file: the first is primary, the others are
-		// accepted too (a key rotation in progress).
-		if keys, err = cfg.Keys(); err != nil {
-			return nil, fmt.Errorf("cluster key: %w", err)
-		}
-	}
-	if cfg.Cluster.Insecure {
-		keys = nil
+	keys, err := clusterKeys(cfg, o.Keys)
+	if err != nil {
+		return nil, err
 	}
 	// Where to listen: cluster.bind, or the address that routes to the
 	// first join peer. Then say what that exposes, at every start.
@@ -183,16 +163,9 @@ func New(o Options) (*Agent, error) {
 	}
 	a.bind = bind
 	warnExposure(log, &cfg.Cluster, bind)
-	a.kern = o.Kernel
-	if a.kern == nil {
-		// One socket: the kernel serialises ctnetlink creates under the
-		// nfnetlink mutex, so a second socket only adds contention, and
-		// the other CPU is better spent on the caches and replication.
-		c, err := kernel.Dial(kernel.Config{NetNS: cfg.Kernel.Netns, Parallel: 1})
-		if err != nil {
-			return nil, fmt.Errorf("open the kernel's conntrack table: %w", err)
-		}
-		a.kern = c
+
+	if a.kern, err = openKernel(cfg, o.Kernel); err != nil {
+		return nil, err
 	}
 	a.node, err = ctsync.New(ctsync.Config{
 		Node: cfg.Node, Bind: bind, Advertise: cfg.Cluster.Advertise, Join: cfg.Cluster.Join,
@@ -204,6 +177,67 @@ func New(o Options) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// newCaches creates the internal and external caches (and hot standby,
+// which follows the external one's changes).
+func (a *Agent) newCaches() {
+	cfg := a.cfg
+	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: a.monotonic})
+	extOpts := cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: a.monotonic}
+	if cfg.Commit.Mode == config.ModeHot {
+		a.hot = newHot(a)
+		extOpts.OnChange = a.hot.changed
+	}
+	a.ext = cache.NewExternal(extOpts)
+}
+
+// setGate sets the commit gate: the given one, or nftables in the served
+// namespace when commit.gate is on and the kernel is the real one.
+func (a *Agent) setGate(o Options) error {
+	switch {
+	case o.Gate != nil:
+		a.gate = o.Gate
+	case a.cfg.Commit.Gate && o.Kernel == nil:
+		g, err := newNftGate(a.cfg.Kernel.Netns)
+		if err != nil {
+			return err
+		}
+		a.gate = g
+	}
+	return nil
+}
+
+// clusterKeys returns the cluster keys: the given ones, or every key of
+// the configured file (the first is primary, the others are accepted too:
+// a key rotation in progress); none for an insecure cluster.
+func clusterKeys(cfg *config.Config, keys [][]byte) ([][]byte, error) {
+	if cfg.Cluster.Insecure {
+		return nil, nil
+	}
+	if keys != nil {
+		return keys, nil
+	}
+	keys, err := cfg.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	return keys, nil
+}
+
+// openKernel returns k, or dials the configured namespace's table.
+func openKernel(cfg *config.Config, k Kernel) (Kernel, error) {
+	if k != nil {
+		return k, nil
+	}
+	// One socket: the kernel serialises ctnetlink creates under the
+	// nfnetlink mutex, so a second socket only adds contention, and
+	// the other CPU is better spent on the caches and replication.
+	c, err := kernel.Dial(kernel.Config{NetNS: cfg.Kernel.Netns, Parallel: 1})
+	if err != nil {
+		return nil, fmt.Errorf("open the kernel's conntrack table: %w", err)
+	}
+	return c, nil
 }
 
 // Ready reports whether the internal cache is loaded and events flow.
