@@ -48,6 +48,8 @@ type Options struct {
 	// EventEvery overrides the rate limit of the peer lifecycle lines
 	// (tests); 0 = one per peer and kind per 10 s.
 	EventEvery time.Duration
+	// Clock is the time source (tests); nil is the real clock.
+	Clock Clock
 	// Gate is the commit gate. nil with Config.Commit.Gate set uses
 	// nftables in the served namespace, unless Kernel is given (a test
 	// table has no nftables to gate): then there is none.
@@ -93,8 +95,11 @@ type Agent struct {
 	commitLeft map[cache.Key]struct{}
 
 	purgeMu    stdsync.Mutex
-	purgeTimer *time.Timer
+	purgeTimer Timer
 	purgeAt    time.Time
+
+	clock Clock     // real unless Options.Clock
+	epoch time.Time // origin of monotonic
 
 	hot       *hot // nil unless commit.mode is hot
 	gate      Gate // nil when commit.gate is off
@@ -107,11 +112,6 @@ type Agent struct {
 
 	st stats
 }
-
-// monotonic is the agent's clock for the caches.
-var epoch0 = time.Now()
-
-func monotonic() int64 { return int64(time.Since(epoch0)) }
 
 // New builds an agent: opens the kernel table, creates the caches and
 // starts listening on the cluster port. Nothing runs until Run.
@@ -141,35 +141,16 @@ func New(o Options) (*Agent, error) {
 		quit:       make(chan struct{}),
 		pending:    make(pending),
 	}
+	a.setClock(o.Clock)
 	a.filter.Store(f)
-	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic})
-	extOpts := cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: monotonic}
-	if cfg.Commit.Mode == config.ModeHot {
-		a.hot = newHot(a)
-		extOpts.OnChange = a.hot.changed
-	}
-	a.ext = cache.NewExternal(extOpts)
-	switch {
-	case o.Gate != nil:
-		a.gate = o.Gate
-	case cfg.Commit.Gate && o.Kernel == nil:
-		g, err := newNftGate(cfg.Kernel.Netns)
-		if err != nil {
-			return nil, err
-		}
-		a.gate = g
+	a.newCaches()
+	if err := a.setGate(o); err != nil {
+		return nil, err
 	}
 
-	keys := o.Keys
-	if keys == nil && !cfg.Cluster.Insecure {
-		// Every key of the file: the first is primary, the others are
-		// accepted too (a key rotation in progress).
-		if keys, err = cfg.Keys(); err != nil {
-			return nil, fmt.Errorf("cluster key: %w", err)
-		}
-	}
-	if cfg.Cluster.Insecure {
-		keys = nil
+	keys, err := clusterKeys(cfg, o.Keys)
+	if err != nil {
+		return nil, err
 	}
 	// Where to listen: cluster.bind, or the address that routes to the
 	// first join peer. Then say what that exposes, at every start.
@@ -182,16 +163,9 @@ func New(o Options) (*Agent, error) {
 	}
 	a.bind = bind
 	warnExposure(log, &cfg.Cluster, bind)
-	a.kern = o.Kernel
-	if a.kern == nil {
-		// One socket: the kernel serialises ctnetlink creates under the
-		// nfnetlink mutex, so a second socket only adds contention, and
-		// the other CPU is better spent on the caches and replication.
-		c, err := kernel.Dial(kernel.Config{NetNS: cfg.Kernel.Netns, Parallel: 1})
-		if err != nil {
-			return nil, fmt.Errorf("open the kernel's conntrack table: %w", err)
-		}
-		a.kern = c
+
+	if a.kern, err = openKernel(cfg, o.Kernel); err != nil {
+		return nil, err
 	}
 	a.node, err = ctsync.New(ctsync.Config{
 		Node: cfg.Node, Bind: bind, Advertise: cfg.Cluster.Advertise, Join: cfg.Cluster.Join,
@@ -203,6 +177,67 @@ func New(o Options) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// newCaches creates the internal and external caches (and hot standby,
+// which follows the external one's changes).
+func (a *Agent) newCaches() {
+	cfg := a.cfg
+	a.in = cache.NewInternal(cache.InternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: a.monotonic})
+	extOpts := cache.ExternalOptions{MaxFlows: cfg.Cache.MaxFlows, Clock: a.monotonic}
+	if cfg.Commit.Mode == config.ModeHot {
+		a.hot = newHot(a)
+		extOpts.OnChange = a.hot.changed
+	}
+	a.ext = cache.NewExternal(extOpts)
+}
+
+// setGate sets the commit gate: the given one, or nftables in the served
+// namespace when commit.gate is on and the kernel is the real one.
+func (a *Agent) setGate(o Options) error {
+	switch {
+	case o.Gate != nil:
+		a.gate = o.Gate
+	case a.cfg.Commit.Gate && o.Kernel == nil:
+		g, err := newNftGate(a.cfg.Kernel.Netns)
+		if err != nil {
+			return err
+		}
+		a.gate = g
+	}
+	return nil
+}
+
+// clusterKeys returns the cluster keys: the given ones, or every key of
+// the configured file (the first is primary, the others are accepted too:
+// a key rotation in progress); none for an insecure cluster.
+func clusterKeys(cfg *config.Config, keys [][]byte) ([][]byte, error) {
+	if cfg.Cluster.Insecure {
+		return nil, nil
+	}
+	if keys != nil {
+		return keys, nil
+	}
+	keys, err := cfg.Keys()
+	if err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	return keys, nil
+}
+
+// openKernel returns k, or dials the configured namespace's table.
+func openKernel(cfg *config.Config, k Kernel) (Kernel, error) {
+	if k != nil {
+		return k, nil
+	}
+	// One socket: the kernel serialises ctnetlink creates under the
+	// nfnetlink mutex, so a second socket only adds contention, and
+	// the other CPU is better spent on the caches and replication.
+	c, err := kernel.Dial(kernel.Config{NetNS: cfg.Kernel.Netns, Parallel: 1})
+	if err != nil {
+		return nil, fmt.Errorf("open the kernel's conntrack table: %w", err)
+	}
+	return c, nil
 }
 
 // Ready reports whether the internal cache is loaded and events flow.
@@ -229,140 +264,219 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer close(a.stopped)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-a.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	go a.cancelOnQuit(ctx, cancel)
 	var wg stdsync.WaitGroup
 	defer wg.Wait()
+	l := &runLoop{a: a, ctx: ctx, wg: &wg, watchErr: make(chan error, 1), syncErr: make(chan error, 1)}
 
 	// Watch first, then dump: no change can fall between the two.
-	watchReady := make(chan struct{})
-	watchErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		watchErr <- a.watch(ctx, watchReady)
-	}()
-	select {
-	case <-watchReady:
-	case err := <-watchErr:
+	if err := l.startWatch(); err != nil {
 		a.shutdownSync()
 		a.kern.Close()
 		return fmt.Errorf("watch kernel events: %w", err)
 	}
-	if xk := a.expectKernel(); xk != nil {
-		expReady := make(chan struct{})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.runExpectWatch(ctx, xk, expReady)
-		}()
-		select {
-		case <-expReady:
-		case <-ctx.Done():
-		}
-	}
+	l.startExpectWatch()
+
 	// Replication starts before the dump: peers' flows do not wait for
 	// this node's table to be read (after a restart that is what the node
 	// waits for), and the peers get this node's flows as the dump adds
 	// them, after a snapshot of what was read so far.
-	wg.Add(1)
-	syncErr := make(chan error, 1)
-	go func() {
-		defer wg.Done()
-		syncErr <- a.node.Run(ctx)
-	}()
+	l.startSync()
 	if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
 		a.log.Error("initial kernel dump failed; will retry", "err", err)
 		a.signalOverrun()
 	}
 	a.ready.Store(true)
-	if a.gate != nil {
-		// A gate left by a crash stays: this node's role has not changed.
-		if armed, _, err := a.gate.State(ctx); err != nil {
-			a.log.Warn("commit gate: cannot read its state", "err", err)
-		} else if armed {
-			a.gateArmed.Store(true)
-			a.log.Info("commit gate found armed (left by a previous run); keeping it until notify master")
-		}
-	}
-	if a.hot != nil {
-		a.hot.activate()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.hot.loop(ctx)
-		}()
-	}
 
+	a.readGateState(ctx)
+	l.startHot()
+	return l.serve()
+}
+
+// cancelOnQuit cancels Run's context when Shutdown is called.
+func (a *Agent) cancelOnQuit(ctx context.Context, cancel context.CancelFunc) {
+	select {
+	case <-a.quit:
+		cancel()
+	case <-ctx.Done():
+	}
+}
+
+// runLoop is one Run: its context, its goroutines and the loop's state.
+type runLoop struct {
+	a        *Agent
+	ctx      context.Context
+	wg       *stdsync.WaitGroup
+	watchErr chan error       // the kernel event watcher ended
+	syncErr  chan error       // replication ended
+	retry    <-chan time.Time // a failed resync's retry
+}
+
+// goWatch starts the kernel event watcher; ready is closed when it listens.
+func (l *runLoop) goWatch() (ready chan struct{}) {
+	ready = make(chan struct{})
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.watchErr <- l.a.watch(l.ctx, ready)
+	}()
+	return ready
+}
+
+// startWatch starts the watcher and waits until it listens.
+func (l *runLoop) startWatch() error {
+	ready := l.goWatch()
+	select {
+	case <-ready:
+		return nil
+	case err := <-l.watchErr:
+		return err
+	}
+}
+
+// startExpectWatch starts the expectation watcher, if the kernel has
+// expectations, and waits until it listens.
+func (l *runLoop) startExpectWatch() {
+	xk := l.a.expectKernel()
+	if xk == nil {
+		return
+	}
+	ready := make(chan struct{})
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.a.runExpectWatch(l.ctx, xk, ready)
+	}()
+	select {
+	case <-ready:
+	case <-l.ctx.Done():
+	}
+}
+
+func (l *runLoop) startSync() {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.syncErr <- l.a.node.Run(l.ctx)
+	}()
+}
+
+// readGateState keeps a gate left by a crash: this node's role has not
+// changed.
+func (a *Agent) readGateState(ctx context.Context) {
+	if a.gate == nil {
+		return
+	}
+	if armed, _, err := a.gate.State(ctx); err != nil {
+		a.log.Warn("commit gate: cannot read its state", "err", err)
+	} else if armed {
+		a.gateArmed.Store(true)
+		a.log.Info("commit gate found armed (left by a previous run); keeping it until notify master")
+	}
+}
+
+func (l *runLoop) startHot() {
+	if l.a.hot == nil {
+		return
+	}
+	l.a.hot.activate()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.a.hot.loop(l.ctx)
+	}()
+}
+
+// serve is the loop goroutine: every change to the internal cache and the
+// loop-only state happens here, one case at a time.
+func (l *runLoop) serve() error {
+	a := l.a
 	expire := time.NewTicker(time.Second)
 	defer expire.Stop()
 	promote := time.NewTicker(promoteEvery)
 	defer promote.Stop()
-	var retry <-chan time.Time
 	for {
 		select {
-		case <-ctx.Done():
-			// Stop taking loop work, let a commit, purge or transition in
-			// flight finish (their loop hand-offs now fail fast), then
-			// release the kernel.
-			close(a.stopping)
-			a.cancelPurge()
-			a.transition.Lock()
-			defer a.transition.Unlock()
-			err := <-syncErr
-			if a.gateArmed.Load() {
-				// Fail open: without ctsync nothing would lift it.
-				if _, gerr := a.liftGate(context.Background()); gerr != nil {
-					a.log.Error("commit gate: could not lift it at shutdown", "err", gerr)
-				}
-			}
-			a.kern.Close()
-			return err
-		case err := <-watchErr:
-			if ctx.Err() != nil {
-				continue // stopping: the watcher ended with the context
-			}
-			// The watcher died (not an overrun: those are handled). Restart it.
-			a.warn.Error(a.log, "watch failed", "kernel event watch failed; restarting", "err", err)
-			a.st.watchRestarts.Add(1)
-			watchReady = make(chan struct{})
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				watchErr <- a.watch(ctx, watchReady)
-			}()
-			a.signalOverrun()
+		case <-l.ctx.Done():
+			return l.stop()
+		case err := <-l.watchErr:
+			l.restartWatch(err)
 		case batch := <-a.events:
-			a.apply(batch)
-			select {
-			case a.free <- batch:
-			default:
-			}
+			a.applyBatch(batch)
 		case <-a.overrun:
-			if _, err := a.resync(ctx); err != nil && ctx.Err() == nil {
-				a.warn.Warn(a.log, "resync failed", "kernel resync failed; retrying", "err", err)
-				retry = time.After(time.Second)
-			}
-		case <-retry:
-			retry = nil
+			l.resync()
+		case <-l.retry:
+			l.retry = nil
 			a.signalOverrun()
 		case ev := <-a.expEvents:
 			a.applyExpect(&ev)
 		case op := <-a.ops:
 			op()
 		case <-expire.C:
-			a.in.ExpireExpects()
-			if n := a.ext.Expire(); n > 0 {
-				a.log.Debug("expired external flows", "count", n)
-			}
+			a.expire()
 		case <-promote.C:
 			a.promote()
 		}
+	}
+}
+
+// stop ends Run: it stops taking loop work, lets a commit, purge or
+// transition in flight finish (their loop hand-offs now fail fast), then
+// releases the kernel.
+func (l *runLoop) stop() error {
+	a := l.a
+	close(a.stopping)
+	a.cancelPurge()
+	a.transition.Lock()
+	defer a.transition.Unlock()
+	err := <-l.syncErr
+	if a.gateArmed.Load() {
+		// Fail open: without ctsync nothing would lift it.
+		if _, gerr := a.liftGate(context.Background()); gerr != nil {
+			a.log.Error("commit gate: could not lift it at shutdown", "err", gerr)
+		}
+	}
+	a.kern.Close()
+	return err
+}
+
+// restartWatch restarts a watcher that died (not an overrun: those are
+// handled), unless Run is stopping and it ended with the context.
+func (l *runLoop) restartWatch(err error) {
+	if l.ctx.Err() != nil {
+		return
+	}
+	a := l.a
+	a.warn.Error(a.log, "watch failed", "kernel event watch failed; restarting", "err", err)
+	a.st.watchRestarts.Add(1)
+	l.goWatch()
+	a.signalOverrun()
+}
+
+// resync rebuilds the internal cache after an overrun; a failure retries
+// in a second.
+func (l *runLoop) resync() {
+	a := l.a
+	if _, err := a.resync(l.ctx); err != nil && l.ctx.Err() == nil {
+		a.warn.Warn(a.log, "resync failed", "kernel resync failed; retrying", "err", err)
+		l.retry = time.After(time.Second)
+	}
+}
+
+// applyBatch applies a watcher's batch and recycles it.
+func (a *Agent) applyBatch(batch []flow.Event) {
+	a.apply(batch)
+	select {
+	case a.free <- batch:
+	default:
+	}
+}
+
+// expire drops the expectations and external flows that timed out.
+func (a *Agent) expire() {
+	a.in.ExpireExpects()
+	if n := a.ext.Expire(); n > 0 {
+		a.log.Debug("expired external flows", "count", n)
 	}
 }
 
@@ -453,7 +567,7 @@ func (a *Agent) newBatch() []flow.Event {
 // apply updates the internal cache from kernel events, in order.
 func (a *Agent) apply(batch []flow.Event) {
 	f := a.filter.Load()
-	now := monotonic()
+	now := a.monotonic()
 	for i := range batch {
 		ev := &batch[i]
 		a.st.events[ev.Type%4].Add(1)
@@ -520,7 +634,7 @@ func (a *Agent) promote() {
 	if len(a.pending) == 0 {
 		return
 	}
-	for _, fl := range a.pending.due(monotonic(), a.filter.Load().minAge) {
+	for _, fl := range a.pending.due(a.monotonic(), a.filter.Load().minAge) {
 		if a.hot.owns(&fl) {
 			continue
 		}
@@ -534,7 +648,7 @@ func (a *Agent) promote() {
 func (a *Agent) resync(ctx context.Context) (int, error) {
 	start := time.Now()
 	f := a.filter.Load()
-	now := monotonic()
+	now := a.monotonic()
 	// Flows still too young stay pending with their first-seen time; those
 	// the dump no longer shows ended while events were lost.
 	held := a.pending

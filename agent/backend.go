@@ -177,146 +177,195 @@ func (a *Agent) Notify(ctx context.Context, state string) (control.NotifyResult,
 	defer a.transition.Unlock()
 	state = strings.ToLower(state)
 	res := control.NotifyResult{State: state}
-	step := func(name string, fn func() (string, error)) error {
-		start := time.Now()
-		detail, err := fn()
-		res.Steps = append(res.Steps, control.NotifyStep{Name: name, Seconds: time.Since(start).Seconds(), Detail: detail})
-		return err
-	}
+	s := &notifySteps{res: &res}
+
 	var err error
 	switch state {
 	case "master":
-		start := time.Now()
-		a.cancelPurge()
-		if a.hot != nil && a.hot.active.Load() {
-			err = step("hot standby takeover", func() (string, error) {
-				held, written, skipped, left, err := a.hot.takeover(ctx)
-				a.commitLeft = left
-				detail := fmt.Sprintf("%d flows in the kernel already, %d written now", held, written)
-				if skipped > 0 {
-					detail += fmt.Sprintf(", %d skipped (refused by this node)", skipped)
-				}
-				if len(left) > 0 {
-					detail += fmt.Sprintf(", %d not written", len(left))
-				}
-				return detail, err
-			})
-			if err == nil {
-				// Hot standby keeps flows, not expectations, in the
-				// kernel ahead of a failover (the kernel cannot update
-				// one, and they live seconds): they are written now, on
-				// their masters, which are in place.
-				err = step("expectations", func() (string, error) {
-					var c control.CommitResult
-					err := a.commitExpects(ctx, a.inGate(0), &c)
-					detail := fmt.Sprintf("%d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed)
-					if c.ExpectationsSkipped > 0 {
-						detail += fmt.Sprintf(", %d skipped", c.ExpectationsSkipped)
-					}
-					return detail, err
-				})
-			}
-		} else {
-			err = step("commit", func() (string, error) {
-				c, err := a.commit(ctx)
-				res.Commit = &c
-				detail := fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced)
-				if c.Skipped > 0 {
-					detail += fmt.Sprintf(", %d skipped (refused by this node)", c.Skipped)
-				}
-				if c.KeptLocal > 0 {
-					detail += fmt.Sprintf(", %d kept local", c.KeptLocal)
-				}
-				if c.Failed > 0 {
-					detail += fmt.Sprintf(", %d failed", c.Failed)
-				}
-				if n := c.Expectations + c.ExpectationsExisting + c.ExpectationsFailed; n > 0 {
-					detail += fmt.Sprintf("; expectations %d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed)
-				}
-				return detail, err
-			})
-		}
-		// The flows are in place (or the commit failed: this node is
-		// master either way and must forward): lift the gate.
-		if gerr := step("lift commit gate", func() (string, error) { return a.liftGate(ctx) }); gerr != nil && err == nil {
-			err = gerr
-		}
-		took := time.Since(start)
-		a.gateLast.Store(int64(took))
-		a.st.takeovers.observe(took)
-		if err == nil {
-			// The committed flows are this node's own now; those not
-			// written stay, for `ctsync commit` to retry.
-			err = step("flush external cache", func() (string, error) {
-				res.Remaining = a.ext.FlushExcept(a.commitLeft)
-				a.commitLeft = nil
-				if res.Remaining > 0 {
-					return fmt.Sprintf("%d flows not written remain; run `ctsync commit` to retry", res.Remaining), nil
-				}
-				return "", nil
-			})
-		}
-		if err == nil {
-			err = step("resync internal cache from kernel", func() (string, error) {
-				var removed int
-				var rerr error
-				if derr := a.do(ctx, func() { removed, rerr = a.resync(ctx) }); derr != nil {
-					return "", derr
-				}
-				return fmt.Sprintf("%d flows, %d removed", a.in.Len(), removed), rerr
-			})
-		}
-		if err == nil {
-			err = step("send bulk to peers", func() (string, error) {
-				return fmt.Sprintf("%d peers", a.node.SendBulk()), nil
-			})
-		}
+		err = a.notifyMaster(ctx, s)
 	case "backup":
-		err = step("arm commit gate", func() (string, error) { return a.armGate(ctx) })
-		if a.hot != nil {
-			step("hot standby", func() (string, error) {
-				a.hot.activate()
-				a.signalOverrun() // the peers' flows leave the internal cache
-				return "peers' flows are kept in the kernel", nil
-			})
-		}
-		if err == nil {
-			err = step("request resync from peers", func() (string, error) {
-				return fmt.Sprintf("%d peers", a.node.RequestResync()), nil
-			})
-		}
-		if err == nil {
-			err = step("schedule purge", func() (string, error) {
-				p := a.schedulePurge(a.cfg.PurgeTimeout.Duration())
-				return "at " + p.At.Format(time.RFC3339), nil
-			})
-		}
+		err = a.notifyBackup(ctx, s)
 	case "fault":
-		err = step("arm commit gate", func() (string, error) { return a.armGate(ctx) })
-		if a.hot != nil {
-			step("hot standby", func() (string, error) {
-				a.hot.activate()
-				a.signalOverrun()
-				return "peers' flows are kept in the kernel", nil
-			})
-		}
-		if err == nil {
-			err = step("schedule purge", func() (string, error) {
-				p := a.schedulePurge(a.cfg.PurgeTimeout.Duration())
-				return "at " + p.At.Format(time.RFC3339), nil
-			})
-		}
+		err = a.notifyFault(ctx, s)
 	case "stop":
-		// keepalived is stopping: this node holds no VIP any more and no
-		// takeover will come to lift the gate. Its flows stay as they are.
-		err = step("lift commit gate", func() (string, error) { return a.liftGate(ctx) })
+		err = a.notifyStop(ctx, s)
 	default:
 		return res, fmt.Errorf("unknown state %q (want master, backup, fault or stop)", state)
 	}
+
 	a.role.Store(&state)
 	a.st.transitions.Add(1)
 	a.st.lastTransition.Store(&res)
 	a.st.lastNotifyAt.Store(time.Now().UnixNano())
 	a.log.Info("keepalived transition", "state", state, "steps", len(res.Steps), "err", err)
 	return res, err
+}
+
+// notifySteps records a transition's steps, timed, into its result.
+type notifySteps struct{ res *control.NotifyResult }
+
+// step runs fn as the step name and records its duration and detail.
+func (s *notifySteps) step(name string, fn func() (string, error)) error {
+	start := time.Now()
+	detail, err := fn()
+	s.res.Steps = append(s.res.Steps, control.NotifyStep{Name: name, Seconds: time.Since(start).Seconds(), Detail: detail})
+	return err
+}
+
+// notifyMaster takes over: the peers' flows into the kernel, the gate
+// lifted, then (if that went well) the external cache flushed, the
+// internal one resynced and this node's flows sent to the peers.
+func (a *Agent) notifyMaster(ctx context.Context, s *notifySteps) error {
+	start := time.Now()
+	a.cancelPurge()
+	err := a.takeover(ctx, s)
+
+	// The flows are in place (or the commit failed: this node is
+	// master either way and must forward): lift the gate.
+	if gerr := s.step("lift commit gate", func() (string, error) { return a.liftGate(ctx) }); gerr != nil && err == nil {
+		err = gerr
+	}
+	took := time.Since(start)
+	a.gateLast.Store(int64(took))
+	a.st.takeovers.observe(took)
+
+	if err == nil {
+		// The committed flows are this node's own now; those not
+		// written stay, for `ctsync commit` to retry.
+		err = s.step("flush external cache", func() (string, error) {
+			s.res.Remaining = a.ext.FlushExcept(a.commitLeft)
+			a.commitLeft = nil
+			if s.res.Remaining > 0 {
+				return fmt.Sprintf("%d flows not written remain; run `ctsync commit` to retry", s.res.Remaining), nil
+			}
+			return "", nil
+		})
+	}
+	if err == nil {
+		err = s.step("resync internal cache from kernel", func() (string, error) {
+			var removed int
+			var rerr error
+			if derr := a.do(ctx, func() { removed, rerr = a.resync(ctx) }); derr != nil {
+				return "", derr
+			}
+			return fmt.Sprintf("%d flows, %d removed", a.in.Len(), removed), rerr
+		})
+	}
+	if err == nil {
+		err = s.step("send bulk to peers", func() (string, error) {
+			return fmt.Sprintf("%d peers", a.node.SendBulk()), nil
+		})
+	}
+	return err
+}
+
+// takeover writes the peers' flows into the kernel: in hot standby what is
+// not there yet, then the expectations; otherwise a full commit.
+func (a *Agent) takeover(ctx context.Context, s *notifySteps) error {
+	if a.hot == nil || !a.hot.active.Load() {
+		return s.step("commit", func() (string, error) {
+			c, err := a.commit(ctx)
+			s.res.Commit = &c
+			return commitDetail(&c), err
+		})
+	}
+
+	err := s.step("hot standby takeover", func() (string, error) {
+		held, written, skipped, left, err := a.hot.takeover(ctx)
+		a.commitLeft = left
+		detail := fmt.Sprintf("%d flows in the kernel already, %d written now", held, written)
+		if skipped > 0 {
+			detail += fmt.Sprintf(", %d skipped (refused by this node)", skipped)
+		}
+		if len(left) > 0 {
+			detail += fmt.Sprintf(", %d not written", len(left))
+		}
+		return detail, err
+	})
+	if err != nil {
+		return err
+	}
+
+	// Hot standby keeps flows, not expectations, in the kernel ahead of
+	// a failover (the kernel cannot update one, and they live seconds):
+	// they are written now, on their masters, which are in place.
+	return s.step("expectations", func() (string, error) {
+		var c control.CommitResult
+		err := a.commitExpects(ctx, a.inGate(0), &c)
+		detail := fmt.Sprintf("%d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed)
+		if c.ExpectationsSkipped > 0 {
+			detail += fmt.Sprintf(", %d skipped", c.ExpectationsSkipped)
+		}
+		return detail, err
+	})
+}
+
+// commitDetail is the commit step's detail line.
+func commitDetail(c *control.CommitResult) string {
+	detail := fmt.Sprintf("%d created, %d replaced", c.Created, c.Replaced)
+	if c.Skipped > 0 {
+		detail += fmt.Sprintf(", %d skipped (refused by this node)", c.Skipped)
+	}
+	if c.KeptLocal > 0 {
+		detail += fmt.Sprintf(", %d kept local", c.KeptLocal)
+	}
+	if c.Failed > 0 {
+		detail += fmt.Sprintf(", %d failed", c.Failed)
+	}
+	if n := c.Expectations + c.ExpectationsExisting + c.ExpectationsFailed; n > 0 {
+		detail += fmt.Sprintf("; expectations %d created, %d existing, %d failed", c.Expectations, c.ExpectationsExisting, c.ExpectationsFailed)
+	}
+	return detail
+}
+
+// notifyBackup: the gate armed, hot standby on, a resync asked of the
+// peers and the purge scheduled.
+func (a *Agent) notifyBackup(ctx context.Context, s *notifySteps) error {
+	err := s.step("arm commit gate", func() (string, error) { return a.armGate(ctx) })
+	a.hotStandbyStep(s)
+	if err == nil {
+		err = s.step("request resync from peers", func() (string, error) {
+			return fmt.Sprintf("%d peers", a.node.RequestResync()), nil
+		})
+	}
+	if err == nil {
+		err = a.schedulePurgeStep(s)
+	}
+	return err
+}
+
+// notifyFault: as backup, without the resync request to the peers.
+func (a *Agent) notifyFault(ctx context.Context, s *notifySteps) error {
+	err := s.step("arm commit gate", func() (string, error) { return a.armGate(ctx) })
+	a.hotStandbyStep(s)
+	if err == nil {
+		err = a.schedulePurgeStep(s)
+	}
+	return err
+}
+
+// notifyStop: keepalived is stopping: this node holds no VIP any more and
+// no takeover will come to lift the gate. Its flows stay as they are.
+func (a *Agent) notifyStop(ctx context.Context, s *notifySteps) error {
+	return s.step("lift commit gate", func() (string, error) { return a.liftGate(ctx) })
+}
+
+// hotStandbyStep turns hot standby on (when configured): the peers' flows
+// leave the internal cache and are kept in the kernel.
+func (a *Agent) hotStandbyStep(s *notifySteps) {
+	if a.hot == nil {
+		return
+	}
+	_ = s.step("hot standby", func() (string, error) {
+		a.hot.activate()
+		a.signalOverrun() // the peers' flows leave the internal cache
+		return "peers' flows are kept in the kernel", nil
+	})
+}
+
+func (a *Agent) schedulePurgeStep(s *notifySteps) error {
+	return s.step("schedule purge", func() (string, error) {
+		p := a.schedulePurge(a.cfg.PurgeTimeout.Duration())
+		return "at " + p.At.Format(time.RFC3339), nil
+	})
 }

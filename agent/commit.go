@@ -31,7 +31,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	start := time.Now()
 	a.cancelPurge()
 	res := control.CommitResult{}
-	opts := kernel.BulkOptions{Create: kernel.CreateOptions{Timeout: uint32(a.cfg.Commit.Timeout.Duration() / time.Second), Liberal: true}}
+
 	// This node knows what it commits: while its event sockets listen,
 	// the kernel does event work for every created entry (that halves the
 	// commit rate, kernel BenchmarkBulkCreateWatched). So it stops
@@ -45,7 +45,37 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	// the kernel's work for the CPU and would make the commit slower.
 	a.in.Hold(true)
 	defer a.in.Hold(false)
+
 	rec := a.newRecorder(ctx)
+	a.commitLeft = nil
+	skipped, left, err := a.commitCache(ctx, rec, &res)
+
+	if merr := a.kern.Mute(false); merr != nil {
+		a.log.Error("could not resume kernel events after the commit; resyncing", "err", merr)
+	}
+	rec.wait()
+	a.signalOverrun() // a resync: the kernel is the truth
+	res.Skipped = skipped.n
+	if err != nil {
+		return res, err
+	}
+
+	if skipped.n > 0 {
+		a.log.Info("peers' flows skipped: this node refuses them (its filter, loopback, its own addresses)",
+			"skipped", skipped.n, "expectations_skipped", res.ExpectationsSkipped, "example", skipped.example)
+	}
+	res.Remaining = len(left)
+	a.commitLeft = left
+	a.commitDone(&res, start)
+	return res, nil
+}
+
+// commitCache writes the external cache's flows, chunk by chunk, and has
+// rec record those written: masters, then the expectations, then RELATED
+// flows. It returns the flows this node refused and the keys of those not
+// written.
+func (a *Agent) commitCache(ctx context.Context, rec *recorder, res *control.CommitResult) (refusals, map[cache.Key]struct{}, error) {
+	opts := kernel.BulkOptions{Create: kernel.CreateOptions{Timeout: uint32(a.cfg.Commit.Timeout.Duration() / time.Second), Liberal: true}}
 	// The peers' flows this node refuses are not written: its addresses
 	// as they are now (the VRRP addresses it just took over included).
 	// They are not failures either: notify master flushes them with the
@@ -56,13 +86,13 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 	// commit (notify master flushes the rest).
 	left := make(map[cache.Key]struct{})
 	notWritten := func(f *flow.Flow) { left[cache.KeyOf(f)] = struct{}{} }
-	a.commitLeft = nil
+
 	var err error
 	for _, related := range []bool{false, true} {
 		if related && err == nil {
 			// Masters are in: their expectations, then the RELATED
 			// flows (which may have been created by one).
-			err = a.commitExpects(ctx, gate, &res)
+			err = a.commitExpects(ctx, gate, res)
 		}
 		buf := rec.buffer()
 		send := func() {
@@ -70,7 +100,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 				return
 			}
 			var created []flow.Flow
-			created, err = a.commitSet(ctx, buf, opts, &res, notWritten)
+			created, err = a.commitSet(ctx, buf, opts, res, notWritten)
 			rec.record(created)
 			buf = rec.buffer()
 		}
@@ -82,12 +112,7 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 				skipped.add(a.log, f, why)
 				return true
 			}
-			c := *f
-			if f.Master != nil {
-				m := *f.Master
-				c.Master = &m
-			}
-			buf = append(buf, c)
+			buf = append(buf, copyFlow(f))
 			if len(buf) == commitChunk {
 				send()
 			}
@@ -95,30 +120,31 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 		})
 		send()
 	}
-	if merr := a.kern.Mute(false); merr != nil {
-		a.log.Error("could not resume kernel events after the commit; resyncing", "err", merr)
+	return skipped, left, err
+}
+
+// copyFlow copies f and its master, if any.
+func copyFlow(f *flow.Flow) flow.Flow {
+	c := *f
+	if f.Master != nil {
+		m := *f.Master
+		c.Master = &m
 	}
-	rec.wait()
-	a.signalOverrun() // a resync: the kernel is the truth
-	res.Skipped = skipped.n
-	if err != nil {
-		return res, err
-	}
-	if skipped.n > 0 {
-		a.log.Info("peers' flows skipped: this node refuses them (its filter, loopback, its own addresses)",
-			"skipped", skipped.n, "expectations_skipped", res.ExpectationsSkipped, "example", skipped.example)
-	}
-	res.Remaining = len(left)
-	a.commitLeft = left
+	return c
+}
+
+// commitDone counts and logs a successful commit.
+func (a *Agent) commitDone(res *control.CommitResult, start time.Time) {
 	took := time.Since(start)
 	res.Seconds = took.Seconds()
 	a.st.commits.Add(1)
 	a.st.committed.Add(uint64(res.Created + res.Replaced))
 	a.st.commitFailed.Add(uint64(res.Failed))
 	a.st.commitSkipped.Add(uint64(res.Skipped))
-	a.st.lastCommit.Store(&res)
+	a.st.lastCommit.Store(res)
 	a.st.lastCommitAt.Store(time.Now().UnixNano())
 	a.st.commitDurations.observe(took)
+
 	lvl := a.log.Info
 	if res.Remaining > 0 {
 		lvl = a.log.Warn
@@ -127,7 +153,6 @@ func (a *Agent) commit(ctx context.Context) (control.CommitResult, error) {
 		"skipped", res.Skipped, "kept_local", res.KeptLocal, "remaining", res.Remaining,
 		"expectations", res.Expectations, "expectations_existing", res.ExpectationsExisting, "expectations_failed", res.ExpectationsFailed,
 		"took", time.Since(start).Round(time.Millisecond))
-	return res, nil
 }
 
 // recorder puts committed flows into the internal cache on the loop, one
@@ -225,18 +250,62 @@ func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.Bu
 	if notWritten == nil {
 		notWritten = func(*flow.Flow) {}
 	}
-	fail := func(f *flow.Flow, err error) {
-		a.commitFailure(res, f, err)
-		notWritten(f)
+	s := &commitStep{a: a, ctx: ctx, opts: opts, res: res, notWritten: notWritten}
+
+	exist, err := s.create(flows)
+	if err != nil || len(exist) == 0 {
+		return s.created, err
 	}
-	keep := func(f *flow.Flow, why string) {
-		a.commitKeptLocal(res, f, why)
-		notWritten(f)
+	if err := s.classify(exist); err != nil {
+		return s.created, err
 	}
+	if err := s.updateInPlace(); err != nil {
+		return s.created, err
+	}
+	if err := s.swapAll(); err != nil {
+		return s.created, err
+	}
+	if err := s.createAgain(); err != nil {
+		return s.created, err
+	}
+	return s.created, nil
+}
+
+// commitStep is one commitSet call: the flows it has written so far and
+// those waiting for each later step, by what the kernel holds for them.
+type commitStep struct {
+	a          *Agent
+	ctx        context.Context
+	opts       kernel.BulkOptions
+	res        *control.CommitResult
+	notWritten func(*flow.Flow)
+
+	created []flow.Flow // in the kernel now
+
+	// Existing entries, with the live entry each one found.
+	update, updLive []flow.Flow // the same connection: update in place
+	swap, swapLive  []flow.Flow // another form of it: swap
+	again           []flow.Flow // no entry with its original tuple: create again
+}
+
+func (s *commitStep) fail(f *flow.Flow, err error) {
+	s.a.commitFailure(s.res, f, err)
+	s.notWritten(f)
+}
+
+func (s *commitStep) keep(f *flow.Flow, why string) {
+	s.a.commitKeptLocal(s.res, f, why)
+	s.notWritten(f)
+}
+
+// create tries every flow as new. It keeps the created flows (partitioned
+// in place at the front of flows) and returns those whose entry exists.
+func (s *commitStep) create(flows []flow.Flow) ([]flow.Flow, error) {
 	errs := make([]error, len(flows))
-	if _, err := a.kern.Bulk(ctx, kernel.OpCreate, flows, opts, errs); err != nil && ctx.Err() != nil {
+	if _, err := s.a.kern.Bulk(s.ctx, kernel.OpCreate, flows, s.opts, errs); err != nil && s.ctx.Err() != nil {
 		return nil, err
 	}
+
 	// Partition in place: created flows first, then the existing ones.
 	done, exist := 0, []flow.Flow(nil)
 	for i, err := range errs {
@@ -247,177 +316,217 @@ func (a *Agent) commitSet(ctx context.Context, flows []flow.Flow, opts kernel.Bu
 		case errors.Is(err, kernel.ErrExist):
 			exist = append(exist, flows[i])
 		default:
-			fail(&flows[i], err)
+			s.fail(&flows[i], err)
 		}
 	}
-	res.Created += done
-	created := flows[:done]
-	if len(exist) == 0 {
-		return created, nil
+	s.res.Created += done
+	s.created = flows[:done]
+	return exist, nil
+}
+
+// classify fetches the entries that exist (look at what is there before
+// touching it) and sorts the flows by what they found.
+func (s *commitStep) classify(exist []flow.Flow) error {
+	live := make([]flow.Flow, len(exist))
+	errs := make([]error, len(exist))
+	if _, err := s.a.kern.Bulk(s.ctx, kernel.OpGet, exist, kernel.BulkOptions{Got: live}, errs); err != nil && s.ctx.Err() != nil {
+		return err
 	}
 
-	// Look at what is there before touching it.
-	live := make([]flow.Flow, len(exist))
-	errs = make([]error, len(exist))
-	if _, err := a.kern.Bulk(ctx, kernel.OpGet, exist, kernel.BulkOptions{Got: live}, errs); err != nil && ctx.Err() != nil {
-		return created, err
-	}
-	var update, updLive, swap, swapLive, again []flow.Flow
 	for i := range exist {
 		r, l := &exist[i], &live[i]
 		switch {
 		case errors.Is(errs[i], kernel.ErrNotFound):
 			// No entry has this original tuple (any more): the clash
 			// was on the reply tuple, or the entry ended meanwhile.
-			again = append(again, *r)
+			s.again = append(s.again, *r)
 		case errs[i] != nil:
-			fail(r, errs[i])
+			s.fail(r, errs[i])
 		case l.Orig != r.Orig || l.Zone != r.Zone:
-			keep(r, "its original tuple is the reply tuple of a local connection")
+			s.keep(r, "its original tuple is the reply tuple of a local connection")
 		case l.Reply == r.Reply && l.Helper == r.Helper:
-			update = append(update, *r)
-			updLive = append(updLive, *l)
+			s.update = append(s.update, *r)
+			s.updLive = append(s.updLive, *l)
 		default:
-			swap = append(swap, *r)
-			swapLive = append(swapLive, *l)
+			s.swap = append(s.swap, *r)
+			s.swapLive = append(s.swapLive, *l)
+		}
+	}
+	return nil
+}
+
+// updateInPlace updates the same connection in place. An entry that ended
+// meanwhile is created again; one not updatable in place is swapped.
+func (s *commitStep) updateInPlace() error {
+	if len(s.update) == 0 {
+		return nil
+	}
+	errs, err := s.updateRequests()
+	if err != nil {
+		return err
+	}
+
+	for i, err := range errs {
+		r := s.update[i]
+		switch {
+		case err == nil:
+			s.res.Replaced++
+			s.created = append(s.created, r)
+		case errors.Is(err, kernel.ErrNotFound):
+			s.again = append(s.again, r) // ended meanwhile
+		default:
+			// Not updatable in place (labels on an entry without
+			// them, for one): swap it.
+			s.swap = append(s.swap, r)
+			s.swapLive = append(s.swapLive, s.updLive[i])
+		}
+	}
+	return nil
+}
+
+// updateRequests sends the in-place updates, exactly to the entries looked
+// at, and returns each one's error.
+func (s *commitStep) updateRequests() ([]error, error) {
+	update, updLive := s.update, s.updLive
+	req := make([]flow.Flow, len(update))
+	for i := range update {
+		u := &req[i]
+		*u = update[i]
+		u.ID = updLive[i].ID
+		u.Attrs |= flow.AttrID // exactly the entry looked at
+		if s.opts.Create.Timeout != 0 {
+			u.Timeout = s.opts.Create.Timeout
 		}
 	}
 
-	// The same connection: update it in place.
-	if len(update) > 0 {
-		req := make([]flow.Flow, len(update))
+	// Labels only where the entry or the replica has some: the
+	// kernel refuses labels on an entry created without them.
+	labels := func(i int) bool { return !update[i].Labels.IsZero() || !updLive[i].Labels.IsZero() }
+	errs := make([]error, len(update))
+	fields := kernel.UpdateFields{Timeout: true, Mark: true, TCP: true, Liberal: s.opts.Create.Liberal}
+	for _, withLabels := range []bool{false, true} {
+		var part []flow.Flow
+		var at []int
 		for i := range update {
-			u := &req[i]
-			*u = update[i]
-			u.ID = updLive[i].ID
-			u.Attrs |= flow.AttrID // exactly the entry looked at
-			if opts.Create.Timeout != 0 {
-				u.Timeout = opts.Create.Timeout
+			if labels(i) == withLabels {
+				part = append(part, req[i])
+				at = append(at, i)
 			}
 		}
-		// Labels only where the entry or the replica has some: the
-		// kernel refuses labels on an entry created without them.
-		labels := func(i int) bool { return !update[i].Labels.IsZero() || !updLive[i].Labels.IsZero() }
-		errs = make([]error, len(update))
-		fields := kernel.UpdateFields{Timeout: true, Mark: true, TCP: true, Liberal: opts.Create.Liberal}
-		for _, withLabels := range []bool{false, true} {
-			var part []flow.Flow
-			var at []int
-			for i := range update {
-				if labels(i) == withLabels {
-					part = append(part, req[i])
-					at = append(at, i)
-				}
-			}
-			if len(part) == 0 {
-				continue
-			}
-			fields.Labels = withLabels
-			perrs := make([]error, len(part))
-			if _, err := a.kern.Bulk(ctx, kernel.OpUpdate, part, kernel.BulkOptions{Update: fields}, perrs); err != nil && ctx.Err() != nil {
-				return created, err
-			}
-			for k, i := range at {
-				errs[i] = perrs[k]
-			}
+		if len(part) == 0 {
+			continue
 		}
-		for i, err := range errs {
-			r := update[i]
-			switch {
-			case err == nil:
-				res.Replaced++
-				created = append(created, r)
-			case errors.Is(err, kernel.ErrNotFound):
-				again = append(again, r) // ended meanwhile
-			default:
-				// Not updatable in place (labels on an entry without
-				// them, for one): swap it.
-				swap = append(swap, r)
-				swapLive = append(swapLive, updLive[i])
-			}
+		fields.Labels = withLabels
+		perrs := make([]error, len(part))
+		if _, err := s.a.kern.Bulk(s.ctx, kernel.OpUpdate, part, kernel.BulkOptions{Update: fields}, perrs); err != nil && s.ctx.Err() != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			errs[i] = perrs[k]
+		}
+	}
+	return errs, nil
+}
+
+// swapAll swaps another form of the connection for the replica, and puts
+// it back if the replica is refused. Once an entry is deleted, the swap
+// runs to its end even if ctx ends (each request is bounded by the kernel
+// connection's request timeout): a live connection is at stake.
+func (s *commitStep) swapAll() error {
+	if len(s.swap) == 0 {
+		return nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	sctx := context.WithoutCancel(s.ctx)
+
+	// Delete the local entries.
+	errs := make([]error, len(s.swap))
+	if _, err := s.a.kern.Bulk(sctx, kernel.OpDelete, s.swapLive, kernel.BulkOptions{}, errs); err != nil {
+		s.a.log.Warn("deleting local entries to swap them for replicas", "err", err)
+	}
+	var put, putLive []flow.Flow
+	var gone []bool // the local entry had ended already: nothing to put back
+	for i, err := range errs {
+		if err == nil || errors.Is(err, kernel.ErrNotFound) {
+			put = append(put, s.swap[i])
+			putLive = append(putLive, s.swapLive[i])
+			gone = append(gone, err != nil)
+		} else {
+			s.fail(&s.swap[i], fmt.Errorf("delete the local entry: %w", err))
 		}
 	}
 
-	// Another form of the connection: swap it, and put it back if the
-	// replica is refused. Once an entry is deleted, the swap runs to its
-	// end even if ctx ends (each request is bounded by the kernel
-	// connection's request timeout): a live connection is at stake.
-	if len(swap) > 0 {
-		if err := ctx.Err(); err != nil {
-			return created, err
-		}
-		sctx := context.WithoutCancel(ctx)
-		errs = make([]error, len(swap))
-		if _, err := a.kern.Bulk(sctx, kernel.OpDelete, swapLive, kernel.BulkOptions{}, errs); err != nil {
-			a.log.Warn("deleting local entries to swap them for replicas", "err", err)
-		}
-		var put, putLive []flow.Flow
-		var gone []bool // the local entry had ended already: nothing to put back
-		for i, err := range errs {
-			if err == nil || errors.Is(err, kernel.ErrNotFound) {
-				put = append(put, swap[i])
-				putLive = append(putLive, swapLive[i])
-				gone = append(gone, err != nil)
-			} else {
-				fail(&swap[i], fmt.Errorf("delete the local entry: %w", err))
-			}
-		}
-		errs = errs[:len(put)]
-		if _, err := a.kern.Bulk(sctx, kernel.OpCreate, put, opts, errs); err != nil {
-			a.log.Warn("creating replicas in place of local entries", "err", err)
-		}
-		var back, backLive []flow.Flow
-		var why []error
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				res.Replaced++
-				created = append(created, put[i])
-			case gone[i]:
-				fail(&put[i], err)
-			default:
-				back = append(back, put[i])
-				backLive = append(backLive, putLive[i])
-				why = append(why, err)
-			}
-		}
-		if len(back) > 0 {
-			errs = errs[:len(back)]
-			if _, err := a.kern.Bulk(sctx, kernel.OpCreate, backLive, kernel.BulkOptions{}, errs); err != nil {
-				a.log.Warn("putting local entries back after refused replicas", "err", err)
-			}
-			for i, err := range errs {
-				switch {
-				case err == nil || errors.Is(err, kernel.ErrExist):
-					// Back (or recreated by packets meanwhile).
-					keep(&back[i], fmt.Sprintf("the kernel refused the replica (%v); the local entry was put back", why[i]))
-				default:
-					fail(&back[i], fmt.Errorf("%w; the local entry could not be put back: %v", why[i], err))
-				}
-			}
+	// Create the replicas in their place.
+	errs = errs[:len(put)]
+	if _, err := s.a.kern.Bulk(sctx, kernel.OpCreate, put, s.opts, errs); err != nil {
+		s.a.log.Warn("creating replicas in place of local entries", "err", err)
+	}
+	var back, backLive []flow.Flow
+	var why []error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			s.res.Replaced++
+			s.created = append(s.created, put[i])
+		case gone[i]:
+			s.fail(&put[i], err)
+		default:
+			back = append(back, put[i])
+			backLive = append(backLive, putLive[i])
+			why = append(why, err)
 		}
 	}
 
-	// No entry with this original tuple: create once more; a clash now
-	// is with another connection's reply tuple, which stays.
-	if len(again) > 0 {
-		errs = make([]error, len(again))
-		if _, err := a.kern.Bulk(ctx, kernel.OpCreate, again, opts, errs); err != nil && ctx.Err() != nil {
-			return created, err
-		}
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				res.Created++
-				created = append(created, again[i])
-			case errors.Is(err, kernel.ErrExist):
-				keep(&again[i], "its reply tuple is a local connection's")
-			default:
-				fail(&again[i], err)
-			}
+	s.restore(sctx, back, backLive, why, errs)
+	return nil
+}
+
+// restore puts back the local entries whose replicas the kernel refused
+// (why), and keeps those flows local. errs is scratch space.
+func (s *commitStep) restore(sctx context.Context, back, backLive []flow.Flow, why, errs []error) {
+	if len(back) == 0 {
+		return
+	}
+	errs = errs[:len(back)]
+	if _, err := s.a.kern.Bulk(sctx, kernel.OpCreate, backLive, kernel.BulkOptions{}, errs); err != nil {
+		s.a.log.Warn("putting local entries back after refused replicas", "err", err)
+	}
+	for i, err := range errs {
+		switch {
+		case err == nil || errors.Is(err, kernel.ErrExist):
+			// Back (or recreated by packets meanwhile).
+			s.keep(&back[i], fmt.Sprintf("the kernel refused the replica (%v); the local entry was put back", why[i]))
+		default:
+			s.fail(&back[i], fmt.Errorf("%w; the local entry could not be put back: %v", why[i], err))
 		}
 	}
-	return created, nil
+}
+
+// createAgain creates once more the flows no entry's original tuple
+// matched; a clash now is with another connection's reply tuple, which
+// stays.
+func (s *commitStep) createAgain() error {
+	if len(s.again) == 0 {
+		return nil
+	}
+	errs := make([]error, len(s.again))
+	if _, err := s.a.kern.Bulk(s.ctx, kernel.OpCreate, s.again, s.opts, errs); err != nil && s.ctx.Err() != nil {
+		return err
+	}
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			s.res.Created++
+			s.created = append(s.created, s.again[i])
+		case errors.Is(err, kernel.ErrExist):
+			s.keep(&s.again[i], "its reply tuple is a local connection's")
+		default:
+			s.fail(&s.again[i], err)
+		}
+	}
+	return nil
 }
 
 // commitKeptLocal counts a flow kept local instead of its replica, and
@@ -445,12 +554,12 @@ func (a *Agent) schedulePurge(after time.Duration) control.PurgeResult {
 	if a.purgeTimer != nil {
 		a.purgeTimer.Stop()
 	}
-	a.purgeAt = time.Now().Add(after)
-	a.purgeTimer = time.AfterFunc(after, func() {
+	a.purgeAt = a.clock.Now().Add(after)
+	a.purgeTimer = a.clock.AfterFunc(after, func() {
 		a.transition.Lock()
 		defer a.transition.Unlock()
 		a.purgeMu.Lock()
-		if a.purgeTimer == nil || time.Now().Before(a.purgeAt) {
+		if a.purgeTimer == nil || a.clock.Now().Before(a.purgeAt) {
 			a.purgeMu.Unlock()
 			return // cancelled or re-armed meanwhile
 		}

@@ -207,13 +207,13 @@ func (a *Agent) holdOrphan(x *flow.Expect) {
 		a.st.filtered.Add(1)
 		return
 	}
-	a.expOrphans[x.Key()] = orphan{x: *x, deadline: monotonic() + int64(x.Timeout)*int64(time.Second)}
+	a.expOrphans[x.Key()] = orphan{x: *x, deadline: a.monotonic() + int64(x.Timeout)*int64(time.Second)}
 }
 
 // adoptOrphans caches the held expectations whose master is now cached
 // (on the loop).
 func (a *Agent) adoptOrphans() {
-	now := monotonic()
+	now := a.monotonic()
 	for k, o := range a.expOrphans {
 		switch {
 		case a.masterReplicated(&o.x):

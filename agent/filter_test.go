@@ -145,8 +145,14 @@ func TestFilterLabelMask(t *testing.T) {
 // testAgent is an agent with only what apply, resync-free promotion and the
 // filter need.
 func testAgent(t *testing.T, c config.Filter) *Agent {
-	a := &Agent{pending: make(pending),
-		in: cache.NewInternal(cache.InternalOptions{Clock: monotonic})}
+	return testAgentClock(t, c, nil)
+}
+
+// testAgentClock is testAgent on the given clock (nil: the real one).
+func testAgentClock(t *testing.T, c config.Filter, clock Clock) *Agent {
+	a := &Agent{pending: make(pending)}
+	a.setClock(clock)
+	a.in = cache.NewInternal(cache.InternalOptions{Clock: a.monotonic})
 	a.filter.Store(mustFilter(t, c))
 	return a
 }
@@ -178,13 +184,15 @@ func TestFilterAppliedToEvents(t *testing.T) {
 
 func TestFilterMinAge(t *testing.T) {
 	const age = 300 * time.Millisecond
-	a := testAgent(t, config.Filter{MinAge: config.Duration(age)})
+	clock := newFakeClock()
+	a := testAgentClock(t, config.Filter{MinAge: config.Duration(age)}, clock)
 	short := testFlow(flow.ProtoUDP, "192.168.10.2", 53)
 	long := testFlow(flow.ProtoTCP, "192.168.10.3", 443)
 	a.apply([]flow.Event{ev(flow.EventNew, short), ev(flow.EventNew, long)})
 	if a.in.Len() != 0 || len(a.pending) != 2 {
 		t.Fatalf("young flows: %d cached, %d pending; want 0 and 2", a.in.Len(), len(a.pending))
 	}
+	clock.Advance(age - time.Millisecond)
 	a.promote()
 	if a.in.Len() != 0 {
 		t.Fatal("promoted before min_age")
@@ -193,7 +201,7 @@ func TestFilterMinAge(t *testing.T) {
 	// while pending: its latest state is what is sent.
 	long.Mark = 9
 	a.apply([]flow.Event{ev(flow.EventDestroy, short), ev(flow.EventUpdate, long)})
-	time.Sleep(age + 50*time.Millisecond)
+	clock.Advance(time.Millisecond)
 	a.promote()
 	if a.in.Len() != 1 || len(a.pending) != 0 {
 		t.Fatalf("after min_age: %d cached, %d pending; want 1 and 0", a.in.Len(), len(a.pending))

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // inNetNS runs fn with the calling thread in namespace ns: sockets fn
@@ -35,17 +36,6 @@ func inNetNS(t *testing.T, ns string, fn func()) {
 		}
 	}()
 	fn()
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestNftGate arms the gate on a node whose table lost an established
@@ -133,7 +123,7 @@ func TestNftGate(t *testing.T) {
 	if _, err := client.Write([]byte("b")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the gate to drop the segment", func() bool {
+	wait.For(t, "the gate to drop the segment", 20*time.Second, func() bool {
 		_, n, err := g.State(ctx)
 		return err == nil && n >= 1
 	})

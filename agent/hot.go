@@ -175,7 +175,7 @@ func (h *hot) pass(ctx context.Context, gate inGate) error {
 	keys := h.dirty
 	h.dirty = make(map[cache.Key]struct{}, len(keys)/2)
 	h.mu.Unlock()
-	now := monotonic()
+	now := h.a.monotonic()
 	for k, e := range h.held {
 		if e.check <= now {
 			keys[k] = struct{}{}

@@ -37,7 +37,7 @@ func (a *Agent) ownAddrs(maxAge time.Duration) map[netip.Addr]struct{} {
 	l := &a.local
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := monotonic()
+	now := a.monotonic()
 	if l.read != 0 && maxAge > 0 && now-l.read < int64(maxAge) {
 		return l.set
 	}

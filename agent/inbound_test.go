@@ -9,12 +9,14 @@ import (
 	"strings"
 	stdsync "sync"
 	"testing"
+	"time"
 
 	"github.com/ctsync/ctsync/cache"
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // expectMem is an in-memory table that also takes expectations (only
@@ -113,7 +115,7 @@ func startInboundAgent(t *testing.T, kern Kernel, mode string) *Agent {
 		cancel()
 		<-done
 	})
-	waitUntil(t, "the agent to be ready", a.Ready)
+	wait.For(t, "the agent to be ready", 20*time.Second, a.Ready)
 	return a
 }
 
@@ -206,7 +208,7 @@ func TestHotRefusesPeersFlows(t *testing.T) {
 	a := startInboundAgent(t, mem, config.ModeHot)
 	refused, written := peerFlows()
 	fromPeer(t, a, append(append([]flow.Flow(nil), refused...), written...))
-	waitUntil(t, "hot standby to write the peer's flows", func() bool {
+	wait.For(t, "hot standby to write the peer's flows", 20*time.Second, func() bool {
 		h := a.hot.stats()
 		return h.Flows == len(written) && h.Skipped >= uint64(len(refused)) && h.Pending == 0
 	})
@@ -231,7 +233,7 @@ func TestHotRefusesPeersFlows(t *testing.T) {
 	if err := a.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the newly refused flow to leave the kernel", func() bool {
+	wait.For(t, "the newly refused flow to leave the kernel", 20*time.Second, func() bool {
 		_, ok := mem.Get(written[0].Key())
 		return !ok && mem.Len() == len(written)-1
 	})
