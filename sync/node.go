@@ -289,9 +289,6 @@ func splitHostPort(s string) (string, int, error) {
 // Addr returns the address peers reach this node at.
 func (n *Node) Addr() string { return n.addr }
 
-// Epoch returns this node's incarnation number.
-func (n *Node) Epoch() uint64 { return n.epoch }
-
 // Run joins the cluster (retrying in the background), keeps one stream to
 // every alive peer, and returns when ctx is cancelled, after leaving the
 // cluster gracefully.
