@@ -42,6 +42,9 @@ type Config struct {
 	// EventEvery: at most one lifecycle line per peer and kind of event
 	// in this interval; 0 = ratelog.DefaultEvery.
 	EventEvery time.Duration
+	// Network carries the node's dials and memberlist packets; nil = the
+	// host's network. Tests give one that can be partitioned (netfake).
+	Network Network
 }
 
 // Node is one member of the replication cluster. Create it with New (its
@@ -75,42 +78,7 @@ type Node struct {
 	warn  *ratelog.Limiter // repeated warnings: one line per kind per 10 s
 	life  lifecycle        // peer lifecycle log, why never in sync (lifecycle.go)
 
-	partition atomic.Pointer[func(addr string) bool] // fault injection
-
 	keys keyState // cluster key rotation (keys.go)
-}
-
-// Partition cuts this node off from every address for which blocked
-// returns true (nil heals): memberlist's packets to them are dropped, its
-// and the replication streams' dials refused, and the streams open to or
-// from those peers closed. It exists for fault-injection tests; a
-// partition is only complete when every node on both sides applies it.
-func (n *Node) Partition(blocked func(addr string) bool) {
-	if blocked == nil {
-		n.partition.Store(nil)
-		return
-	}
-	n.partition.Store(&blocked)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, p := range n.peers {
-		if p.addr == "" || !blocked(p.addr) {
-			continue
-		}
-		if c := p.outConn.Load(); c != nil {
-			c.Close()
-		}
-		p.inMu.Lock()
-		if p.inConn != nil {
-			p.inConn.Close()
-		}
-		p.inMu.Unlock()
-	}
-}
-
-func (n *Node) isBlocked(addr string) bool {
-	f := n.partition.Load()
-	return f != nil && (*f)(addr)
 }
 
 // counters are the node-wide counters.
@@ -197,6 +165,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Network == nil {
+		cfg.Network = hostNetwork{}
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1),
 		members: make(map[string]member), warn: ratelog.New(ratelog.DefaultEvery), life: newLifecycle(cfg.EventEvery)}
 	n.epoch = cfg.Epoch
@@ -222,10 +193,10 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
 	}
-	n.trans = newMuxTransport(nt, n.accept, func(a net.Addr) {
+	n.trans = newMuxTransport(nt, cfg.Network, n.accept, func(a net.Addr) {
 		n.warn.Warn(n.log, "preauth refused", "closed a connection to the cluster port: too many unauthenticated connections open (from its source, or in all)",
 			"remote", a.String(), "max", maxPreAuth, "max_per_source", maxPreAuthPerSource)
-	}, n.isBlocked)
+	})
 
 	mc := memberlist.DefaultLANConfig()
 	if cfg.LocalTimings {
@@ -480,11 +451,8 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 // stream runs one connection to a peer: hello, snapshot, then changes and
 // digests until an error or ctx ends.
 func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
-	if n.isBlocked(addr) {
-		return errPartitioned
-	}
 	d := net.Dialer{Timeout: 5 * time.Second, Control: setUserTimeout(n.userTimeout()), LocalAddr: n.localAddrFor(addr)}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := n.cfg.Network.DialContext(ctx, &d, addr)
 	if err != nil {
 		return err
 	}
@@ -503,10 +471,6 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 	if s.peer != p.name {
 		c.Close()
 		return fmt.Errorf("peer at %s says it is %q, want %q", addr, s.peer, p.name)
-	}
-	if n.isBlocked(addr) { // a partition began while we dialled
-		c.Close()
-		return errPartitioned
 	}
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.Close() })

@@ -15,6 +15,7 @@ import (
 	"github.com/ctsync/ctsync/flow"
 	"go.uber.org/goleak"
 
+	"github.com/ctsync/ctsync/sync/netfake"
 	"github.com/ctsync/ctsync/test/wait"
 )
 
@@ -45,6 +46,7 @@ type testNode struct {
 	*Node
 	in     *cache.Internal
 	ext    *cache.External
+	net    *netfake.Network // cut it with net.Partition
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -62,6 +64,7 @@ func startNode(t *testing.T, name string, key []byte, join ...string) *testNode 
 	tn := &testNode{
 		in:  cache.NewInternal(cache.InternalOptions{Clock: monoClock}),
 		ext: cache.NewExternal(cache.ExternalOptions{Clock: monoClock}),
+		net: netfake.New(),
 	}
 	var keys [][]byte
 	if key != nil {
@@ -70,7 +73,7 @@ func startNode(t *testing.T, name string, key []byte, join ...string) *testNode 
 	n, err := New(Config{
 		Node: name, Bind: "127.0.0.1:0", Join: join, Keys: keys, Label: "test",
 		Internal: tn.in, External: tn.ext, DigestEvery: 100 * time.Millisecond,
-		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: testLogger(t, name),
+		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: testLogger(t, name), Network: tn.net,
 	})
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)

@@ -22,9 +22,9 @@ func TestPartitionDetectedAndHealed(t *testing.T) {
 	wait.For(t, "initial sync", 10*time.Second, func() bool { return inSync(a, c, "a") && inSync(a, b, "a") })
 	cAddr := c.Addr()
 	others := map[string]bool{a.Addr(): true, b.Addr(): true}
-	c.Partition(func(addr string) bool { return others[addr] })
-	a.Partition(func(addr string) bool { return addr == cAddr })
-	b.Partition(func(addr string) bool { return addr == cAddr })
+	c.net.Partition(func(addr string) bool { return others[addr] })
+	a.net.Partition(func(addr string) bool { return addr == cAddr })
+	b.net.Partition(func(addr string) bool { return addr == cAddr })
 	wait.For(t, "a to declare c failed", 20*time.Second, func() bool { return a.ml.NumMembers() == 2 })
 	for i := 0; i < 100; i++ {
 		f := tflow(i)
@@ -39,7 +39,7 @@ func TestPartitionDetectedAndHealed(t *testing.T) {
 		t.Fatalf("c holds %d of a's flows while cut off, want the 300 it had", c.ext.Len("a"))
 	}
 	for _, n := range []*testNode{a, b, c} {
-		n.Partition(nil)
+		n.net.Partition(nil)
 	}
 	wait.For(t, "c to converge after the heal", 30*time.Second, func() bool { return inSync(a, c, "a") })
 	if c.ext.Len("a") != 300 {
