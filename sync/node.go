@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -147,6 +148,60 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Internal == nil || cfg.External == nil {
 		return nil, errors.New("sync: caches required")
 	}
+	cfg.setDefaults()
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1),
+		members: make(map[string]member), warn: ratelog.New(ratelog.DefaultEvery), life: newLifecycle(cfg.EventEvery)}
+	n.epoch = cfg.Epoch
+	if n.epoch == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		n.epoch = binary.BigEndian.Uint64(b[:]) | 1
+	}
+	n.sec.Label = cfg.Label
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("sync: cluster key: %w", err)
+		}
+		n.sec.Keyring = kr
+	}
+
+	host, port, err := splitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("sync: bind address: %w", err)
+	}
+	mlog := newLogBridge(n.log, n.warn, n.life.slow, func(cause string) { n.stats.authFailures.Add(1); n.authFailed(cause) })
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlog})
+	if err != nil {
+		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
+	}
+	n.trans = newMuxTransport(nt, cfg.Network, n.accept, func(a net.Addr) {
+		n.warn.Warn(n.log, "preauth refused", "closed a connection to the cluster port: too many unauthenticated connections open (from its source, or in all)",
+			"remote", a.String(), "max", maxPreAuth, "max_per_source", maxPreAuthPerSource)
+	})
+
+	mc, err := n.memberlistConfig(host, nt.GetAutoBindPort(), mlog)
+	if err != nil {
+		n.trans.Shutdown()
+		return nil, err
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		n.trans.Shutdown()
+		return nil, fmt.Errorf("sync: start memberlist: %w", err)
+	}
+	n.ml = ml
+	if n.table, err = newMLTable(ml); err != nil {
+		n.log.Warn("members will show alive or dead only (no suspect, no left)", "err", err)
+	}
+	ln := ml.LocalNode() // safe now: nothing has run yet
+	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
+// setDefaults fills in the zero fields that have a default.
+func (cfg *Config) setDefaults() {
 	if cfg.DigestEvery <= 0 {
 		cfg.DigestEvery = time.Second
 	}
@@ -168,47 +223,23 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Network == nil {
 		cfg.Network = hostNetwork{}
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1),
-		members: make(map[string]member), warn: ratelog.New(ratelog.DefaultEvery), life: newLifecycle(cfg.EventEvery)}
-	n.epoch = cfg.Epoch
-	if n.epoch == 0 {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		n.epoch = binary.BigEndian.Uint64(b[:]) | 1
-	}
-	n.sec.Label = cfg.Label
-	if len(cfg.Keys) > 0 {
-		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
-		if err != nil {
-			return nil, fmt.Errorf("sync: cluster key: %w", err)
-		}
-		n.sec.Keyring = kr
-	}
-	host, port, err := splitHostPort(cfg.Bind)
-	if err != nil {
-		return nil, fmt.Errorf("sync: bind address: %w", err)
-	}
-	mlog := newLogBridge(n.log, n.warn, n.life.slow, func(cause string) { n.stats.authFailures.Add(1); n.authFailed(cause) })
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlog})
-	if err != nil {
-		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
-	}
-	n.trans = newMuxTransport(nt, cfg.Network, n.accept, func(a net.Addr) {
-		n.warn.Warn(n.log, "preauth refused", "closed a connection to the cluster port: too many unauthenticated connections open (from its source, or in all)",
-			"remote", a.String(), "max", maxPreAuth, "max_per_source", maxPreAuthPerSource)
-	})
+}
 
+// memberlistConfig is memberlist's configuration for the node bound to
+// host:port: its transport, addresses, keys and label, and the node's
+// delegates.
+func (n *Node) memberlistConfig(host string, port int, mlog *log.Logger) (*memberlist.Config, error) {
+	cfg := n.cfg
 	mc := memberlist.DefaultLANConfig()
 	if cfg.LocalTimings {
 		mc = memberlist.DefaultLocalConfig()
 	}
 	mc.Name = cfg.Node
 	mc.Transport = n.trans
-	mc.BindAddr, mc.BindPort = host, nt.GetAutoBindPort()
+	mc.BindAddr, mc.BindPort = host, port
 	if cfg.Advertise != "" {
 		ah, ap, err := splitHostPort(cfg.Advertise)
 		if err != nil {
-			n.trans.Shutdown()
 			return nil, fmt.Errorf("sync: advertise address: %w", err)
 		}
 		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
@@ -225,19 +256,7 @@ func New(cfg Config) (*Node, error) {
 	mc.Events = events{n}
 	mc.Logger = mlog
 	mc.LogOutput = nil
-	ml, err := memberlist.Create(mc)
-	if err != nil {
-		n.trans.Shutdown()
-		return nil, fmt.Errorf("sync: start memberlist: %w", err)
-	}
-	n.ml = ml
-	if n.table, err = newMLTable(ml); err != nil {
-		n.log.Warn("members will show alive or dead only (no suspect, no left)", "err", err)
-	}
-	ln := ml.LocalNode() // safe now: nothing has run yet
-	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	return n, nil
+	return mc, nil
 }
 
 func splitHostPort(s string) (string, int, error) {
@@ -451,26 +470,9 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 // stream runs one connection to a peer: hello, snapshot, then changes and
 // digests until an error or ctx ends.
 func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
-	d := net.Dialer{Timeout: 5 * time.Second, Control: setUserTimeout(n.userTimeout()), LocalAddr: n.localAddrFor(addr)}
-	c, err := n.cfg.Network.DialContext(ctx, &d, addr)
+	s, err := n.dialPeer(ctx, p, addr)
 	if err != nil {
 		return err
-	}
-	s, err := n.sec.clientHandshake(c, n.cfg.Node)
-	if err != nil {
-		c.Close()
-		if errors.Is(err, errAuth) {
-			n.stats.authFailures.Add(1)
-			n.authFailed(authCause(err.Error()))
-		}
-		if errors.Is(err, errNoAnswer) {
-			n.warn.Warn(n.log, "handshake refused by peer", "a peer refused our replication stream", "peer", p.name, "addr", addr, "err", err)
-		}
-		return err
-	}
-	if s.peer != p.name {
-		c.Close()
-		return fmt.Errorf("peer at %s says it is %q, want %q", addr, s.peer, p.name)
 	}
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.Close() })
@@ -482,6 +484,7 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 	if err := s.writeFrame(w.hello(n.cfg.Node, n.epoch, n.session.Add(1))); err != nil {
 		return err
 	}
+
 	// The peer talks back on the same connection (resync requests).
 	rerr := make(chan error, 1)
 	r := n.cfg.Internal.NewReader()
@@ -492,66 +495,11 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 
 	p.connected.Store(true)
 	n.event("stream to peer up", p.name, addr, "connected and authenticated: sending this node's flows")
-	tick := time.NewTicker(n.cfg.DigestEvery)
-	defer tick.Stop()
-	// A digest goes out when the stream has caught up and the cache
-	// changed, but no sooner than digestGap after the last one: under a
-	// steady stream of changes the reader catches up after nearly every
-	// batch, and a digest each time would cost more bytes than the
-	// entries. owed fires when a held-back digest is due.
-	digestGap := n.cfg.DigestEvery / 4
-	owed := time.NewTimer(time.Hour)
-	owed.Stop()
-	defer owed.Stop()
-	owing := false
-	var lastDigest, expDigest cache.Digest
-	var lastDigestAt time.Time
+	out := newStreamOut(n, s, w, r, p)
+	defer out.stop()
 	for {
-		if r.Lost() {
-			p.caughtUp.Store(false)
-			if err := n.sendSnapshot(s, w, r, p); err != nil {
-				return err
-			}
-		}
-		for {
-			sent, err := n.sendChanges(s, w, r, p)
-			if err != nil {
-				return err
-			}
-			if sent == 0 {
-				break
-			}
-		}
-		// The expectation set, whole, when it changed (after the flows:
-		// the masters it refers to go first).
-		if xs, dg, ok := r.NextExpects(); ok {
-			if err := n.send(s, p, w.expects(n.epoch, xs)); err != nil {
-				return err
-			}
-			p.sentExpects.Add(uint64(len(xs)))
-			expDigest = dg
-		}
-		if dg, ver, ok := r.CaughtUp(); ok {
-			p.caughtUp.Store(true)
-			p.pending.Store(0)
-			since := time.Since(lastDigestAt)
-			switch {
-			case since >= n.cfg.DigestEvery || dg != lastDigest && since >= digestGap:
-				if err := n.send(s, p, w.u64s(msgDigest, n.epoch, dg.Count, dg.Hash, ver)); err != nil {
-					return err
-				}
-				if err := n.send(s, p, w.u64s(msgExpectDigest, n.epoch, expDigest.Count, expDigest.Hash)); err != nil {
-					return err
-				}
-				lastDigest, lastDigestAt = dg, time.Now()
-				p.digests.Add(1)
-			case dg != lastDigest && !owing:
-				owed.Reset(digestGap - since)
-				owing = true
-			}
-		} else {
-			p.caughtUp.Store(false)
-			p.pending.Store(int64(r.Pending()))
+		if err := out.sendPending(); err != nil {
+			return err
 		}
 		if err := s.flush(); err != nil {
 			return err
@@ -562,11 +510,137 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 		case err := <-rerr:
 			return fmt.Errorf("peer closed the stream: %w", err)
 		case <-r.Wake():
-		case <-tick.C:
-		case <-owed.C:
-			owing = false
+		case <-out.tick.C:
+		case <-out.owed.C:
+			out.owing = false
 		}
 	}
+}
+
+// dialPeer connects to the peer at addr and runs the client side of the
+// handshake: it must answer to p's name.
+func (n *Node) dialPeer(ctx context.Context, p *peer, addr string) (*conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, Control: setUserTimeout(n.userTimeout()), LocalAddr: n.localAddrFor(addr)}
+	c, err := n.cfg.Network.DialContext(ctx, &d, addr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := n.sec.clientHandshake(c, n.cfg.Node)
+	if err != nil {
+		c.Close()
+		if errors.Is(err, errAuth) {
+			n.stats.authFailures.Add(1)
+			n.authFailed(authCause(err.Error()))
+		}
+		if errors.Is(err, errNoAnswer) {
+			n.warn.Warn(n.log, "handshake refused by peer", "a peer refused our replication stream", "peer", p.name, "addr", addr, "err", err)
+		}
+		return nil, err
+	}
+	if s.peer != p.name {
+		c.Close()
+		return nil, fmt.Errorf("peer at %s says it is %q, want %q", addr, s.peer, p.name)
+	}
+	return s, nil
+}
+
+// streamOut is the state of one outgoing stream once it is up: what it
+// last told the peer of its digests, and when.
+type streamOut struct {
+	n *Node
+	s *conn
+	w *writer
+	r *cache.Reader
+	p *peer
+
+	tick *time.Ticker // a digest at least this often
+	// A digest goes out when the stream has caught up and the cache
+	// changed, but no sooner than digestGap after the last one: under a
+	// steady stream of changes the reader catches up after nearly every
+	// batch, and a digest each time would cost more bytes than the
+	// entries. owed fires when a held-back digest is due.
+	digestGap time.Duration
+	owed      *time.Timer
+	owing     bool
+
+	lastDigest, expDigest cache.Digest
+	lastDigestAt          time.Time
+}
+
+func newStreamOut(n *Node, s *conn, w *writer, r *cache.Reader, p *peer) *streamOut {
+	o := &streamOut{n: n, s: s, w: w, r: r, p: p,
+		tick: time.NewTicker(n.cfg.DigestEvery), digestGap: n.cfg.DigestEvery / 4, owed: time.NewTimer(time.Hour)}
+	o.owed.Stop()
+	return o
+}
+
+func (o *streamOut) stop() {
+	o.tick.Stop()
+	o.owed.Stop()
+}
+
+// sendPending sends what the peer has not seen yet: a snapshot if the
+// reader lost track, the changes, the expectation set if it changed, and
+// a digest once caught up.
+func (o *streamOut) sendPending() error {
+	n, s, w, r, p := o.n, o.s, o.w, o.r, o.p
+	if r.Lost() {
+		p.caughtUp.Store(false)
+		if err := n.sendSnapshot(s, w, r, p); err != nil {
+			return err
+		}
+	}
+	for {
+		sent, err := n.sendChanges(s, w, r, p)
+		if err != nil {
+			return err
+		}
+		if sent == 0 {
+			break
+		}
+	}
+
+	// The expectation set, whole, when it changed (after the flows: the
+	// masters it refers to go first).
+	if xs, dg, ok := r.NextExpects(); ok {
+		if err := n.send(s, p, w.expects(n.epoch, xs)); err != nil {
+			return err
+		}
+		p.sentExpects.Add(uint64(len(xs)))
+		o.expDigest = dg
+	}
+
+	dg, ver, ok := r.CaughtUp()
+	if !ok {
+		p.caughtUp.Store(false)
+		p.pending.Store(int64(r.Pending()))
+		return nil
+	}
+	p.caughtUp.Store(true)
+	p.pending.Store(0)
+	return o.digest(dg, ver)
+}
+
+// digest sends the digests of the flows (dg, at version ver) and of the
+// expectations if one is due, or arms owed for when it will be.
+func (o *streamOut) digest(dg cache.Digest, ver uint64) error {
+	n, w := o.n, o.w
+	since := time.Since(o.lastDigestAt)
+	switch {
+	case since >= n.cfg.DigestEvery || dg != o.lastDigest && since >= o.digestGap:
+		if err := n.send(o.s, o.p, w.u64s(msgDigest, n.epoch, dg.Count, dg.Hash, ver)); err != nil {
+			return err
+		}
+		if err := n.send(o.s, o.p, w.u64s(msgExpectDigest, n.epoch, o.expDigest.Count, o.expDigest.Hash)); err != nil {
+			return err
+		}
+		o.lastDigest, o.lastDigestAt = dg, time.Now()
+		o.p.digests.Add(1)
+	case dg != o.lastDigest && !o.owing:
+		o.owed.Reset(o.digestGap - since)
+		o.owing = true
+	}
+	return nil
 }
 
 // localAddrFor returns the address an outgoing stream to addr leaves from:
