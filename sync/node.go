@@ -420,6 +420,7 @@ func (n *Node) Close() error {
 		p.inMu.Unlock()
 	}
 	n.mu.Unlock()
+
 	err := n.ml.Leave(time.Second)
 	n.wg.Wait()
 	if serr := n.ml.Shutdown(); err == nil {
@@ -446,6 +447,7 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 		if ctx.Err() != nil {
 			return
 		}
+
 		p.sendErrors.Add(1)
 		p.lastErr.Store(err.Error())
 		if wasUp {
@@ -453,6 +455,7 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 		} else {
 			n.log.Debug("stream to peer failed", "peer", p.name, "err", err)
 		}
+
 		if time.Since(start) > 10*time.Second {
 			backoff = 50 * time.Millisecond
 		}

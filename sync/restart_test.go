@@ -19,7 +19,15 @@ func TestDeletesAfterPeerRestart(t *testing.T) {
 	b.stop()
 	b2 := startNode(t, "b", key, a.Addr())
 	wait.For(t, "resync", 20*time.Second, func() bool { return inSync(a, b2, "a") })
-	time.Sleep(500 * time.Millisecond)
+	// The stream has settled once a's digest matched b2's copy.
+	wait.For(t, "a's digest to match b2's copy", 20*time.Second, func() bool {
+		for _, p := range b2.Stats().Peers {
+			if p.Peer == "a" && !p.LastDigestMatch.IsZero() {
+				return true
+			}
+		}
+		return false
+	})
 
 	for i := 0; i < 100000; i++ {
 		f := tflow(i)
