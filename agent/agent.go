@@ -50,6 +50,10 @@ type Options struct {
 	EventEvery time.Duration
 	// Clock is the time source (tests); nil is the real clock.
 	Clock Clock
+	// Network carries the cluster traffic; nil = the host's network.
+	// Fault-injection tests give one that can be partitioned
+	// (sync/netfake).
+	Network ctsync.Network
 	// Gate is the commit gate. nil with Config.Commit.Gate set uses
 	// nftables in the served namespace, unless Kernel is given (a test
 	// table has no nftables to gate): then there is none.
@@ -171,6 +175,7 @@ func New(o Options) (*Agent, error) {
 		Node: cfg.Node, Bind: bind, Advertise: cfg.Cluster.Advertise, Join: cfg.Cluster.Join,
 		Keys: keys, Label: cfg.Cluster.Name, Internal: a.in, External: a.ext, Logger: log,
 		LocalTimings: o.SyncTimings, DigestEvery: o.DigestEvery, ForgetDeparted: o.ForgetDeparted, EventEvery: o.EventEvery,
+		Network: o.Network,
 	})
 	if err != nil {
 		a.kern.Close()
@@ -250,10 +255,6 @@ func (a *Agent) Alive(ctx context.Context) bool {
 	defer cancel()
 	return a.do(ctx, func() {}) == nil
 }
-
-// Partition cuts this node off from the given cluster addresses (nil
-// heals); see sync.Node.Partition. For fault-injection tests.
-func (a *Agent) Partition(blocked func(addr string) bool) { a.node.Partition(blocked) }
 
 // Addr is the cluster address peers reach this node at.
 func (a *Agent) Addr() string { return a.node.Addr() }

@@ -149,6 +149,7 @@ func parseExpect(p *parser, x *flow.Expect) error {
 	if p.err == nil && n < expectFields {
 		p.fail(fmt.Sprintf("%d fields in an expectation, want at least %d", n, expectFields))
 	}
+
 	x.Attrs = flow.ExpectAttr(p.uint(0xffff)) &^ flow.ExpectAttrID
 	x.Tuple.Proto = uint8(p.uint(0xff))
 	fam := p.l4Tuple(&x.Tuple, 0)
@@ -160,6 +161,7 @@ func parseExpect(p *parser, x *flow.Expect) error {
 	x.Zone = uint16(p.uint(0xffff))
 	x.Flags = uint32(p.uint(0xffffffff))
 	x.Class = uint32(p.uint(0xffffffff))
+
 	if !p.isNil() {
 		h := p.bin()
 		if p.err == nil && (len(h) == 0 || len(h) > 32) {
@@ -186,12 +188,14 @@ func parseExpect(p *parser, x *flow.Expect) error {
 		}
 		x.Fn = string(fn)
 	}
+
 	for i := expectFields; i < n && p.err == nil; i++ {
 		p.skip()
 	}
 	if p.err != nil {
 		return p.err
 	}
+
 	// What the fields say is present, the presence bits say too (and the
 	// reverse), so that a decoded expectation encodes to the same bytes.
 	set := func(cond bool, a flow.ExpectAttr) {
@@ -206,6 +210,7 @@ func parseExpect(p *parser, x *flow.Expect) error {
 	} else {
 		x.NATTuple = flow.Tuple{}
 	}
+
 	if err := x.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errWire, err)
 	}

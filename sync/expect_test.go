@@ -8,6 +8,8 @@ import (
 
 	"github.com/ctsync/ctsync/cache"
 	"github.com/ctsync/ctsync/flow"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // wireExpects are expectations as a kernel dump gives them (minus the id).
@@ -94,7 +96,7 @@ func TestOldReceiverDropsExpectations(t *testing.T) {
 	if err := s.flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the flow after the unknown message to apply", 5*time.Second, func() bool { return n.ext.Len("a") == 1 })
+	wait.For(t, "the flow after the unknown message to apply", 5*time.Second, func() bool { return n.ext.Len("a") == 1 })
 	st := n.Stats()
 	if st.UnexpectedMsgs != 1 || st.DecodeErrors != 0 {
 		t.Fatalf("unexpected %d, decode errors %d; want 1 and 0", st.UnexpectedMsgs, st.DecodeErrors)
@@ -115,7 +117,7 @@ func TestExpectationsReplicate(t *testing.T) {
 		d, ok := b.ext.ExpectDigest("a", a.Epoch())
 		return ok && d == a.in.ExpectDigest()
 	}
-	eventually(t, "b to hold a's expectations", 10*time.Second, expectsInSync)
+	wait.For(t, "b to hold a's expectations", 10*time.Second, expectsInSync)
 	var got []flow.Expect
 	b.ext.RangeExpects("a", func(_ string, x *flow.Expect) bool { got = append(got, *x); return true })
 	if len(got) != 2 || got[0].Timeout == 0 || got[0].Timeout > 300 {
@@ -123,10 +125,10 @@ func TestExpectationsReplicate(t *testing.T) {
 	}
 	// A deletion on the owner deletes on the peer.
 	a.in.DeleteExpect(&xs[0])
-	eventually(t, "the deletion to reach b", 10*time.Second, func() bool { return expectsInSync() && b.ext.ExpectsLen("a") == 1 })
+	wait.For(t, "the deletion to reach b", 10*time.Second, func() bool { return expectsInSync() && b.ext.ExpectsLen("a") == 1 })
 	// Anti-entropy: b loses its copy (an early expiry): the digest repairs it.
 	b.ext.ReplaceExpects("a", a.Epoch(), nil)
-	eventually(t, "the expectation digest to repair b", 10*time.Second, func() bool { return expectsInSync() && b.ext.ExpectsLen("a") == 1 })
+	wait.For(t, "the expectation digest to repair b", 10*time.Second, func() bool { return expectsInSync() && b.ext.ExpectsLen("a") == 1 })
 	var mism uint64
 	for _, p := range b.Stats().Peers {
 		mism += p.ExpMismatches

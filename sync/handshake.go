@@ -323,6 +323,7 @@ func newConn(c net.Conn, peer string, key []byte) *conn {
 func (sec *Security) clientHandshake(c net.Conn, node string) (*conn, error) {
 	_ = c.SetDeadline(time.Now().Add(hsTimeout))
 	defer c.SetDeadline(time.Time{})
+
 	cn := make([]byte, nonceLen)
 	if _, err := rand.Read(cn); err != nil {
 		return nil, err
@@ -342,6 +343,7 @@ func (sec *Security) clientHandshake(c net.Conn, node string) (*conn, error) {
 	if _, err := c.Write(append(head[:len(head):len(head)], hello...)); err != nil {
 		return nil, err
 	}
+
 	sn := make([]byte, nonceLen)
 	if _, err := io.ReadFull(c, sn); err != nil {
 		// A v1 node, or one without our key, closes without a word.
@@ -351,6 +353,7 @@ func (sec *Security) clientHandshake(c net.Conn, node string) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
+
 	th := transcript(head, hello, sn)
 	plain := reply
 	if key != nil {
@@ -365,6 +368,7 @@ func (sec *Security) clientHandshake(c net.Conn, node string) (*conn, error) {
 	if key == nil {
 		return newConn(c, peer, nil), nil
 	}
+
 	th = transcript(th, block(reply))
 	if _, err := c.Write(confirmation(key, th)); err != nil {
 		return nil, err
@@ -395,6 +399,7 @@ func (sec *Security) serverHandshake(c net.Conn, node string) (*conn, error) {
 		}
 		return nil, fmt.Errorf("%w: peer encrypts but this node is insecure", errAuth)
 	}
+
 	cn := make([]byte, nonceLen)
 	if _, err := io.ReadFull(c, cn); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
@@ -403,6 +408,7 @@ func (sec *Security) serverHandshake(c net.Conn, node string) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
+
 	head := append([]byte{streamMarker, hdr[0], hdr[1]}, cn...)
 	hello := block(body)
 	var key []byte
@@ -419,6 +425,7 @@ func (sec *Security) serverHandshake(c net.Conn, node string) (*conn, error) {
 		}
 		body = plain
 	}
+
 	label, peer, err := parseHello(body)
 	if err != nil {
 		return nil, err
@@ -426,6 +433,7 @@ func (sec *Security) serverHandshake(c net.Conn, node string) (*conn, error) {
 	if label != sec.Label {
 		return nil, fmt.Errorf("%w: cluster label %q, want %q", errAuth, label, sec.Label)
 	}
+
 	sn := make([]byte, nonceLen)
 	if _, err := rand.Read(sn); err != nil {
 		return nil, err
@@ -443,6 +451,7 @@ func (sec *Security) serverHandshake(c net.Conn, node string) (*conn, error) {
 	if key == nil {
 		return newConn(c, peer, nil), nil
 	}
+
 	th = transcript(th, block(reply))
 	var got [confirmLen]byte
 	if _, err := io.ReadFull(c, got[:]); err != nil {

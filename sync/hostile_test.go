@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // Garbage on the cluster port: whatever arrives on a node's memberlist port
@@ -97,7 +99,7 @@ func TestHostileClusterPort(t *testing.T) {
 		g := tflow(10000 + i)
 		a.in.Upsert(&g)
 	}
-	eventually(t, "initial sync", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
+	wait.For(t, "initial sync", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
 	// mallory and eve hold the key and are members (at 127.0.0.1): what
 	// they send after their hello is what is tried here.
 	fakeMember(a, "mallory")
@@ -239,7 +241,7 @@ func TestHostileClusterPort(t *testing.T) {
 	waitClosed(t, stallHS, preAuthTimeout+5*time.Second-time.Since(stallStart), "stall mid-handshake")
 
 	// The counters say what happened.
-	eventually(t, "the counters", 5*time.Second, func() bool {
+	wait.For(t, "the counters", 5*time.Second, func() bool {
 		st := a.Stats()
 		return st.AuthFailures >= base.AuthFailures+5 && st.DecodeErrors >= base.DecodeErrors+10 &&
 			st.BadHellos >= base.BadHellos+4
@@ -260,7 +262,7 @@ func TestHostileClusterPort(t *testing.T) {
 		f := tflow(i)
 		b.in.Delete(&f)
 	}
-	eventually(t, "replication after the attacks", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
+	wait.For(t, "replication after the attacks", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
 	if n := a.ext.Len("b"); n != 350 {
 		t.Fatalf("a holds %d of b's flows, want 350", n)
 	}

@@ -211,6 +211,7 @@ func (n *Node) keyOp(ctx context.Context, op string, key []byte) (KeyResult, err
 	if err != nil {
 		return KeyResult{}, err
 	}
+
 	ch := make(chan keyReply, len(targets))
 	ks.mu.Lock()
 	if ks.pending == nil {
@@ -265,9 +266,11 @@ wait:
 			return res, errors.New("the node is shutting down")
 		}
 	}
+
 	for name := range waiting {
 		res.Errors[name] = "no answer"
 	}
+
 	// This node last: after a use, the members' answers come encrypted
 	// with the new key, which this node already holds; after a remove,
 	// the ones that could not remove it answer with the old one.
@@ -278,6 +281,7 @@ wait:
 	if len(res.Errors) == 0 {
 		res.Errors = nil
 	}
+
 	if op != KeyList {
 		n.log.Info("cluster key operation", "op", op, "key", KeyFingerprint(key), "nodes", res.Nodes,
 			"answered", res.Answered, "errors", len(res.Errors))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // allInSync reports whether every node holds every other node's flows.
@@ -82,11 +84,11 @@ func TestKeyRotation(t *testing.T) {
 	b := startNode(t, "b", k1, a.Addr())
 	c := startNode(t, "c", k1, a.Addr())
 	nodes := []*testNode{a, b, c}
-	eventually(t, "three members", 10*time.Second, func() bool {
+	wait.For(t, "three members", 10*time.Second, func() bool {
 		return len(a.aliveMembers()) == 2 && len(b.aliveMembers()) == 2 && len(c.aliveMembers()) == 2
 	})
 	addFlows(0, 200, nodes...)
-	eventually(t, "initial sync", 10*time.Second, func() bool { return allInSync(nodes...) })
+	wait.For(t, "initial sync", 10*time.Second, func() bool { return allInSync(nodes...) })
 
 	list, err := b.ListKeys(ctx)
 	checkAllAnswered(t, "list", list, err, 3)
@@ -106,7 +108,7 @@ func TestKeyRotation(t *testing.T) {
 		}
 	}
 	addFlows(1000, 100, nodes...)
-	eventually(t, "sync after install", 10*time.Second, func() bool { return allInSync(nodes...) })
+	wait.For(t, "sync after install", 10*time.Second, func() bool { return allInSync(nodes...) })
 
 	// The old key cannot be removed while it is primary.
 	if _, err := c.RemoveKey(ctx, k1); !errors.Is(err, ErrPrimaryKey) {
@@ -127,7 +129,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("list after use: %+v", list.Keys)
 	}
 	addFlows(2000, 100, nodes...)
-	eventually(t, "sync after use", 10*time.Second, func() bool { return allInSync(nodes...) })
+	wait.For(t, "sync after use", 10*time.Second, func() bool { return allInSync(nodes...) })
 
 	// The new key cannot be removed now.
 	if _, err := a.RemoveKey(ctx, k2); !errors.Is(err, ErrPrimaryKey) {
@@ -144,8 +146,8 @@ func TestKeyRotation(t *testing.T) {
 		}
 	}
 	addFlows(3000, 100, nodes...)
-	eventually(t, "sync after remove", 15*time.Second, func() bool { return allInSync(nodes...) })
-	eventually(t, "every stream on the new key", 10*time.Second, func() bool {
+	wait.For(t, "sync after remove", 15*time.Second, func() bool { return allInSync(nodes...) })
+	wait.For(t, "every stream on the new key", 10*time.Second, func() bool {
 		for _, n := range nodes {
 			keys := streamKeys(n)
 			if len(keys) != 4 {
@@ -173,7 +175,7 @@ func TestKeyRotation(t *testing.T) {
 	authBefore := a.Stats().AuthFailures
 	old := startNode(t, "old", k1, a.Addr())
 	addFlows(9000, 10, old)
-	eventually(t, "the old-key node's joins to fail", 10*time.Second, func() bool { return old.Stats().JoinFailures > 2 })
+	wait.For(t, "the old-key node's joins to fail", 10*time.Second, func() bool { return old.Stats().JoinFailures > 2 })
 	oldRing, err := memberlist.NewKeyring([][]byte{k1}, k1)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +189,7 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := sec.clientHandshake(conn, "old"); err == nil {
 		t.Fatal("a stream handshake with the removed key succeeded")
 	}
-	eventually(t, "a to count the refused stream", 10*time.Second, func() bool { return a.Stats().AuthFailures > authBefore })
+	wait.For(t, "a to count the refused stream", 10*time.Second, func() bool { return a.Stats().AuthFailures > authBefore })
 	for _, n := range nodes {
 		if n.ext.Len("old") != 0 || len(n.aliveMembers()) != 2 {
 			t.Fatalf("%s admitted the node with the removed key: %d of its flows, %d peers", n.cfg.Node, n.ext.Len("old"), len(n.aliveMembers()))
@@ -230,7 +232,7 @@ func TestKeyRequestReplay(t *testing.T) {
 	k1, k3 := newKey(t), newKey(t)
 	a := startNode(t, "a", k1)
 	b := startNode(t, "b", k1, a.Addr())
-	eventually(t, "members", 10*time.Second, func() bool { return b.memberAddr("a") != "" })
+	wait.For(t, "members", 10*time.Second, func() bool { return b.memberAddr("a") != "" })
 
 	stale := keyRequest{ID: 1, From: "a", Time: time.Now().Add(-time.Hour).UnixNano(), Op: KeyInstall, Key: k3}
 	b.keyRequest(&stale)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ctsync/ctsync/cache"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // lineLog records the log lines at INFO and above, as text.
@@ -111,7 +113,7 @@ func TestMemberlistTableReadable(t *testing.T) {
 	if a.table == nil {
 		t.Fatalf("memberlist's node table is not readable")
 	}
-	eventually(t, "a to see b", 10*time.Second, func() bool { return a.ml.NumMembers() == 2 })
+	wait.For(t, "a to see b", 10*time.Second, func() bool { return a.ml.NumMembers() == 2 })
 	states := map[string]memberlist.NodeStateType{}
 	for _, r := range a.table.read() {
 		states[r.name] = r.state
@@ -131,7 +133,7 @@ func TestWrongKeySaysSoOnce(t *testing.T) {
 	la, lb := &lineLog{}, &lineLog{}
 	a := startNodeWith(t, "a", newKey(t), "test", slog.New(la))
 	b := startNodeWith(t, "b", newKey(t), "test", slog.New(lb), a.Addr())
-	eventually(t, "many join attempts", 20*time.Second, func() bool { return b.Stats().JoinFailures >= 15 })
+	wait.For(t, "many join attempts", 20*time.Second, func() bool { return b.Stats().JoinFailures >= 15 })
 	joiner := lb.matching("cluster key")
 	joined := la.matching("decrypt")
 	t.Logf("over %d join attempts:\njoiner: %s\njoined: %s", b.Stats().JoinFailures, strings.Join(joiner, "\n"), strings.Join(joined, "\n"))
@@ -147,7 +149,7 @@ func TestNeverSyncedReasons(t *testing.T) {
 	reason := func(n *testNode) string { _, why := n.Healthy(); return why }
 	waitReason := func(t *testing.T, n *testNode, want string) {
 		t.Helper()
-		eventually(t, n.cfg.Node+" to say: "+want, 20*time.Second, func() bool { return strings.Contains(reason(n), want) })
+		wait.For(t, n.cfg.Node+" to say: "+want, 20*time.Second, func() bool { return strings.Contains(reason(n), want) })
 		if ok, why := n.Healthy(); ok {
 			t.Fatalf("%s is ready: %s", n.cfg.Node, why)
 		}

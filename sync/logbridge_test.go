@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/cache"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // countingHandler counts the records at WARN and above.
@@ -91,7 +93,7 @@ func TestJunkUDPRateLimitedAndCounted(t *testing.T) {
 		if sent := uint64(i + 1); sent%100 == 0 || sent == junk {
 			// Paced, so that the socket's buffer does not overflow: loss
 			// is not the point.
-			eventually(t, "junk counted", 10*time.Second, func() bool {
+			wait.For(t, "junk counted", 10*time.Second, func() bool {
 				return a.Stats().AuthFailures >= base.AuthFailures+sent*9/10
 			})
 		}
@@ -136,7 +138,7 @@ func TestOldHandshakeVersionLogged(t *testing.T) {
 		_, _ = c.Write(append(append([]byte{streamMarker, 1, hsModeAESGCM}, randBytes(nonceLen)...), 0, 40))
 		waitClosed(t, c, 5*time.Second, "a version 1 hello")
 	}
-	eventually(t, "the version line", 5*time.Second, func() bool {
+	wait.For(t, "the version line", 5*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, l := range lines {

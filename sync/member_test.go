@@ -11,6 +11,8 @@ import (
 	"github.com/ctsync/ctsync/cache"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // A member with the cluster key can report its own flows and nothing
@@ -92,7 +94,7 @@ func TestImpersonatorRefused(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 	}
-	eventually(t, "initial sync", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "initial sync", 10*time.Second, func() bool { return inSync(a, b, "a") })
 	base := b.Stats()
 
 	s := handshakeFrom(t, b, key, "a", "127.0.0.2")
@@ -105,12 +107,12 @@ func TestImpersonatorRefused(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 	}
-	eventually(t, "a's changes after the impersonator", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "a's changes after the impersonator", 10*time.Second, func() bool { return inSync(a, b, "a") })
 
 	// The same host: its stream is taken, then given back.
 	s = handshakeFrom(t, b, key, "a", "127.0.0.1")
 	sendStream(t, s, "a", a.Epoch(), 1<<62, 0, nil)
-	eventually(t, "the same-host stream to take a's place", 10*time.Second, func() bool {
+	wait.For(t, "the same-host stream to take a's place", 10*time.Second, func() bool {
 		b.mu.Lock()
 		p := b.peers["a"]
 		b.mu.Unlock()
@@ -123,7 +125,7 @@ func TestImpersonatorRefused(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 	}
-	eventually(t, "a's changes after the same-host stream ended", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "a's changes after the same-host stream ended", 10*time.Second, func() bool { return inSync(a, b, "a") })
 
 	st := b.Stats()
 	if st.StreamsRefused <= base.StreamsRefused {
@@ -191,7 +193,7 @@ func TestMemberHugeSnapshotBegin(t *testing.T) {
 	if err := s.flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the snapshot to begin", 5*time.Second, func() bool {
+	wait.For(t, "the snapshot to begin", 5*time.Second, func() bool {
 		for _, o := range b.ext.Stats() {
 			if o.Origin == "m" && o.Snapshots == 1 {
 				return true
@@ -230,7 +232,7 @@ func TestDigestLoopStops(t *testing.T) {
 	}
 	// 20 digest mismatches later (2 s at DigestEvery 100 ms), it still has
 	// not asked again.
-	eventually(t, "20 digests past the first mismatch", 20*time.Second, func() bool { return peer().ResyncsHeld >= 20 })
+	wait.For(t, "20 digests past the first mismatch", 20*time.Second, func() bool { return peer().ResyncsHeld >= 20 })
 	p := peer()
 	if p.ResyncAsked > 1 || !p.CopyTruncated {
 		t.Fatalf("resyncs asked %d, copy truncated %v: want at most 1 and true", p.ResyncAsked, p.CopyTruncated)
@@ -245,8 +247,8 @@ func TestDigestLoopStops(t *testing.T) {
 		f := tflow(i)
 		a.in.Delete(&f)
 	}
-	eventually(t, "b's copy of a complete", 10*time.Second, func() bool { return inSync(a, b, "a") })
-	eventually(t, "the truncation cleared", 5*time.Second, func() bool { return !peer().CopyTruncated })
+	wait.For(t, "b's copy of a complete", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "the truncation cleared", 5*time.Second, func() bool { return !peer().CopyTruncated })
 }
 
 // startNodeExt is startNode with b's external cache made with opts.

@@ -82,7 +82,7 @@ func (p *parser) need(n uint64) bool {
 	return true
 }
 
-func (p *parser) uint(max uint64) uint64 {
+func (p *parser) uint(limit uint64) uint64 {
 	if !p.need(1) {
 		return 0
 	}
@@ -103,7 +103,7 @@ func (p *parser) uint(max uint64) uint64 {
 		p.fail("not an unsigned integer")
 		return 0
 	}
-	if v > max {
+	if v > limit {
 		p.fail("value out of range")
 		return 0
 	}

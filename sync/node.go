@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/cache"
-	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/ratelog"
 	"github.com/hashicorp/memberlist"
 )
@@ -44,6 +43,9 @@ type Config struct {
 	// EventEvery: at most one lifecycle line per peer and kind of event
 	// in this interval; 0 = ratelog.DefaultEvery.
 	EventEvery time.Duration
+	// Network carries the node's dials and memberlist packets; nil = the
+	// host's network. Tests give one that can be partitioned (netfake).
+	Network Network
 }
 
 // Node is one member of the replication cluster. Create it with New (its
@@ -77,42 +79,7 @@ type Node struct {
 	warn  *ratelog.Limiter // repeated warnings: one line per kind per 10 s
 	life  lifecycle        // peer lifecycle log, why never in sync (lifecycle.go)
 
-	partition atomic.Pointer[func(addr string) bool] // fault injection
-
 	keys keyState // cluster key rotation (keys.go)
-}
-
-// Partition cuts this node off from every address for which blocked
-// returns true (nil heals): memberlist's packets to them are dropped, its
-// and the replication streams' dials refused, and the streams open to or
-// from those peers closed. It exists for fault-injection tests; a
-// partition is only complete when every node on both sides applies it.
-func (n *Node) Partition(blocked func(addr string) bool) {
-	if blocked == nil {
-		n.partition.Store(nil)
-		return
-	}
-	n.partition.Store(&blocked)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, p := range n.peers {
-		if p.addr == "" || !blocked(p.addr) {
-			continue
-		}
-		if c := p.outConn.Load(); c != nil {
-			c.Close()
-		}
-		p.inMu.Lock()
-		if p.inConn != nil {
-			p.inConn.Close()
-		}
-		p.inMu.Unlock()
-	}
-}
-
-func (n *Node) isBlocked(addr string) bool {
-	f := n.partition.Load()
-	return f != nil && (*f)(addr)
 }
 
 // counters are the node-wide counters.
@@ -181,6 +148,60 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Internal == nil || cfg.External == nil {
 		return nil, errors.New("sync: caches required")
 	}
+	cfg.setDefaults()
+	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1),
+		members: make(map[string]member), warn: ratelog.New(ratelog.DefaultEvery), life: newLifecycle(cfg.EventEvery)}
+	n.epoch = cfg.Epoch
+	if n.epoch == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		n.epoch = binary.BigEndian.Uint64(b[:]) | 1
+	}
+	n.sec.Label = cfg.Label
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("sync: cluster key: %w", err)
+		}
+		n.sec.Keyring = kr
+	}
+
+	host, port, err := splitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("sync: bind address: %w", err)
+	}
+	mlog := newLogBridge(n.log, n.warn, n.life.slow, func(cause string) { n.stats.authFailures.Add(1); n.authFailed(cause) })
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlog})
+	if err != nil {
+		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
+	}
+	n.trans = newMuxTransport(nt, cfg.Network, n.accept, func(a net.Addr) {
+		n.warn.Warn(n.log, "preauth refused", "closed a connection to the cluster port: too many unauthenticated connections open (from its source, or in all)",
+			"remote", a.String(), "max", maxPreAuth, "max_per_source", maxPreAuthPerSource)
+	})
+
+	mc, err := n.memberlistConfig(host, nt.GetAutoBindPort(), mlog)
+	if err != nil {
+		n.trans.Shutdown()
+		return nil, err
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		n.trans.Shutdown()
+		return nil, fmt.Errorf("sync: start memberlist: %w", err)
+	}
+	n.ml = ml
+	if n.table, err = newMLTable(ml); err != nil {
+		n.log.Warn("members will show alive or dead only (no suspect, no left)", "err", err)
+	}
+	ln := ml.LocalNode() // safe now: nothing has run yet
+	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
+// setDefaults fills in the zero fields that have a default.
+func (cfg *Config) setDefaults() {
 	if cfg.DigestEvery <= 0 {
 		cfg.DigestEvery = time.Second
 	}
@@ -199,47 +220,26 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("component", "sync"), peers: make(map[string]*peer), kick: make(chan struct{}, 1),
-		members: make(map[string]member), warn: ratelog.New(ratelog.DefaultEvery), life: newLifecycle(cfg.EventEvery)}
-	n.epoch = cfg.Epoch
-	if n.epoch == 0 {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		n.epoch = binary.BigEndian.Uint64(b[:]) | 1
+	if cfg.Network == nil {
+		cfg.Network = hostNetwork{}
 	}
-	n.sec.Label = cfg.Label
-	if len(cfg.Keys) > 0 {
-		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
-		if err != nil {
-			return nil, fmt.Errorf("sync: cluster key: %w", err)
-		}
-		n.sec.Keyring = kr
-	}
-	host, port, err := splitHostPort(cfg.Bind)
-	if err != nil {
-		return nil, fmt.Errorf("sync: bind address: %w", err)
-	}
-	mlog := newLogBridge(n.log, n.warn, n.life.slow, func(cause string) { n.stats.authFailures.Add(1); n.authFailed(cause) })
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlog})
-	if err != nil {
-		return nil, fmt.Errorf("sync: listen on %s: %w", cfg.Bind, err)
-	}
-	n.trans = newMuxTransport(nt, n.accept, func(a net.Addr) {
-		n.warn.Warn(n.log, "preauth refused", "closed a connection to the cluster port: too many unauthenticated connections open (from its source, or in all)",
-			"remote", a.String(), "max", maxPreAuth, "max_per_source", maxPreAuthPerSource)
-	}, n.isBlocked)
+}
 
+// memberlistConfig is memberlist's configuration for the node bound to
+// host:port: its transport, addresses, keys and label, and the node's
+// delegates.
+func (n *Node) memberlistConfig(host string, port int, mlog *log.Logger) (*memberlist.Config, error) {
+	cfg := n.cfg
 	mc := memberlist.DefaultLANConfig()
 	if cfg.LocalTimings {
 		mc = memberlist.DefaultLocalConfig()
 	}
 	mc.Name = cfg.Node
 	mc.Transport = n.trans
-	mc.BindAddr, mc.BindPort = host, nt.GetAutoBindPort()
+	mc.BindAddr, mc.BindPort = host, port
 	if cfg.Advertise != "" {
 		ah, ap, err := splitHostPort(cfg.Advertise)
 		if err != nil {
-			n.trans.Shutdown()
 			return nil, fmt.Errorf("sync: advertise address: %w", err)
 		}
 		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
@@ -256,19 +256,7 @@ func New(cfg Config) (*Node, error) {
 	mc.Events = events{n}
 	mc.Logger = mlog
 	mc.LogOutput = nil
-	ml, err := memberlist.Create(mc)
-	if err != nil {
-		n.trans.Shutdown()
-		return nil, fmt.Errorf("sync: start memberlist: %w", err)
-	}
-	n.ml = ml
-	if n.table, err = newMLTable(ml); err != nil {
-		n.log.Warn("members will show alive or dead only (no suspect, no left)", "err", err)
-	}
-	ln := ml.LocalNode() // safe now: nothing has run yet
-	n.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	return n, nil
+	return mc, nil
 }
 
 func splitHostPort(s string) (string, int, error) {
@@ -288,9 +276,6 @@ func splitHostPort(s string) (string, int, error) {
 
 // Addr returns the address peers reach this node at.
 func (n *Node) Addr() string { return n.addr }
-
-// Epoch returns this node's incarnation number.
-func (n *Node) Epoch() uint64 { return n.epoch }
 
 // Run joins the cluster (retrying in the background), keeps one stream to
 // every alive peer, and returns when ctx is cancelled, after leaving the
@@ -435,6 +420,7 @@ func (n *Node) Close() error {
 		p.inMu.Unlock()
 	}
 	n.mu.Unlock()
+
 	err := n.ml.Leave(time.Second)
 	n.wg.Wait()
 	if serr := n.ml.Shutdown(); err == nil {
@@ -461,6 +447,7 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 		if ctx.Err() != nil {
 			return
 		}
+
 		p.sendErrors.Add(1)
 		p.lastErr.Store(err.Error())
 		if wasUp {
@@ -468,6 +455,7 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 		} else {
 			n.log.Debug("stream to peer failed", "peer", p.name, "err", err)
 		}
+
 		if time.Since(start) > 10*time.Second {
 			backoff = 50 * time.Millisecond
 		}
@@ -485,33 +473,9 @@ func (n *Node) sendLoop(ctx context.Context, p *peer, addr string, done chan str
 // stream runs one connection to a peer: hello, snapshot, then changes and
 // digests until an error or ctx ends.
 func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
-	if n.isBlocked(addr) {
-		return errPartitioned
-	}
-	d := net.Dialer{Timeout: 5 * time.Second, Control: setUserTimeout(n.userTimeout()), LocalAddr: n.localAddrFor(addr)}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	s, err := n.dialPeer(ctx, p, addr)
 	if err != nil {
 		return err
-	}
-	s, err := n.sec.clientHandshake(c, n.cfg.Node)
-	if err != nil {
-		c.Close()
-		if errors.Is(err, errAuth) {
-			n.stats.authFailures.Add(1)
-			n.authFailed(authCause(err.Error()))
-		}
-		if errors.Is(err, errNoAnswer) {
-			n.warn.Warn(n.log, "handshake refused by peer", "a peer refused our replication stream", "peer", p.name, "addr", addr, "err", err)
-		}
-		return err
-	}
-	if s.peer != p.name {
-		c.Close()
-		return fmt.Errorf("peer at %s says it is %q, want %q", addr, s.peer, p.name)
-	}
-	if n.isBlocked(addr) { // a partition began while we dialled
-		c.Close()
-		return errPartitioned
 	}
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.Close() })
@@ -523,6 +487,7 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 	if err := s.writeFrame(w.hello(n.cfg.Node, n.epoch, n.session.Add(1))); err != nil {
 		return err
 	}
+
 	// The peer talks back on the same connection (resync requests).
 	rerr := make(chan error, 1)
 	r := n.cfg.Internal.NewReader()
@@ -533,66 +498,11 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 
 	p.connected.Store(true)
 	n.event("stream to peer up", p.name, addr, "connected and authenticated: sending this node's flows")
-	tick := time.NewTicker(n.cfg.DigestEvery)
-	defer tick.Stop()
-	// A digest goes out when the stream has caught up and the cache
-	// changed, but no sooner than digestGap after the last one: under a
-	// steady stream of changes the reader catches up after nearly every
-	// batch, and a digest each time would cost more bytes than the
-	// entries. owed fires when a held-back digest is due.
-	digestGap := n.cfg.DigestEvery / 4
-	owed := time.NewTimer(time.Hour)
-	owed.Stop()
-	defer owed.Stop()
-	owing := false
-	var lastDigest, expDigest cache.Digest
-	var lastDigestAt time.Time
+	out := newStreamOut(n, s, w, r, p)
+	defer out.stop()
 	for {
-		if r.Lost() {
-			p.caughtUp.Store(false)
-			if err := n.sendSnapshot(s, w, r, p); err != nil {
-				return err
-			}
-		}
-		for {
-			sent, err := n.sendChanges(s, w, r, p)
-			if err != nil {
-				return err
-			}
-			if sent == 0 {
-				break
-			}
-		}
-		// The expectation set, whole, when it changed (after the flows:
-		// the masters it refers to go first).
-		if xs, dg, ok := r.NextExpects(); ok {
-			if err := n.send(s, p, w.expects(n.epoch, xs)); err != nil {
-				return err
-			}
-			p.sentExpects.Add(uint64(len(xs)))
-			expDigest = dg
-		}
-		if dg, ver, ok := r.CaughtUp(); ok {
-			p.caughtUp.Store(true)
-			p.pending.Store(0)
-			since := time.Since(lastDigestAt)
-			switch {
-			case since >= n.cfg.DigestEvery || dg != lastDigest && since >= digestGap:
-				if err := n.send(s, p, w.u64s(msgDigest, n.epoch, dg.Count, dg.Hash, ver)); err != nil {
-					return err
-				}
-				if err := n.send(s, p, w.u64s(msgExpectDigest, n.epoch, expDigest.Count, expDigest.Hash)); err != nil {
-					return err
-				}
-				lastDigest, lastDigestAt = dg, time.Now()
-				p.digests.Add(1)
-			case dg != lastDigest && !owing:
-				owed.Reset(digestGap - since)
-				owing = true
-			}
-		} else {
-			p.caughtUp.Store(false)
-			p.pending.Store(int64(r.Pending()))
+		if err := out.sendPending(); err != nil {
+			return err
 		}
 		if err := s.flush(); err != nil {
 			return err
@@ -603,11 +513,137 @@ func (n *Node) stream(ctx context.Context, p *peer, addr string) error {
 		case err := <-rerr:
 			return fmt.Errorf("peer closed the stream: %w", err)
 		case <-r.Wake():
-		case <-tick.C:
-		case <-owed.C:
-			owing = false
+		case <-out.tick.C:
+		case <-out.owed.C:
+			out.owing = false
 		}
 	}
+}
+
+// dialPeer connects to the peer at addr and runs the client side of the
+// handshake: it must answer to p's name.
+func (n *Node) dialPeer(ctx context.Context, p *peer, addr string) (*conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, Control: setUserTimeout(n.userTimeout()), LocalAddr: n.localAddrFor(addr)}
+	c, err := n.cfg.Network.DialContext(ctx, &d, addr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := n.sec.clientHandshake(c, n.cfg.Node)
+	if err != nil {
+		c.Close()
+		if errors.Is(err, errAuth) {
+			n.stats.authFailures.Add(1)
+			n.authFailed(authCause(err.Error()))
+		}
+		if errors.Is(err, errNoAnswer) {
+			n.warn.Warn(n.log, "handshake refused by peer", "a peer refused our replication stream", "peer", p.name, "addr", addr, "err", err)
+		}
+		return nil, err
+	}
+	if s.peer != p.name {
+		c.Close()
+		return nil, fmt.Errorf("peer at %s says it is %q, want %q", addr, s.peer, p.name)
+	}
+	return s, nil
+}
+
+// streamOut is the state of one outgoing stream once it is up: what it
+// last told the peer of its digests, and when.
+type streamOut struct {
+	n *Node
+	s *conn
+	w *writer
+	r *cache.Reader
+	p *peer
+
+	tick *time.Ticker // a digest at least this often
+	// A digest goes out when the stream has caught up and the cache
+	// changed, but no sooner than digestGap after the last one: under a
+	// steady stream of changes the reader catches up after nearly every
+	// batch, and a digest each time would cost more bytes than the
+	// entries. owed fires when a held-back digest is due.
+	digestGap time.Duration
+	owed      *time.Timer
+	owing     bool
+
+	lastDigest, expDigest cache.Digest
+	lastDigestAt          time.Time
+}
+
+func newStreamOut(n *Node, s *conn, w *writer, r *cache.Reader, p *peer) *streamOut {
+	o := &streamOut{n: n, s: s, w: w, r: r, p: p,
+		tick: time.NewTicker(n.cfg.DigestEvery), digestGap: n.cfg.DigestEvery / 4, owed: time.NewTimer(time.Hour)}
+	o.owed.Stop()
+	return o
+}
+
+func (o *streamOut) stop() {
+	o.tick.Stop()
+	o.owed.Stop()
+}
+
+// sendPending sends what the peer has not seen yet: a snapshot if the
+// reader lost track, the changes, the expectation set if it changed, and
+// a digest once caught up.
+func (o *streamOut) sendPending() error {
+	n, s, w, r, p := o.n, o.s, o.w, o.r, o.p
+	if r.Lost() {
+		p.caughtUp.Store(false)
+		if err := n.sendSnapshot(s, w, r, p); err != nil {
+			return err
+		}
+	}
+	for {
+		sent, err := n.sendChanges(s, w, r, p)
+		if err != nil {
+			return err
+		}
+		if sent == 0 {
+			break
+		}
+	}
+
+	// The expectation set, whole, when it changed (after the flows: the
+	// masters it refers to go first).
+	if xs, dg, ok := r.NextExpects(); ok {
+		if err := n.send(s, p, w.expects(n.epoch, xs)); err != nil {
+			return err
+		}
+		p.sentExpects.Add(uint64(len(xs)))
+		o.expDigest = dg
+	}
+
+	dg, ver, ok := r.CaughtUp()
+	if !ok {
+		p.caughtUp.Store(false)
+		p.pending.Store(int64(r.Pending()))
+		return nil
+	}
+	p.caughtUp.Store(true)
+	p.pending.Store(0)
+	return o.digest(dg, ver)
+}
+
+// digest sends the digests of the flows (dg, at version ver) and of the
+// expectations if one is due, or arms owed for when it will be.
+func (o *streamOut) digest(dg cache.Digest, ver uint64) error {
+	n, w := o.n, o.w
+	since := time.Since(o.lastDigestAt)
+	switch {
+	case since >= n.cfg.DigestEvery || dg != o.lastDigest && since >= o.digestGap:
+		if err := n.send(o.s, o.p, w.u64s(msgDigest, n.epoch, dg.Count, dg.Hash, ver)); err != nil {
+			return err
+		}
+		if err := n.send(o.s, o.p, w.u64s(msgExpectDigest, n.epoch, o.expDigest.Count, o.expDigest.Hash)); err != nil {
+			return err
+		}
+		o.lastDigest, o.lastDigestAt = dg, time.Now()
+		o.p.digests.Add(1)
+	case dg != o.lastDigest && !o.owing:
+		o.owed.Reset(o.digestGap - since)
+		o.owing = true
+	}
+	return nil
 }
 
 // localAddrFor returns the address an outgoing stream to addr leaves from:
@@ -695,267 +731,10 @@ func (n *Node) readControl(s *conn, p *peer, r *cache.Reader) error {
 	}
 }
 
-// ---------------------------------------------------------------- receiving
-
-// accept takes a replication stream from the transport: its marker byte
-// read, the pre-authentication deadline set. authDone gives back its
-// pre-authentication slot (preauth.go).
-func (n *Node) accept(c net.Conn, authDone func()) {
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		c.Close()
-		authDone()
-		return
-	}
-	n.wg.Add(1)
-	n.mu.Unlock()
-	go func() {
-		defer n.wg.Done()
-		n.receive(c, authDone)
-	}()
-}
-
-func (n *Node) receive(c net.Conn, authDone func()) {
-	defer c.Close()
-	s, err := n.sec.serverHandshake(c, n.cfg.Node)
-	authDone()
-	if err != nil {
-		switch {
-		case errors.Is(err, errAuth):
-			n.stats.authFailures.Add(1)
-			n.authFailed(authCause(err.Error()))
-			n.warn.Warn(n.log, "refused stream", "refused a replication stream", "remote", c.RemoteAddr().String(), "err", err)
-		case errors.Is(err, errHandshakeVersion):
-			n.stats.decodeErrors.Add(1)
-			n.warn.Warn(n.log, "handshake version", "refused a replication stream of another handshake version", "remote", c.RemoteAddr().String(), "err", err)
-		default:
-			n.stats.decodeErrors.Add(1)
-		}
-		return
-	}
-	stop := context.AfterFunc(n.ctx, func() { s.Close() })
-	defer stop()
-	rd := newReader()
-	_ = c.SetReadDeadline(time.Now().Add(n.idleTimeout()))
-	b, err := s.readFrame()
-	if err != nil {
-		if errors.Is(err, errAuth) {
-			n.stats.authFailures.Add(1)
-		} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-			n.stats.badHello.Add(1)
-		}
-		return
-	}
-	t, err := rd.open(b)
-	if err != nil || t != msgHello {
-		n.stats.badHello.Add(1)
-		return
-	}
-	origin, epoch, session, err := rd.hello()
-	if err != nil || origin != s.peer || origin == n.cfg.Node {
-		n.stats.badHello.Add(1)
-		return
-	}
-	// The stream speaks for its origin only if that is a live member at
-	// the address the stream comes from (a key holder could name anyone).
-	if why := n.checkOrigin(origin, c.RemoteAddr()); why != "" {
-		n.refuse(origin, c.RemoteAddr(), why)
-		if !n.everMember(origin) {
-			n.cfg.External.Forget(origin) // never a member: keep nothing of it
-		}
-		return
-	}
-	if n.isBlocked(n.memberAddr(origin)) {
-		return // fault injection: this peer is on the other side of a partition
-	}
-	n.mu.Lock()
-	p := n.peerLocked(origin)
-	n.mu.Unlock()
-	p.inMu.Lock()
-	if p.inConn != nil && p.inEpoch == epoch && session < p.inSession {
-		p.inMu.Unlock()
-		n.refuse(origin, c.RemoteAddr(), "an older session of the same incarnation is superseded by an open one")
-		return
-	}
-	if p.inConn != nil {
-		p.inConn.Close()
-	}
-	p.inConn, p.inSession, p.inEpoch = s, session, epoch
-	p.inSince = time.Now()
-	p.inMu.Unlock()
-	n.event("stream from peer up", origin, n.memberAddr(origin), "connected and authenticated: receiving its flows")
-	// A peer that streams to us is alive: stream back at once rather than
-	// wait for memberlist's gossip to say so (a restarted node refutes its
-	// "left" state only on the next gossip round).
-	n.mu.Lock()
-	if p.cancel == nil && p.addr != "" && !n.closed {
-		n.startSenderLocked(p, p.addr)
-	}
-	n.mu.Unlock()
-	n.retryNow(origin)
-	end := "closed"
-	defer func() {
-		p.inMu.Lock()
-		if p.inConn == s {
-			// The session mark goes with the stream that set it: a
-			// stream that ended never locks the origin's next one out.
-			p.inConn, p.inSession, p.inEpoch = nil, 0, 0
-		}
-		p.inMu.Unlock()
-		n.event("stream from peer down", origin, n.memberAddr(origin), end)
-	}()
-	ext := n.cfg.External
-	w := newWriter()
-	var lastAsk, lastExpAsk time.Time
-	// Entries are parsed and applied a chunk at a time: a chunk is small
-	// enough to stay in the CPU's cache and costs little memory (an entry
-	// is 384 bytes parsed).
-	batch := make([]cache.Entry, 256)
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(n.idleTimeout()))
-		b, err := s.readFrame()
-		if err != nil {
-			if errors.Is(err, errAuth) {
-				n.stats.authFailures.Add(1)
-			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				n.stats.decodeErrors.Add(1)
-			}
-			end = err.Error()
-			return
-		}
-		p.recvBytes.Add(uint64(len(b)))
-		p.recvMsgs.Add(1)
-		t, err := rd.open(b)
-		if err == nil {
-			switch t {
-			case msgSnapBegin:
-				var ep, size uint64
-				if err = rd.u64sMin(1, &ep, &size); err == nil && ep == epoch {
-					ext.BeginSnapshot(origin, epoch)
-					ext.Reserve(origin, epoch, size)
-				}
-			case msgEntries:
-				err = rd.chunks(batch, func(ep uint64, es []cache.Entry) error {
-					if ep != epoch {
-						return fmt.Errorf("%w: entries of epoch %d on a stream of epoch %d", errWire, ep, epoch)
-					}
-					p.recvEntries.Add(uint64(len(es)))
-					if stale := ext.ApplyBatch(origin, epoch, es); stale > 0 {
-						p.stale.Add(uint64(stale))
-					}
-					return nil
-				})
-			case msgSnapEnd:
-				var ep uint64
-				if err = rd.u64s(&ep); err == nil && ep == epoch {
-					ext.EndSnapshot(origin, epoch)
-				}
-			case msgDigest:
-				var ep, count, hash, ver uint64
-				if err = rd.u64s(&ep, &count, &hash, &ver); err == nil && ep == epoch {
-					p.lastVersion.Store(ver)
-					got, synced := ext.Digest(origin, epoch)
-					switch {
-					case synced && got.Count == count && got.Hash == hash:
-						ext.Vouch(origin)
-						p.digestOK.Store(time.Now().UnixNano())
-						p.truncated.Store(false)
-					case synced && n.copyCutShort(p, origin, got.Count, count):
-						// Another snapshot would be cut the same way.
-					case time.Since(lastAsk) > 2*n.cfg.DigestEvery:
-						// Missed something (or no snapshot yet): ask for one.
-						n.log.Debug("digest mismatch: asking for a snapshot", "peer", origin, "synced", synced,
-							"have", got.Count, "owner_has", count)
-						p.mismatches.Add(1)
-						p.resyncAsked.Add(1)
-						lastAsk = time.Now()
-						err = s.sendLocked(w.u64s(msgResync, 1))
-					}
-				}
-			case msgExpects:
-				var ep uint64
-				var xs []flow.Expect
-				if ep, xs, err = rd.expects(); err == nil {
-					if ep != epoch {
-						err = fmt.Errorf("%w: expectations of epoch %d on a stream of epoch %d", errWire, ep, epoch)
-					} else if ext.ReplaceExpects(origin, epoch, xs) {
-						p.recvExpects.Add(uint64(len(xs)))
-					} else {
-						p.stale.Add(1)
-					}
-				}
-			case msgExpectDigest:
-				var ep, count, hash uint64
-				if err = rd.u64s(&ep, &count, &hash); err == nil && ep == epoch {
-					got, synced := ext.ExpectDigest(origin, epoch)
-					if (!synced || got.Count != count || got.Hash != hash) && time.Since(lastExpAsk) > 2*n.cfg.DigestEvery {
-						// Missed a set, or one of ours expired early: ask
-						// for the set again (not a whole snapshot).
-						n.log.Debug("expectation digest mismatch: asking for the set", "peer", origin, "have", got.Count, "owner_has", count)
-						p.expMismatches.Add(1)
-						lastExpAsk = time.Now()
-						err = s.sendLocked(w.u64s(msgResync, resyncExpects))
-					}
-				}
-			default:
-				n.stats.unexpectedMsgs.Add(1)
-			}
-		}
-		if err != nil {
-			n.stats.decodeErrors.Add(1)
-			n.warn.Warn(n.log, "dropped stream", "dropping a replication stream", "peer", origin, "err", err)
-			end = "dropped: " + err.Error()
-			return
-		}
-		p.inMu.Lock()
-		active := p.inConn == s
-		p.inMu.Unlock()
-		if !active {
-			end = "superseded by a newer stream from the same peer"
-			return
-		}
-	}
-}
-
-// copyCutShort reports, for a mismatching digest of origin (have flows
-// held, the owner has owns), whether the mismatch is this node's cache
-// being full: flows of origin were dropped for lack of room since its last
-// snapshot began and the cache has no room for what is missing. Then
-// asking for a snapshot would only bring the same flows and drop the same
-// ones, every two digest periods forever: it is held back, said once in
-// the log and in the peer's stats, until room frees up.
-func (n *Node) copyCutShort(p *peer, origin string, have, owns uint64) bool {
-	cut, room := n.cfg.External.Truncated(origin)
-	if cut && room >= 0 && uint64(room) < max(owns-min(owns, have), 1) {
-		p.resyncsHeld.Add(1)
-		if !p.truncated.Swap(true) {
-			n.warn.Warn(n.log, "copy cut short", "the external cache is full (cache.max_flows): this node's copy of a peer's flows is incomplete; not asking for snapshots until there is room",
-				"peer", origin, "have", have, "owner_has", owns, "room", room)
-		}
-		return true
-	}
-	p.truncated.Store(false)
-	return false
-}
-
-// refuse counts and logs (rate-limited) an authenticated stream refused
-// for the origin its hello names.
-func (n *Node) refuse(origin string, remote net.Addr, why string) {
-	n.stats.streamsRefused.Add(1)
-	if n.rejoining(origin, remote) {
-		// A restarted member streams as soon as it joined, often before
-		// this node's memberlist holds it alive again: it retries then.
-		n.log.Debug("refused a replication stream: the member is not alive again yet", "origin", origin, "remote", remote.String(), "reason", why)
-		return
-	}
-	n.warn.Warn(n.log, "refused origin", "refused a replication stream", "origin", origin, "remote", remote.String(), "reason", why)
-}
-
 // RequestResync asks every connected peer for a snapshot of its flows.
 func (n *Node) RequestResync() int {
 	w := newWriter()
-	msg := w.u64s(msgResync, 2)
+	msg := w.u64s(msgResync, resyncRequested)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	asked := 0

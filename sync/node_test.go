@@ -14,6 +14,9 @@ import (
 	"github.com/ctsync/ctsync/cache"
 	"github.com/ctsync/ctsync/flow"
 	"go.uber.org/goleak"
+
+	"github.com/ctsync/ctsync/sync/netfake"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // memberlist's Shutdown does not wait for a probe in flight; it ends by
@@ -43,6 +46,7 @@ type testNode struct {
 	*Node
 	in     *cache.Internal
 	ext    *cache.External
+	net    *netfake.Network // cut it with net.Partition
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -60,6 +64,7 @@ func startNode(t *testing.T, name string, key []byte, join ...string) *testNode 
 	tn := &testNode{
 		in:  cache.NewInternal(cache.InternalOptions{Clock: monoClock}),
 		ext: cache.NewExternal(cache.ExternalOptions{Clock: monoClock}),
+		net: netfake.New(),
 	}
 	var keys [][]byte
 	if key != nil {
@@ -68,7 +73,7 @@ func startNode(t *testing.T, name string, key []byte, join ...string) *testNode 
 	n, err := New(Config{
 		Node: name, Bind: "127.0.0.1:0", Join: join, Keys: keys, Label: "test",
 		Internal: tn.in, External: tn.ext, DigestEvery: 100 * time.Millisecond,
-		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: testLogger(t, name),
+		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: testLogger(t, name), Network: tn.net,
 	})
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -89,17 +94,6 @@ func (tn *testNode) stop() {
 	tn.cancel()
 	<-tn.done
 	tn.cancel = nil
-}
-
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func tflow(i int) flow.Flow {
@@ -135,8 +129,8 @@ func TestThreeNodesConverge(t *testing.T) {
 		f := tflow(100000 + i)
 		c.in.Upsert(&f)
 	}
-	eventually(t, "b and c to hold a's flows", 10*time.Second, func() bool { return inSync(a, b, "a") && inSync(a, c, "a") })
-	eventually(t, "a and b to hold c's flows", 10*time.Second, func() bool { return inSync(c, a, "c") && inSync(c, b, "c") })
+	wait.For(t, "b and c to hold a's flows", 10*time.Second, func() bool { return inSync(a, b, "a") && inSync(a, c, "a") })
+	wait.For(t, "a and b to hold c's flows", 10*time.Second, func() bool { return inSync(c, a, "c") && inSync(c, b, "c") })
 	if b.ext.Len("a") != 3000 || a.ext.Len("c") != 500 {
 		t.Fatalf("b holds %d of a's flows, a holds %d of c's", b.ext.Len("a"), a.ext.Len("c"))
 	}
@@ -150,7 +144,7 @@ func TestThreeNodesConverge(t *testing.T) {
 			a.in.Upsert(&f)
 		}
 	}
-	eventually(t, "changes to reach b and c", 10*time.Second, func() bool { return inSync(a, b, "a") && inSync(a, c, "a") })
+	wait.For(t, "changes to reach b and c", 10*time.Second, func() bool { return inSync(a, b, "a") && inSync(a, c, "a") })
 	if b.ext.Len("a") != 2250 {
 		t.Fatalf("b holds %d of a's flows after deletes, want 2250", b.ext.Len("a"))
 	}
@@ -164,7 +158,7 @@ func TestThreeNodesConverge(t *testing.T) {
 	if marked != 750 {
 		t.Fatalf("b sees %d updated marks, want 750", marked)
 	}
-	eventually(t, "health", 10*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
+	wait.For(t, "health", 10*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
 	// Everything above must have flowed as changes: no repair was needed.
 	for _, n := range []*testNode{a, b, c} {
 		for _, p := range n.Stats().Peers {
@@ -185,7 +179,7 @@ func TestRepairsLoss(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 	}
-	eventually(t, "initial sync", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "initial sync", 10*time.Second, func() bool { return inSync(a, b, "a") })
 	// Corrupt b's copy behind the stream's back: delete and add entries.
 	for i := 0; i < 100; i++ {
 		f := tflow(i)
@@ -193,7 +187,7 @@ func TestRepairsLoss(t *testing.T) {
 	}
 	g := tflow(999999)
 	b.ext.Apply("a", a.Epoch(), &cache.Entry{Key: cache.KeyOf(&g), Version: 1, Flow: g})
-	eventually(t, "repair", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "repair", 10*time.Second, func() bool { return inSync(a, b, "a") })
 	if b.ext.Len("a") != 1000 {
 		t.Fatalf("b holds %d after repair, want 1000", b.ext.Len("a"))
 	}
@@ -210,10 +204,10 @@ func TestRestartedPeerConverges(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 	}
-	eventually(t, "initial sync", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "initial sync", 10*time.Second, func() bool { return inSync(a, b, "a") })
 	b.stop()
 	b2 := startNode(t, "b", key, a.Addr())
-	eventually(t, "restarted b to converge", 15*time.Second, func() bool { return inSync(a, b2, "a") })
+	wait.For(t, "restarted b to converge", 15*time.Second, func() bool { return inSync(a, b2, "a") })
 
 	// Owner restart: a new incarnation with fewer flows.
 	a.stop()
@@ -222,7 +216,7 @@ func TestRestartedPeerConverges(t *testing.T) {
 		f := tflow(i)
 		a2.in.Upsert(&f)
 	}
-	eventually(t, "b to hold only a's new flows", 15*time.Second, func() bool { return inSync(a2, b2, "a") })
+	wait.For(t, "b to hold only a's new flows", 15*time.Second, func() bool { return inSync(a2, b2, "a") })
 	if b2.ext.Len("a") != 10 {
 		t.Fatalf("b holds %d of a's flows, want 10", b2.ext.Len("a"))
 	}
@@ -237,7 +231,7 @@ func TestWrongKeyCannotJoinOrInject(t *testing.T) {
 		f := tflow(i)
 		evil.in.Upsert(&f)
 	}
-	eventually(t, "a to count failed authentication", 10*time.Second, func() bool {
+	wait.For(t, "a to count failed authentication", 10*time.Second, func() bool {
 		return a.Stats().AuthFailures > 0 || evil.Stats().JoinFailures > 2
 	})
 	if a.ext.Len("") != 0 {
@@ -253,7 +247,7 @@ func TestInsecureAndSecureDoNotMix(t *testing.T) {
 	plain := startNode(t, "plain", nil, a.Addr())
 	f := tflow(1)
 	plain.in.Upsert(&f)
-	eventually(t, "join attempts", 10*time.Second, func() bool { return plain.Stats().JoinFailures > 1 })
+	wait.For(t, "join attempts", 10*time.Second, func() bool { return plain.Stats().JoinFailures > 1 })
 	if a.ext.Len("") != 0 || len(a.Members()) != 1 {
 		t.Fatalf("secure node accepted an insecure one")
 	}
@@ -306,7 +300,7 @@ func TestDigestsHeldBackUnderChurn(t *testing.T) {
 	key := newKey(t)
 	a := startNode(t, "a", key)
 	b := startNode(t, "b", key, a.Addr())
-	eventually(t, "b in sync with a", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "b in sync with a", 10*time.Second, func() bool { return inSync(a, b, "a") })
 	peer := func() *peer {
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -322,7 +316,7 @@ func TestDigestsHeldBackUnderChurn(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 		// Let the sender catch up: every change would be a digest.
-		eventually(t, "the change reaches b", 10*time.Second, func() bool { return b.ext.Len("a") == i+1 })
+		wait.For(t, "the change reaches b", 10*time.Second, func() bool { return b.ext.Len("a") == i+1 })
 	}
 	elapsed := time.Since(start)
 	sent := peer.digests.Load() - before
@@ -332,5 +326,5 @@ func TestDigestsHeldBackUnderChurn(t *testing.T) {
 	if sent > limit {
 		t.Fatalf("%d digests for %d changes in %v, want at most %d", sent, changes, elapsed, limit)
 	}
-	eventually(t, "b in sync after the churn", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "b in sync after the churn", 10*time.Second, func() bool { return inSync(a, b, "a") })
 }

@@ -3,6 +3,8 @@ package sync
 import (
 	"testing"
 	"time"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // TestPartitionDetectedAndHealed: memberlist's failure detection sees a
@@ -17,13 +19,13 @@ func TestPartitionDetectedAndHealed(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 	}
-	eventually(t, "initial sync", 10*time.Second, func() bool { return inSync(a, c, "a") && inSync(a, b, "a") })
+	wait.For(t, "initial sync", 10*time.Second, func() bool { return inSync(a, c, "a") && inSync(a, b, "a") })
 	cAddr := c.Addr()
 	others := map[string]bool{a.Addr(): true, b.Addr(): true}
-	c.Partition(func(addr string) bool { return others[addr] })
-	a.Partition(func(addr string) bool { return addr == cAddr })
-	b.Partition(func(addr string) bool { return addr == cAddr })
-	eventually(t, "a to declare c failed", 20*time.Second, func() bool { return a.ml.NumMembers() == 2 })
+	c.net.Partition(func(addr string) bool { return others[addr] })
+	a.net.Partition(func(addr string) bool { return addr == cAddr })
+	b.net.Partition(func(addr string) bool { return addr == cAddr })
+	wait.For(t, "a to declare c failed", 20*time.Second, func() bool { return a.ml.NumMembers() == 2 })
 	for i := 0; i < 100; i++ {
 		f := tflow(i)
 		a.in.Delete(&f)
@@ -32,14 +34,14 @@ func TestPartitionDetectedAndHealed(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 	}
-	eventually(t, "b to follow a", 10*time.Second, func() bool { return inSync(a, b, "a") })
+	wait.For(t, "b to follow a", 10*time.Second, func() bool { return inSync(a, b, "a") })
 	if c.ext.Len("a") != 300 {
 		t.Fatalf("c holds %d of a's flows while cut off, want the 300 it had", c.ext.Len("a"))
 	}
 	for _, n := range []*testNode{a, b, c} {
-		n.Partition(nil)
+		n.net.Partition(nil)
 	}
-	eventually(t, "c to converge after the heal", 30*time.Second, func() bool { return inSync(a, c, "a") })
+	wait.For(t, "c to converge after the heal", 30*time.Second, func() bool { return inSync(a, c, "a") })
 	if c.ext.Len("a") != 300 {
 		t.Fatalf("c holds %d of a's flows after the heal, want 300", c.ext.Len("a"))
 	}
@@ -57,10 +59,10 @@ func TestHealthySurvivesPeerDeath(t *testing.T) {
 	b := startNode(t, "b", key, a.Addr())
 	f := tflow(1)
 	a.in.Upsert(&f)
-	eventually(t, "b ready", 10*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
+	wait.For(t, "b ready", 10*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
 	a.stop()
 	// b noticed (its stream from a ended) and is still ready.
-	eventually(t, "b to lose a's stream", 10*time.Second, func() bool { return !b.Stats().Peers[0].Connected })
+	wait.For(t, "b to lose a's stream", 10*time.Second, func() bool { return !b.Stats().Peers[0].Connected })
 	if ok, why := b.Healthy(); !ok {
 		t.Fatalf("the survivor is not ready after its peer died: %s", why)
 	}
@@ -77,10 +79,10 @@ func TestHealthyWhilePeerRejoins(t *testing.T) {
 		f := tflow(i)
 		a.in.Upsert(&f)
 	}
-	eventually(t, "b ready", 20*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
+	wait.For(t, "b ready", 20*time.Second, func() bool { ok, _ := b.Healthy(); return ok })
 	b.stop()
 	// b stays down long enough for a's last confirmation to age out.
-	eventually(t, "a's confirmation of b to age", 10*time.Second, func() bool {
+	wait.For(t, "a's confirmation of b to age", 10*time.Second, func() bool {
 		a.mu.Lock()
 		p := a.peers["b"]
 		a.mu.Unlock()
@@ -99,5 +101,5 @@ func TestHealthyWhilePeerRejoins(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	eventually(t, "b2 ready", 20*time.Second, func() bool { ok, _ := b2.Healthy(); return ok })
+	wait.For(t, "b2 ready", 20*time.Second, func() bool { ok, _ := b2.Healthy(); return ok })
 }

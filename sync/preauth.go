@@ -47,8 +47,8 @@ type preAuthGate struct {
 	bySrc map[netip.Addr]int // open per source; at most max entries
 }
 
-func newPreAuthGate(max, perSource int) *preAuthGate {
-	return &preAuthGate{max: max, perSource: perSource, bySrc: make(map[netip.Addr]int)}
+func newPreAuthGate(total, perSource int) *preAuthGate {
+	return &preAuthGate{max: total, perSource: perSource, bySrc: make(map[netip.Addr]int)}
 }
 
 // sourceKey is what the per-source bound counts by: the address, or its

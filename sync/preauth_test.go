@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/cache"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // preAuthGoroutines counts the node-side goroutines busy with an
@@ -54,7 +56,7 @@ func TestPreAuthFlood(t *testing.T) {
 		g := tflow(10000 + i)
 		a.in.Upsert(&g)
 	}
-	eventually(t, "initial sync", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
+	wait.For(t, "initial sync", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
 	heap0 := heapInUse()
 	_, _, baseRefused := preAuthState(a.Node)
 
@@ -113,13 +115,13 @@ func TestPreAuthFlood(t *testing.T) {
 	}()
 	flood := sources * perSource
 	// Every flood connection is either held or refused.
-	eventually(t, "the flood accepted or refused", 10*time.Second, func() bool {
+	wait.For(t, "the flood accepted or refused", 10*time.Second, func() bool {
 		open, _, refused := preAuthState(a.Node)
 		return uint64(open)+refused-baseRefused >= uint64(flood)
 	})
 	maxSeen = max(maxSeen, preAuthGoroutines())
 	heap1 := heapInUse()
-	eventually(t, "replication during the flood", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
+	wait.For(t, "replication during the flood", 10*time.Second, func() bool { return inSync(b, a, "b") && inSync(a, b, "a") })
 	open, peak, refused := preAuthState(a.Node)
 	refused -= baseRefused
 	t.Logf("flood of %d connections from %d sources: held %d (peak %d, goroutines seen %d), refused %d; heap in use %.1f MiB before, %.1f MiB during (%+.1f MiB)",
@@ -142,7 +144,7 @@ func TestPreAuthFlood(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	eventually(t, "the flood's slots released", 10*time.Second, func() bool { open, _, _ := preAuthState(a.Node); return open <= 2 })
+	wait.For(t, "the flood's slots released", 10*time.Second, func() bool { open, _, _ := preAuthState(a.Node); return open <= 2 })
 	_, _, baseRefused = preAuthState(a.Node)
 	for i := 0; i < 3*maxPreAuthPerSource; i++ {
 		c, err := d.Dial("tcp", a.Addr())
@@ -152,7 +154,7 @@ func TestPreAuthFlood(t *testing.T) {
 		_, _ = c.Write([]byte{streamMarker})
 		conns = append(conns, c)
 	}
-	eventually(t, "one source held to its bound", 10*time.Second, func() bool {
+	wait.For(t, "one source held to its bound", 10*time.Second, func() bool {
 		_, _, refused := preAuthState(a.Node)
 		return refused-baseRefused >= 2*maxPreAuthPerSource
 	})
@@ -169,7 +171,7 @@ func TestPreAuthFlood(t *testing.T) {
 		f := tflow(i)
 		b.in.Upsert(&f)
 	}
-	eventually(t, "replication after a reconnect", 10*time.Second, func() bool { return inSync(b, a, "b") })
+	wait.For(t, "replication after a reconnect", 10*time.Second, func() bool { return inSync(b, a, "b") })
 }
 
 // BenchmarkPreAuthFloodHeap reports the heap a node holds for 2,000

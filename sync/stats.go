@@ -74,6 +74,7 @@ func (n *Node) Stats() Stats {
 		JoinFailures: n.stats.joinFailures.Load(), StreamsRefused: n.stats.streamsRefused.Load(),
 		PreAuthRefused: n.trans.gate.refused.Load(),
 	}
+
 	type peerAddr struct {
 		p    *peer
 		addr string // p.addr changes under n.mu
@@ -84,6 +85,7 @@ func (n *Node) Stats() Stats {
 		peers = append(peers, peerAddr{p, p.addr})
 	}
 	n.mu.Unlock()
+
 	for _, pa := range peers {
 		p := pa.p
 		ps := PeerStats{
@@ -104,6 +106,7 @@ func (n *Node) Stats() Stats {
 		ps.InSync = ps.CaughtUp && n.recentDigest(p)
 		st.Peers = append(st.Peers, ps)
 	}
+
 	sort.Slice(st.Peers, func(i, j int) bool { return st.Peers[i].Peer < st.Peers[j].Peer })
 	return st
 }

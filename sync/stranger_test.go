@@ -6,6 +6,8 @@ import (
 	stdsync "sync"
 	"testing"
 	"time"
+
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // A stranger without the cluster key must get nothing but a closed
@@ -78,7 +80,7 @@ func TestReplayedHelloRefused(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	eventually(t, "the replays counted", 10*time.Second, func() bool {
+	wait.For(t, "the replays counted", 10*time.Second, func() bool {
 		st := a.Stats()
 		return st.AuthFailures+st.BadHellos+st.DecodeErrors >= base.AuthFailures+base.BadHellos+base.DecodeErrors+replays
 	})

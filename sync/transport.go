@@ -1,7 +1,7 @@
 package sync
 
 import (
-	"errors"
+	"context"
 	"io"
 	"net"
 	stdsync "sync"
@@ -27,8 +27,8 @@ import (
 // exact sizes, and the stream's 64 KiB buffers are made only after it.
 type muxTransport struct {
 	*memberlist.NetTransport
-	blocked  func(addr string) bool // fault injection: drop traffic to these
-	streams  chan net.Conn          // to memberlist
+	net      Network       // what dials and packets go through
+	streams  chan net.Conn // to memberlist
 	repl     func(c net.Conn, authDone func())
 	gate     *preAuthGate
 	refused  func(addr net.Addr) // told of each connection over a bound
@@ -42,45 +42,40 @@ type muxTransport struct {
 // with its marker byte read and the pre-authentication deadline set; it
 // must call authDone once the handshake is over, either way. refused is
 // told of each connection closed for a pre-authentication bound.
-func newMuxTransport(nt *memberlist.NetTransport, repl func(c net.Conn, authDone func()), refused func(net.Addr), blocked func(string) bool) *muxTransport {
-	t := &muxTransport{NetTransport: nt, streams: make(chan net.Conn), repl: repl, refused: refused, stop: make(chan struct{}), blocked: blocked,
+func newMuxTransport(nt *memberlist.NetTransport, nw Network, repl func(c net.Conn, authDone func()), refused func(net.Addr)) *muxTransport {
+	t := &muxTransport{NetTransport: nt, net: nw, streams: make(chan net.Conn), repl: repl, refused: refused, stop: make(chan struct{}),
 		gate: newPreAuthGate(maxPreAuth, maxPreAuthPerSource), deadline: preAuthTimeout}
 	t.wg.Add(1)
 	go t.route()
 	return t
 }
 
-// WriteTo sends a memberlist packet, unless a partition drops it.
+// WriteTo sends a memberlist packet, unless the network drops it.
 func (t *muxTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.blocked(addr) {
+	if !t.net.Deliver(addr) {
 		return time.Now(), nil // lost on the way, as on a cut link
 	}
 	return t.NetTransport.WriteTo(b, addr)
 }
 
-// DialTimeout opens a memberlist stream, unless a partition refuses it.
+// DialTimeout opens a memberlist stream through the network (as
+// NetTransport does: a plain TCP dial).
 func (t *muxTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if t.blocked(addr) {
-		return nil, errPartitioned
-	}
-	return t.NetTransport.DialTimeout(addr, timeout)
+	return t.net.DialContext(context.Background(), &net.Dialer{Timeout: timeout}, addr)
 }
 
 // WriteToAddress is what memberlist actually calls (NetTransport is a
 // NodeAwareTransport); it must be filtered like WriteTo.
 func (t *muxTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.blocked(a.Addr) {
-		return time.Now(), nil
+	if !t.net.Deliver(a.Addr) {
+		return time.Now(), nil // lost on the way, as on a cut link
 	}
 	return t.NetTransport.WriteToAddress(b, a)
 }
 
 // DialAddressTimeout is what memberlist actually calls for streams.
 func (t *muxTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	if t.blocked(a.Addr) {
-		return nil, errPartitioned
-	}
-	return t.NetTransport.DialAddressTimeout(a, timeout)
+	return t.DialTimeout(a.Addr, timeout)
 }
 
 // StreamCh is what memberlist reads its incoming streams from.
@@ -143,8 +138,6 @@ func (t *muxTransport) classify(c net.Conn, release func()) {
 		release()
 	}
 }
-
-var errPartitioned = errors.New("partitioned (fault injection)")
 
 // peekedConn is a memberlist stream whose first byte was read by
 // classify: reads return it first. Closing it frees its pre-authentication

@@ -139,12 +139,47 @@ func l4(t *flow.Tuple) (uint16, uint16) {
 // Absent optional parts are nil; an inverse reply tuple is nil.
 func (w *writer) entry(e *cache.Entry) {
 	f := &e.Flow
-	b := w.b
+	inverse := !e.Deleted && f.Reply == f.Orig.Invert()
+	b := appendEntryHead(w.b, e, inverse)
+	if e.Deleted {
+		w.b = b
+		return
+	}
+
+	if inverse {
+		b = append(b, 0xc0, 0xc0, 0xc0, 0xc0)
+	} else {
+		b = appendAddr(b, f.Reply.Src)
+		b = appendAddr(b, f.Reply.Dst)
+		sp, dp := l4(&f.Reply)
+		b = appendUint(b, uint64(sp))
+		b = appendUint(b, uint64(dp))
+	}
+
+	attrs := wireAttrs(f)
+	b = appendUint(b, attrs)
+	b = appendUint(b, uint64(f.Status))
+	b = appendUint(b, uint64(f.Timeout))
+	b = appendUint(b, uint64(f.Mark))
+	b = appendUint(b, uint64(f.ZoneDir))
+	state, tcp, aux1, aux2 := protoInfo(f)
+	b = appendUint(b, state)
+	b = appendUint(b, tcp)
+	b = appendUint(b, aux1)
+	b = appendUint(b, aux2)
+
+	w.b = appendOptional(b, f, attrs)
+}
+
+// appendEntryHead appends an entry's array header and the fields every
+// entry has, deleted or not: version, flags, the original tuple and the
+// zone.
+func appendEntryHead(b []byte, e *cache.Entry, inverse bool) []byte {
+	f := &e.Flow
 	var flags uint64
 	if e.Deleted {
 		flags |= efDeleted
 	}
-	inverse := !e.Deleted && f.Reply == f.Orig.Invert()
 	if inverse {
 		flags |= efReplyInverse
 	}
@@ -161,20 +196,11 @@ func (w *writer) entry(e *cache.Entry) {
 	sp, dp := l4(&f.Orig)
 	b = appendUint(b, uint64(sp))
 	b = appendUint(b, uint64(dp))
-	b = appendUint(b, uint64(f.Zone))
-	if e.Deleted {
-		w.b = b
-		return
-	}
-	if inverse {
-		b = append(b, 0xc0, 0xc0, 0xc0, 0xc0)
-	} else {
-		b = appendAddr(b, f.Reply.Src)
-		b = appendAddr(b, f.Reply.Dst)
-		sp, dp := l4(&f.Reply)
-		b = appendUint(b, uint64(sp))
-		b = appendUint(b, uint64(dp))
-	}
+	return appendUint(b, uint64(f.Zone))
+}
+
+// wireAttrs returns the wa bits of the optional parts f carries.
+func wireAttrs(f *flow.Flow) uint64 {
 	var attrs uint64
 	set := func(cond bool, bit uint64) {
 		if cond {
@@ -192,12 +218,12 @@ func (w *writer) entry(e *cache.Entry) {
 	set(f.Has(flow.AttrSeqAdjOrig), waSeqOrig)
 	set(f.Has(flow.AttrSeqAdjReply), waSeqReply)
 	set(f.Master != nil, waMaster)
-	b = appendUint(b, attrs)
-	b = appendUint(b, uint64(f.Status))
-	b = appendUint(b, uint64(f.Timeout))
-	b = appendUint(b, uint64(f.Mark))
-	b = appendUint(b, uint64(f.ZoneDir))
-	var state, tcp, aux1, aux2 uint64
+	return attrs
+}
+
+// protoInfo packs the protocol's state into the four fields state, tcp,
+// aux1 and aux2 (what each means depends on the protocol).
+func protoInfo(f *flow.Flow) (state, tcp, aux1, aux2 uint64) {
 	switch {
 	case f.Has(flow.AttrTCP):
 		state = uint64(f.TCP.State)
@@ -207,10 +233,12 @@ func (w *writer) entry(e *cache.Entry) {
 	case f.Has(flow.AttrDCCP):
 		state, tcp, aux1 = uint64(f.DCCP.State), uint64(f.DCCP.Role), f.DCCP.HandshakeSeq
 	}
-	b = appendUint(b, state)
-	b = appendUint(b, tcp)
-	b = appendUint(b, aux1)
-	b = appendUint(b, aux2)
+	return state, tcp, aux1, aux2
+}
+
+// appendOptional appends the optional parts attrs names, each nil when
+// absent: helper, labels, the sequence adjustments and the master tuple.
+func appendOptional(b []byte, f *flow.Flow, attrs uint64) []byte {
 	if attrs&waHelper != 0 {
 		b = appendStr(b, f.Helper)
 	} else {
@@ -223,19 +251,19 @@ func (w *writer) entry(e *cache.Entry) {
 	}
 	b = appendSeqAdj(b, attrs&waSeqOrig != 0, f.SeqAdjOrig)
 	b = appendSeqAdj(b, attrs&waSeqReply != 0, f.SeqAdjReply)
-	if m := f.Master; m != nil {
-		b = appendArrayLen(b, 6)
-		b = appendUint(b, uint64(m.Proto))
-		b = appendAddr(b, m.Src)
-		b = appendAddr(b, m.Dst)
-		sp, dp := l4(m)
-		b = appendUint(b, uint64(sp))
-		b = appendUint(b, uint64(dp))
-		b = appendUint(b, 0) // reserved: master zone
-	} else {
-		b = appendNil(b)
+
+	m := f.Master
+	if m == nil {
+		return appendNil(b)
 	}
-	w.b = b
+	b = appendArrayLen(b, 6)
+	b = appendUint(b, uint64(m.Proto))
+	b = appendAddr(b, m.Src)
+	b = appendAddr(b, m.Dst)
+	sp, dp := l4(m)
+	b = appendUint(b, uint64(sp))
+	b = appendUint(b, uint64(dp))
+	return appendUint(b, 0) // reserved: master zone
 }
 
 func appendSeqAdj(b []byte, ok bool, s flow.SeqAdj) []byte {
@@ -277,26 +305,27 @@ func (rd *reader) open(b []byte) (msgType, error) {
 	return msgType(b[1]), nil
 }
 
-// arrayLen reads an array header of at least min elements, and at most
+// arrayLen reads an array header of at least least elements, and at most
 // as many as there are bytes left (a count of 2^31 or more is negative as
 // the library's int on a 32-bit platform: it fails the first check).
-func (rd *reader) arrayLen(min int) (int, error) {
+func (rd *reader) arrayLen(least int) (int, error) {
 	n, err := rd.dec.DecodeArrayLen()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errWire, err)
 	}
-	if n < min || n > rd.r.Len() {
-		return 0, fmt.Errorf("%w: %d fields in %d bytes, want at least %d", errWire, n, rd.r.Len(), min)
+	if n < least || n > rd.r.Len() {
+		return 0, fmt.Errorf("%w: %d fields in %d bytes, want at least %d", errWire, n, rd.r.Len(), least)
 	}
 	return n, nil
 }
 
-func (rd *reader) uint(max uint64) (uint64, error) {
+// uint reads an unsigned integer of at most limit.
+func (rd *reader) uint(limit uint64) (uint64, error) {
 	v, err := rd.dec.DecodeUint64()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errWire, err)
 	}
-	if v > max {
+	if v > limit {
 		return 0, fmt.Errorf("%w: value %d out of range", errWire, v)
 	}
 	return v, nil
@@ -437,22 +466,14 @@ func (p *parser) tuple(t *flow.Tuple, fam flow.Family) {
 	setL4(t, uint16(sp), uint16(dp))
 }
 
+// parseEntry parses one entry (see writer.entry) into e, its key included.
 func parseEntry(p *parser, e *cache.Entry) error {
 	*e = cache.Entry{}
-	n := p.arrayLen()
-	if p.err == nil && n < 8 {
-		p.fail(fmt.Sprintf("%d fields in an entry, want at least 8", n))
-	}
-	e.Version = p.uint(^uint64(0))
-	flags := p.uint(0xff)
-	e.Deleted = flags&efDeleted != 0
-	f := &e.Flow
-	f.Orig.Proto = uint8(p.uint(0xff))
-	p.tuple(&f.Orig, 0)
-	f.Zone = uint16(p.uint(0xffff))
+	n, flags := parseEntryHead(p, e)
 	if p.err != nil {
 		return p.err
 	}
+	f := &e.Flow
 	if e.Deleted {
 		e.Key = cache.KeyOf(f)
 		for i := 8; i < n && p.err == nil; i++ {
@@ -464,6 +485,7 @@ func parseEntry(p *parser, e *cache.Entry) error {
 		p.fail(fmt.Sprintf("%d fields in a flow, want 26", n))
 		return p.err
 	}
+
 	fam := f.Family()
 	if flags&efReplyInverse != 0 {
 		for i := 0; i < 4; i++ {
@@ -474,6 +496,46 @@ func parseEntry(p *parser, e *cache.Entry) error {
 		f.Reply.Proto = f.Orig.Proto
 		p.tuple(&f.Reply, fam)
 	}
+	p.parseAttrs(f)
+	if p.err != nil {
+		return p.err
+	}
+	p.parseOptional(f, fam)
+	for i := 26; i < n && p.err == nil; i++ {
+		p.skip()
+	}
+	if p.err != nil {
+		return p.err
+	}
+
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errWire, err)
+	}
+	e.Key = cache.KeyOf(f)
+	return nil
+}
+
+// parseEntryHead parses the entry's array header and the fields every
+// entry has (see appendEntryHead), and returns the number of fields and
+// the flags.
+func parseEntryHead(p *parser, e *cache.Entry) (n int, flags uint64) {
+	n = p.arrayLen()
+	if p.err == nil && n < 8 {
+		p.fail(fmt.Sprintf("%d fields in an entry, want at least 8", n))
+	}
+	e.Version = p.uint(^uint64(0))
+	flags = p.uint(0xff)
+	e.Deleted = flags&efDeleted != 0
+	f := &e.Flow
+	f.Orig.Proto = uint8(p.uint(0xff))
+	p.tuple(&f.Orig, 0)
+	f.Zone = uint16(p.uint(0xffff))
+	return n, flags
+}
+
+// parseAttrs parses attrs, status, timeout, mark, zonedir and the
+// protocol's state (see protoInfo) into f.
+func (p *parser) parseAttrs(f *flow.Flow) {
 	attrs := p.uint(0xffff)
 	f.Status = flow.Status(p.uint(0xffffffff))
 	f.Timeout = uint32(p.uint(0xffffffff))
@@ -484,8 +546,9 @@ func parseEntry(p *parser, e *cache.Entry) error {
 	aux1 := p.uint(^uint64(0))
 	aux2 := uint32(p.uint(0xffffffff))
 	if p.err != nil {
-		return p.err
+		return
 	}
+
 	if attrs&waStatus != 0 {
 		f.Set(flow.AttrStatus)
 	}
@@ -505,7 +568,7 @@ func parseEntry(p *parser, e *cache.Entry) error {
 	case attrs&waSCTP != 0:
 		if aux1 > 0xffffffff {
 			p.fail("sctp vtag")
-			return p.err
+			return
 		}
 		f.Set(flow.AttrSCTP)
 		f.SCTP = flow.SCTPInfo{State: state, VTagOrig: uint32(aux1), VTagReply: aux2}
@@ -513,6 +576,12 @@ func parseEntry(p *parser, e *cache.Entry) error {
 		f.Set(flow.AttrDCCP)
 		f.DCCP = flow.DCCPInfo{State: state, Role: uint8(tcp), HandshakeSeq: aux1}
 	}
+}
+
+// parseOptional parses the optional parts (see appendOptional) into f:
+// helper, labels, the sequence adjustments and the master tuple, of
+// family fam.
+func (p *parser) parseOptional(f *flow.Flow, fam flow.Family) {
 	if !p.isNil() {
 		h := p.bin()
 		if p.err == nil && (len(h) == 0 || len(h) > 32) {
@@ -556,15 +625,4 @@ func parseEntry(p *parser, e *cache.Entry) error {
 		f.Master = m
 		f.Set(flow.AttrMaster)
 	}
-	for i := 26; i < n && p.err == nil; i++ {
-		p.skip()
-	}
-	if p.err != nil {
-		return p.err
-	}
-	if err := f.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", errWire, err)
-	}
-	e.Key = cache.KeyOf(f)
-	return nil
 }

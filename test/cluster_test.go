@@ -13,6 +13,7 @@ import (
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/sync/netfake"
 	"github.com/ctsync/ctsync/test/wait"
 )
 
@@ -20,6 +21,7 @@ import (
 type clusterNode struct {
 	name   string
 	agent  *agent.Agent
+	net    *netfake.Network // cut it with net.Partition
 	kern   *kerneltest.MemTable
 	cancel context.CancelFunc
 	done   chan error
@@ -57,7 +59,8 @@ func startAgentOpts(t *testing.T, name string, key []byte, kern *kerneltest.MemT
 	if kern == nil {
 		kern = kerneltest.NewMemTable()
 	}
-	o := agent.Options{Config: cfg, Kernel: kern, Keys: [][]byte{key}, SyncTimings: true, DigestEvery: 100 * time.Millisecond}
+	nw := netfake.New()
+	o := agent.Options{Config: cfg, Kernel: kern, Keys: [][]byte{key}, SyncTimings: true, DigestEvery: 100 * time.Millisecond, Network: nw}
 	if opts != nil {
 		opts(&o)
 	}
@@ -65,7 +68,7 @@ func startAgentOpts(t *testing.T, name string, key []byte, kern *kerneltest.MemT
 	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	n := &clusterNode{name: name, agent: a, kern: kern, done: make(chan error, 1)}
+	n := &clusterNode{name: name, agent: a, net: nw, kern: kern, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() { n.done <- a.Run(ctx) }()
@@ -302,9 +305,9 @@ func TestClusterPartitionHeal(t *testing.T) {
 	// Cut c off from a and b, on both sides.
 	cAddr := c.agent.Addr()
 	others := map[string]bool{a.agent.Addr(): true, b.agent.Addr(): true}
-	c.agent.Partition(func(addr string) bool { return others[addr] })
-	a.agent.Partition(func(addr string) bool { return addr == cAddr })
-	b.agent.Partition(func(addr string) bool { return addr == cAddr })
+	c.net.Partition(func(addr string) bool { return others[addr] })
+	a.net.Partition(func(addr string) bool { return addr == cAddr })
+	b.net.Partition(func(addr string) bool { return addr == cAddr })
 	// Changes during the partition: new flows, deletes, an update.
 	for i := 500; i < 700; i++ {
 		a.kern.Insert(natFlow(i))
@@ -324,7 +327,7 @@ func TestClusterPartitionHeal(t *testing.T) {
 	}
 	// Heal.
 	for _, n := range []*clusterNode{a, b, c} {
-		n.agent.Partition(nil)
+		n.net.Partition(nil)
 	}
 	wait.For(t, "c to converge after the heal", 30*time.Second, func() bool {
 		marked := 0

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -118,13 +119,19 @@ func checkLayering(pkgs []goPackage) []string {
 		}
 
 		// Test helpers never reach a binary.
-		if rel != "kernel/kerneltest" && slices.Contains(p.Deps, module+"/kernel/kerneltest") {
-			report("%s depends on %s outside its tests: kerneltest is for _test.go files only", p.ImportPath, module+"/kernel/kerneltest")
+		for _, helper := range testHelpers {
+			if rel != helper && slices.Contains(p.Deps, module+"/"+helper) {
+				report("%s depends on %s outside its tests: %s is for _test.go files only", p.ImportPath, module+"/"+helper, path.Base(helper))
+			}
 		}
 	}
 	slices.Sort(problems)
 	return slices.Compact(problems)
 }
+
+// testHelpers are the packages only tests may import: fakes of the kernel
+// table and of the cluster network, and the polling helper.
+var testHelpers = []string{"kernel/kerneltest", "sync/netfake", "test/wait"}
 
 // listModule runs `go list -e -deps -json ./...` at the module root.
 func listModule(t *testing.T) []goPackage {

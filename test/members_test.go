@@ -140,9 +140,9 @@ func TestClusterMembersTruth(t *testing.T) {
 	// fw-b is cut off, on both sides.
 	bAddr := b.agent.Addr()
 	others := map[string]bool{a.agent.Addr(): true, c.agent.Addr(): true}
-	b.agent.Partition(func(addr string) bool { return others[addr] })
-	a.agent.Partition(func(addr string) bool { return addr == bAddr })
-	c.agent.Partition(func(addr string) bool { return addr == bAddr })
+	b.net.Partition(func(addr string) bool { return others[addr] })
+	a.net.Partition(func(addr string) bool { return addr == bAddr })
+	c.net.Partition(func(addr string) bool { return addr == bAddr })
 	suspect := ""
 	wait.For(t, "fw-a to see fw-b suspect", 20*time.Second, func() bool {
 		if memberState(t, a, "fw-b") != "suspect" {
@@ -164,7 +164,7 @@ func TestClusterMembersTruth(t *testing.T) {
 
 	// The link heals: fw-b comes back (its join retries reach fw-a).
 	for _, n := range []*clusterNode{a, b, c} {
-		n.agent.Partition(nil)
+		n.net.Partition(nil)
 	}
 	wait.For(t, "fw-a to see fw-b alive and in sync", 40*time.Second, func() bool {
 		ms, _ := a.agent.Members(context.Background())
