@@ -76,8 +76,8 @@ func (c *Conn) Bulk(ctx context.Context, op Op, flows []flow.Flow, o BulkOptions
 		errs = make([]error, len(flows))
 	}
 	workers := c.cfg.Parallel
-	if min := len(flows)/batchSize + 1; workers > min {
-		workers = min
+	if enough := len(flows)/batchSize + 1; workers > enough {
+		workers = enough
 	}
 	per := (len(flows) + workers - 1) / workers
 	var wg stdsync.WaitGroup

@@ -226,44 +226,6 @@ func (c *Conn) DumpExpect(ctx context.Context, filter ExpectFilter, fn func(*flo
 	return nil
 }
 
-// ListExpect returns every expectation.
-func (c *Conn) ListExpect(ctx context.Context, filter ExpectFilter) ([]flow.Expect, error) {
-	var out []flow.Expect
-	err := c.DumpExpect(ctx, filter, func(x *flow.Expect) error {
-		out = append(out, *x)
-		return nil
-	})
-	return out, err
-}
-
-// GetExpect fetches the expectation with x's tuple and zone (and id, when
-// x has one). It returns ErrNotFound when there is none.
-func (c *Conn) GetExpect(ctx context.Context, x *flow.Expect) (flow.Expect, error) {
-	s, err := c.get()
-	if err != nil {
-		return flow.Expect{}, err
-	}
-	defer c.put(s)
-	s.enc.reset()
-	s.enc.appendExpectTupleRequest(expGet, x, s.nextSeq())
-	var out flow.Expect
-	found := false
-	err = s.request(ctx, c.cfg.RequestTimeout, func(m *msg) error {
-		if len(m.data) < nfgenHdrLen {
-			return errMalformed
-		}
-		found = true
-		return decodeExpect(m.data[nfgenHdrLen:], &out)
-	})
-	if err == nil && !found {
-		err = ErrNotFound
-	}
-	if err != nil {
-		return flow.Expect{}, fmt.Errorf("get expectation: %w", err)
-	}
-	return out, nil
-}
-
 // CreateExpect inserts x on its master, which must exist (in zone x.Zone)
 // and have a helper; ErrNotFound when the master does not exist, ErrExist
 // when the expectation does. The kernel sets the timeout from the helper's
