@@ -134,7 +134,7 @@ func (c *Conn) simple(ctx context.Context, what string, build func(e *encoder, s
 }
 
 // Count returns the number of entries in the table and the table's limit.
-func (c *Conn) Count(ctx context.Context) (entries, max uint32, err error) {
+func (c *Conn) Count(ctx context.Context) (entries, limit uint32, err error) {
 	s, err := c.get()
 	if err != nil {
 		return 0, 0, err
@@ -154,7 +154,7 @@ func (c *Conn) Count(ctx context.Context) (entries, max uint32, err error) {
 			case 1: // CTA_STATS_GLOBAL_ENTRIES
 				entries, err = beU32(it.val)
 			case 2: // CTA_STATS_GLOBAL_MAX_ENTRIES
-				max, err = beU32(it.val)
+				limit, err = beU32(it.val)
 			}
 		}
 		if err == nil {
@@ -165,7 +165,7 @@ func (c *Conn) Count(ctx context.Context) (entries, max uint32, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("count conntrack entries: %w", err)
 	}
-	return entries, max, nil
+	return entries, limit, nil
 }
 
 // CPUStats are one CPU's conntrack counters (conntrack -S).
