@@ -280,7 +280,7 @@ var expectEvents = watchKind[flow.ExpectEvent]{
 
 // decodeExpectEvent decodes one ctnetlink_exp event message into ev; ok is
 // false for a message that is not an event.
-func decodeExpectEvent(m *msg, ev *flow.ExpectEvent) (ok bool, err error) {
+func decodeExpectEvent(m msg, ev *flow.ExpectEvent) (ok bool, err error) {
 	switch m.typ & 0xff {
 	case expNew:
 		ev.Type = flow.EventNew

@@ -56,7 +56,7 @@ var flowEvents = watchKind[flow.Event]{
 
 // decodeFlowEvent decodes one ctnetlink event message into ev; ok is false
 // for a message that is not an event.
-func decodeFlowEvent(m *msg, ev *flow.Event) (ok bool, err error) {
+func decodeFlowEvent(m msg, ev *flow.Event) (ok bool, err error) {
 	switch m.typ & 0xff {
 	case ctNew:
 		if m.flags&(nlmFCreate|nlmFExcl) != 0 {
@@ -81,8 +81,10 @@ type watchKind[E any] struct {
 	groups  [3]uint32 // the multicast groups of new, update and destroy events
 	mutable bool      // Mute silences it
 	// decode fills ev from one message of subsys; ok is false for a
-	// message that is not an event.
-	decode func(m *msg, ev *E) (ok bool, err error)
+	// message that is not an event. The message is passed by value: a
+	// pointer into the loop's iterator would move it to the heap, once per
+	// datagram.
+	decode func(m msg, ev *E) (ok bool, err error)
 }
 
 // subscription returns the multicast groups o selects.
@@ -233,7 +235,7 @@ func (w *watcher[E]) handle(b []byte) error {
 		if m.typ>>8 != w.kind.subsys || len(m.data) < nfgenHdrLen {
 			continue
 		}
-		ok, err := w.kind.decode(m, &w.ev)
+		ok, err := w.kind.decode(*m, &w.ev)
 		if !ok {
 			continue
 		}
