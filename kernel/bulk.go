@@ -76,8 +76,8 @@ func (c *Conn) Bulk(ctx context.Context, op Op, flows []flow.Flow, o BulkOptions
 		errs = make([]error, len(flows))
 	}
 	workers := c.cfg.Parallel
-	if min := len(flows)/batchSize + 1; workers > min {
-		workers = min
+	if enough := len(flows)/batchSize + 1; workers > enough {
+		workers = enough
 	}
 	per := (len(flows) + workers - 1) / workers
 	var wg stdsync.WaitGroup
@@ -154,105 +154,148 @@ func (s *sock) batch(op Op, flows []flow.Flow, o BulkOptions, errs []error) (fai
 	if op == OpGet {
 		clear(o.Got)
 	}
-	s.enc.reset()
-	base := s.seq + 1
-	for i := range flows {
-		f := &flows[i]
-		seq := s.nextSeq()
-		start := len(s.enc.b)
-		switch op {
-		case OpCreate:
-			if verr := f.Validate(); verr != nil {
-				// Keep the sequence dense: send a harmless request that
-				// fails, so the error lands on this entry.
-				off := s.enc.begin(nfnlSubsysCT<<8|ctNew, nlmFRequest|nlmFAck, seq, 0, nfnetlinkV0)
-				s.enc.end(off)
-				continue
-			}
-			s.enc.appendCreate(f, seq, nlmFCreate|nlmFExcl, o.Create)
-		case OpUpdate:
-			s.enc.appendUpdate(f, seq, o.Update)
-		case OpDelete:
-			s.enc.appendTupleRequest(ctDelete, f, false, seq)
-		case OpGet:
-			s.enc.appendTupleRequest(ctGet, f, false, seq)
-		}
-		if i != len(flows)-1 {
-			clearAck(s.enc.b[start:])
-		}
-	}
+	base := s.encodeBatch(op, flows, o)
 	if err := s.send(s.enc.b); err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
 		return len(flows), err
 	}
-	last := len(flows) - 1
-	// The kernel answers the requests in order: every request before the
-	// last one answered has its result, those after it are unknown when
-	// the socket fails.
-	unknown := func(from int, err error) int {
-		for i := from; i < len(errs); i++ {
-			errs[i] = err
+	a := batchAnswers{op: op, flows: flows, got: o.Got, errs: errs, base: base}
+	return s.collect(&a)
+}
+
+// encodeBatch encodes one request per flow into s.enc, all but the last
+// without NLM_F_ACK, and returns the sequence number of the first.
+func (s *sock) encodeBatch(op Op, flows []flow.Flow, o BulkOptions) (base uint32) {
+	s.enc.reset()
+	base = s.seq + 1
+	for i := range flows {
+		start := len(s.enc.b)
+		if !s.encodeRequest(op, &flows[i], s.nextSeq(), o) {
+			continue
 		}
-		return len(errs) - from
+		if i != len(flows)-1 {
+			clearAck(s.enc.b[start:])
+		}
 	}
-	next := 0
-	for done := false; !done; {
+	return base
+}
+
+// encodeRequest encodes op's request for f. For a flow Create would refuse
+// it encodes, and returns false for, a harmless request that fails: the
+// sequence stays dense and the error lands on this entry.
+func (s *sock) encodeRequest(op Op, f *flow.Flow, seq uint32, o BulkOptions) bool {
+	switch op {
+	case OpCreate:
+		if verr := f.Validate(); verr != nil {
+			off := s.enc.begin(nfnlSubsysCT<<8|ctNew, nlmFRequest|nlmFAck, seq, 0, nfnetlinkV0)
+			s.enc.end(off)
+			return false
+		}
+		s.enc.appendCreate(f, seq, nlmFCreate|nlmFExcl, o.Create)
+	case OpUpdate:
+		s.enc.appendUpdate(f, seq, o.Update)
+	case OpDelete:
+		s.enc.appendTupleRequest(ctDelete, f, false, seq)
+	case OpGet:
+		s.enc.appendTupleRequest(ctGet, f, false, seq)
+	}
+	return true
+}
+
+// batchAnswers collects the kernel's answers to one batch.
+type batchAnswers struct {
+	op     Op
+	flows  []flow.Flow
+	got    []flow.Flow // OpGet's entries found
+	errs   []error
+	base   uint32 // the sequence number of the first request
+	failed int
+	next   int  // the first request whose answer may still come
+	done   bool // the last request has been answered
+}
+
+// collect reads the answers until the last request's. The kernel answers
+// the requests in order: every request before the last one answered has
+// its result, those after it are unknown when the socket fails.
+func (s *sock) collect(a *batchAnswers) (failed int, err error) {
+	for !a.done {
 		b, err := s.recv()
 		if err != nil {
-			return failed + unknown(next, err), err
+			return a.failed + a.unknown(err), err
 		}
 		it := msgIter{b: b}
 		for it.next() {
-			m := &it.m
-			idx := int(m.seq - base)
-			if idx < 0 || idx >= len(flows) {
-				continue
-			}
-			next = max(next, idx)
-			if m.typ != nlmsgError {
-				if op == OpGet && m.typ == nfnlSubsysCT<<8|ctNew {
-					var derr error
-					if len(m.data) < nfgenHdrLen {
-						derr = errMalformed
-					} else {
-						derr = decodeFlow(m.data[nfgenHdrLen:], &o.Got[idx])
-					}
-					if derr != nil && errs[idx] == nil {
-						failed++
-						errs[idx] = derr
-					}
-				}
-				continue
-			}
-			next = max(next, idx+1)
-			if idx == last {
-				done = true
-			}
-			e, perr := errnoOf(m.data)
-			var rerr error
-			switch {
-			case perr != nil:
-				rerr = perr
-			case e != 0:
-				rerr = mapErrno(e)
-				if op == OpCreate && e == unix.EINVAL {
-					if verr := flows[idx].Validate(); verr != nil {
-						rerr = verr
-					}
-				}
-			}
-			if rerr != nil && errs[idx] == nil {
-				failed++
-				errs[idx] = rerr
-			}
+			a.answer(&it.m)
 		}
 		if it.err != nil {
-			return failed + unknown(next, it.err), it.err
+			return a.failed + a.unknown(it.err), it.err
 		}
 	}
-	return failed, nil
+	return a.failed, nil
+}
+
+// answer records one message of the kernel's answer.
+func (a *batchAnswers) answer(m *msg) {
+	idx := int(m.seq - a.base)
+	if idx < 0 || idx >= len(a.flows) {
+		return
+	}
+	a.next = max(a.next, idx)
+	if m.typ != nlmsgError {
+		if a.op == OpGet && m.typ == nfnlSubsysCT<<8|ctNew {
+			a.fail(idx, a.decodeGot(m, idx))
+		}
+		return
+	}
+	a.next = max(a.next, idx+1)
+	if idx == len(a.flows)-1 {
+		a.done = true
+	}
+	a.fail(idx, a.result(m, idx))
+}
+
+// decodeGot decodes the entry OpGet found for request idx.
+func (a *batchAnswers) decodeGot(m *msg, idx int) error {
+	if len(m.data) < nfgenHdrLen {
+		return errMalformed
+	}
+	return decodeFlow(m.data[nfgenHdrLen:], &a.got[idx])
+}
+
+// result is the outcome an ACK or error message reports for request idx.
+func (a *batchAnswers) result(m *msg, idx int) error {
+	e, perr := errnoOf(m.data)
+	switch {
+	case perr != nil:
+		return perr
+	case e == 0:
+		return nil
+	}
+	if a.op == OpCreate && e == unix.EINVAL {
+		if verr := a.flows[idx].Validate(); verr != nil {
+			return verr
+		}
+	}
+	return mapErrno(e)
+}
+
+// fail records err, if any, as request idx's result, unless it has one.
+func (a *batchAnswers) fail(idx int, err error) {
+	if err != nil && a.errs[idx] == nil {
+		a.failed++
+		a.errs[idx] = err
+	}
+}
+
+// unknown gives err to every request from a.next on, whose results are
+// unknown, and returns how many there are.
+func (a *batchAnswers) unknown(err error) int {
+	for i := a.next; i < len(a.errs); i++ {
+		a.errs[i] = err
+	}
+	return len(a.errs) - a.next
 }
 
 // clearAck removes NLM_F_ACK from an encoded request.

@@ -578,102 +578,7 @@ func decodeFlow(b []byte, f *flow.Flow) error {
 	it := attrIter{b: b}
 	var err error
 	for it.next() && err == nil {
-		v := it.val
-		switch it.typ {
-		case ctaTupleOrig:
-			var z uint16
-			var hasZ bool
-			z, hasZ, err = decodeTuple(v, &f.Orig)
-			if hasZ {
-				f.Zone, f.ZoneDir = z, flow.ZoneOrig
-			}
-		case ctaTupleReply:
-			var z uint16
-			var hasZ bool
-			z, hasZ, err = decodeTuple(v, &f.Reply)
-			if hasZ {
-				f.Zone, f.ZoneDir = z, flow.ZoneReply
-			}
-		case ctaTupleMaster:
-			m := &flow.Tuple{}
-			_, _, err = decodeTuple(v, m)
-			f.Master = m
-			f.Set(flow.AttrMaster)
-		case ctaStatus:
-			var s uint32
-			s, err = beU32(v)
-			f.Status = flow.Status(s)
-			f.Set(flow.AttrStatus)
-		case ctaTimeout:
-			f.Timeout, err = beU32(v)
-			f.Set(flow.AttrTimeout)
-		case ctaMark:
-			f.Mark, err = beU32(v)
-			f.Set(flow.AttrMark)
-		case ctaSecmark:
-			f.Secmark, err = beU32(v)
-			f.Set(flow.AttrSecmark)
-		case ctaUse:
-			f.Use, err = beU32(v)
-			f.Set(flow.AttrUse)
-		case ctaID:
-			f.ID, err = beU32(v)
-			f.Set(flow.AttrID)
-		case ctaZone:
-			f.Zone, err = beU16(v)
-			f.ZoneDir = flow.ZoneBoth
-			f.Set(flow.AttrZone)
-		case ctaProtoinfo:
-			err = decodeProtoinfo(v, f)
-		case ctaHelp:
-			in := attrIter{b: v}
-			for in.next() {
-				if in.typ == ctaHelpName {
-					f.Helper = cstring(in.val)
-					f.Set(flow.AttrHelper)
-				}
-			}
-			err = in.err
-		case ctaCountersOrg:
-			err = decodeCounters(v, &f.CountersOrig)
-			f.Set(flow.AttrCounters)
-		case ctaCountersRpl:
-			err = decodeCounters(v, &f.CountersReply)
-			f.Set(flow.AttrCounters)
-		case ctaTimestamp:
-			in := attrIter{b: v}
-			for in.next() && err == nil {
-				switch in.typ {
-				case ctaTimestampStart:
-					f.Start, err = beU64(in.val)
-					f.Set(flow.AttrTimestamp)
-				case ctaTimestampStop:
-					f.Stop, err = beU64(in.val)
-					f.Set(flow.AttrTimestampStop)
-				}
-			}
-			if err == nil {
-				err = in.err
-			}
-		case ctaSeqAdjOrig:
-			err = decodeSeqAdj(v, &f.SeqAdjOrig)
-			f.Set(flow.AttrSeqAdjOrig)
-		case ctaSeqAdjReply:
-			err = decodeSeqAdj(v, &f.SeqAdjReply)
-			f.Set(flow.AttrSeqAdjReply)
-		case ctaLabels:
-			copy(f.Labels[:], v)
-			f.Set(flow.AttrLabels)
-		case ctaSecctx:
-			in := attrIter{b: v}
-			for in.next() {
-				if in.typ == ctaSecctxName {
-					f.Secctx = cstring(in.val)
-					f.Set(flow.AttrSecctx)
-				}
-			}
-			err = in.err
-		}
+		err = decodeFlowAttr(it.typ, it.val, f)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: attribute %d", errMalformed, it.typ)
@@ -685,6 +590,131 @@ func decodeFlow(b []byte, f *flow.Flow) error {
 		return fmt.Errorf("%w: no original tuple", errMalformed)
 	}
 	return nil
+}
+
+// decodeFlowAttr decodes one top-level attribute of an entry into f;
+// unknown attributes are skipped.
+func decodeFlowAttr(typ uint16, v []byte, f *flow.Flow) error {
+	switch typ {
+	case ctaTupleOrig, ctaTupleReply, ctaTupleMaster:
+		return decodeFlowTuple(typ, v, f)
+	case ctaStatus, ctaTimeout, ctaMark, ctaSecmark, ctaUse, ctaID, ctaZone:
+		return decodeFlowScalar(typ, v, f)
+	case ctaProtoinfo:
+		return decodeProtoinfo(v, f)
+	case ctaHelp:
+		return decodeName(v, ctaHelpName, &f.Helper, f, flow.AttrHelper)
+	case ctaSecctx:
+		return decodeName(v, ctaSecctxName, &f.Secctx, f, flow.AttrSecctx)
+	case ctaCountersOrg:
+		f.Set(flow.AttrCounters)
+		return decodeCounters(v, &f.CountersOrig)
+	case ctaCountersRpl:
+		f.Set(flow.AttrCounters)
+		return decodeCounters(v, &f.CountersReply)
+	case ctaTimestamp:
+		return decodeTimestamp(v, f)
+	case ctaSeqAdjOrig:
+		f.Set(flow.AttrSeqAdjOrig)
+		return decodeSeqAdj(v, &f.SeqAdjOrig)
+	case ctaSeqAdjReply:
+		f.Set(flow.AttrSeqAdjReply)
+		return decodeSeqAdj(v, &f.SeqAdjReply)
+	case ctaLabels:
+		copy(f.Labels[:], v)
+		f.Set(flow.AttrLabels)
+	}
+	return nil
+}
+
+// decodeFlowTuple decodes the original, reply or master tuple of an entry.
+// The zone of the original or reply tuple is the entry's, for that
+// direction.
+func decodeFlowTuple(typ uint16, v []byte, f *flow.Flow) error {
+	switch typ {
+	case ctaTupleOrig:
+		z, hasZ, err := decodeTuple(v, &f.Orig)
+		if hasZ {
+			f.Zone, f.ZoneDir = z, flow.ZoneOrig
+		}
+		return err
+	case ctaTupleReply:
+		z, hasZ, err := decodeTuple(v, &f.Reply)
+		if hasZ {
+			f.Zone, f.ZoneDir = z, flow.ZoneReply
+		}
+		return err
+	}
+	m := &flow.Tuple{}
+	_, _, err := decodeTuple(v, m)
+	f.Master = m
+	f.Set(flow.AttrMaster)
+	return err
+}
+
+// decodeFlowScalar decodes a number attribute of an entry.
+func decodeFlowScalar(typ uint16, v []byte, f *flow.Flow) (err error) {
+	switch typ {
+	case ctaStatus:
+		var s uint32
+		s, err = beU32(v)
+		f.Status = flow.Status(s)
+		f.Set(flow.AttrStatus)
+	case ctaTimeout:
+		f.Timeout, err = beU32(v)
+		f.Set(flow.AttrTimeout)
+	case ctaMark:
+		f.Mark, err = beU32(v)
+		f.Set(flow.AttrMark)
+	case ctaSecmark:
+		f.Secmark, err = beU32(v)
+		f.Set(flow.AttrSecmark)
+	case ctaUse:
+		f.Use, err = beU32(v)
+		f.Set(flow.AttrUse)
+	case ctaID:
+		f.ID, err = beU32(v)
+		f.Set(flow.AttrID)
+	case ctaZone:
+		f.Zone, err = beU16(v)
+		f.ZoneDir = flow.ZoneBoth
+		f.Set(flow.AttrZone)
+	}
+	return err
+}
+
+// decodeName reads the name attribute of type nameTyp nested in v (a
+// helper's or a security context's) into *name, marking attr on f when
+// there is one.
+func decodeName(v []byte, nameTyp uint16, name *string, f *flow.Flow, attr flow.Attr) error {
+	in := attrIter{b: v}
+	for in.next() {
+		if in.typ == nameTyp {
+			*name = cstring(in.val)
+			f.Set(attr)
+		}
+	}
+	return in.err
+}
+
+// decodeTimestamp reads an entry's start and stop timestamps.
+func decodeTimestamp(v []byte, f *flow.Flow) error {
+	in := attrIter{b: v}
+	var err error
+	for in.next() && err == nil {
+		switch in.typ {
+		case ctaTimestampStart:
+			f.Start, err = beU64(in.val)
+			f.Set(flow.AttrTimestamp)
+		case ctaTimestampStop:
+			f.Stop, err = beU64(in.val)
+			f.Set(flow.AttrTimestampStop)
+		}
+	}
+	if err == nil {
+		err = in.err
+	}
+	return err
 }
 
 func decodeTuple(b []byte, t *flow.Tuple) (zone uint16, hasZone bool, err error) {

@@ -163,7 +163,6 @@ type sock struct {
 	dirty bool // a request was abandoned: unread replies may be queued
 
 	readFn func(fd uintptr) bool
-	tryFn  func(fd uintptr) bool
 	mm     *mmsg // recvmmsg state of an event socket (mmsg.go)
 	mmFn   func(fd uintptr) bool
 	n      int
@@ -181,7 +180,6 @@ func openSock(nsfd int, groups uint32, rcvbuf int) (*sock, error) {
 	}
 	s := &sock{nl: nl, pid: nl.PID(), rbuf: make([]byte, readChunk)}
 	s.readFn = s.read
-	s.tryFn = s.try
 	if s.raw, err = nl.SyscallConn(); err != nil {
 		nl.Close()
 		return nil, fmt.Errorf("open ctnetlink socket: %w", err)
@@ -248,28 +246,6 @@ func (s *sock) read(fd uintptr) bool {
 	return s.rerr != unix.EAGAIN
 }
 
-// tryRecv reads one datagram if one is queued, without waiting; ok is
-// false when the socket is empty.
-func (s *sock) tryRecv() (b []byte, ok bool, err error) {
-	if err := s.raw.Read(s.tryFn); err != nil {
-		return nil, false, err
-	}
-	switch s.rerr {
-	case nil:
-		return s.rbuf[:s.n], true, nil
-	case unix.EAGAIN:
-		return nil, false, nil
-	case unix.ENOBUFS:
-		return nil, false, ErrOverrun
-	}
-	return nil, false, fmt.Errorf("netlink receive: %w", s.rerr)
-}
-
-func (s *sock) try(fd uintptr) bool {
-	s.n, _, s.rerr = unix.Recvfrom(int(fd), s.rbuf, unix.MSG_DONTWAIT)
-	return true
-}
-
 // deadline applies ctx's deadline (or the default timeout) to reads and
 // writes, and wakes the socket when ctx is cancelled. The returned stop must
 // be called when the operation ends.
@@ -282,19 +258,17 @@ func (s *sock) deadline(ctx context.Context, def time.Duration) (stop func()) {
 	if ctx.Done() == nil {
 		return func() {}
 	}
-	stopc := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		select {
-		case <-ctx.Done():
-			_ = s.nl.SetDeadline(time.Unix(1, 0))
-		case <-stopc:
-		}
-	}()
+	woken := make(chan struct{})
+	stopWake := context.AfterFunc(ctx, func() {
+		defer close(woken)
+		_ = s.nl.SetDeadline(time.Unix(1, 0))
+	})
 	return func() {
-		close(stopc)
-		<-done
+		if !stopWake() {
+			// The wake-up has started: let it finish, so that it cannot
+			// touch the socket once it is back in the pool.
+			<-woken
+		}
 	}
 }
 

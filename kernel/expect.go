@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -226,44 +225,6 @@ func (c *Conn) DumpExpect(ctx context.Context, filter ExpectFilter, fn func(*flo
 	return nil
 }
 
-// ListExpect returns every expectation.
-func (c *Conn) ListExpect(ctx context.Context, filter ExpectFilter) ([]flow.Expect, error) {
-	var out []flow.Expect
-	err := c.DumpExpect(ctx, filter, func(x *flow.Expect) error {
-		out = append(out, *x)
-		return nil
-	})
-	return out, err
-}
-
-// GetExpect fetches the expectation with x's tuple and zone (and id, when
-// x has one). It returns ErrNotFound when there is none.
-func (c *Conn) GetExpect(ctx context.Context, x *flow.Expect) (flow.Expect, error) {
-	s, err := c.get()
-	if err != nil {
-		return flow.Expect{}, err
-	}
-	defer c.put(s)
-	s.enc.reset()
-	s.enc.appendExpectTupleRequest(expGet, x, s.nextSeq())
-	var out flow.Expect
-	found := false
-	err = s.request(ctx, c.cfg.RequestTimeout, func(m *msg) error {
-		if len(m.data) < nfgenHdrLen {
-			return errMalformed
-		}
-		found = true
-		return decodeExpect(m.data[nfgenHdrLen:], &out)
-	})
-	if err == nil && !found {
-		err = ErrNotFound
-	}
-	if err != nil {
-		return flow.Expect{}, fmt.Errorf("get expectation: %w", err)
-	}
-	return out, nil
-}
-
 // CreateExpect inserts x on its master, which must exist (in zone x.Zone)
 // and have a helper; ErrNotFound when the master does not exist, ErrExist
 // when the expectation does. The kernel sets the timeout from the helper's
@@ -303,84 +264,31 @@ const (
 
 // WatchExpect delivers the expectation table's events to fn in the
 // kernel's order until ctx is cancelled (then it returns nil) or fn returns
-// an error. The *flow.ExpectEvent is reused between calls. Only
-// o.ReadBuffer, o.OnOverrun, o.Ready and o.Idle apply; Mute does not
-// silence it.
+// an error. The *flow.ExpectEvent is reused between calls. It takes the
+// options of Watch; Mute does not silence it.
 func (c *Conn) WatchExpect(ctx context.Context, o WatchOptions, fn func(*flow.ExpectEvent) error) error {
-	rb := o.ReadBuffer
-	if rb <= 0 {
-		rb = eventBufSize
+	return watch(ctx, c, o, &expectEvents, fn)
+}
+
+// expectEvents is what WatchExpect reads: the expectation table's events.
+var expectEvents = watchKind[flow.ExpectEvent]{
+	name:   "expectation events",
+	subsys: nfnlSubsysExp,
+	groups: [3]uint32{groupExpNew, groupExpUpdate, groupExpDestroy},
+	decode: decodeExpectEvent,
+}
+
+// decodeExpectEvent decodes one ctnetlink_exp event message into ev; ok is
+// false for a message that is not an event.
+func decodeExpectEvent(m msg, ev *flow.ExpectEvent) (ok bool, err error) {
+	switch m.typ & 0xff {
+	case expNew:
+		ev.Type = flow.EventNew
+	case expDelete:
+		ev.Type = flow.EventDestroy
+	default:
+		return false, nil
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	nsfd := c.nsfd
-	c.mu.Unlock()
-	s, err := openSock(nsfd, groupExpNew|groupExpUpdate|groupExpDestroy, rb)
-	if err != nil {
-		return fmt.Errorf("watch expectation events: %w", err)
-	}
-	defer s.close()
-	stop := s.deadline(ctx, 0)
-	defer stop()
-	if o.Ready != nil {
-		o.Ready()
-	}
-	lost := func(err error) error {
-		if o.OnOverrun == nil {
-			return fmt.Errorf("watch expectation events: %w", err)
-		}
-		return o.OnOverrun()
-	}
-	var ev flow.ExpectEvent
-	for {
-		b, ok, err := s.tryRecv()
-		if err == nil && !ok {
-			if o.Idle != nil {
-				if err := o.Idle(); err != nil {
-					return err
-				}
-			}
-			b, err = s.recv()
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, ErrOverrun) {
-				if err := lost(err); err != nil {
-					return err
-				}
-				continue
-			}
-			return fmt.Errorf("watch expectation events: %w", err)
-		}
-		it := msgIter{b: b}
-		for it.next() {
-			m := &it.m
-			if m.typ>>8 != nfnlSubsysExp || len(m.data) < nfgenHdrLen {
-				continue
-			}
-			switch m.typ & 0xff {
-			case expNew:
-				ev.Type = flow.EventNew
-			case expDelete:
-				ev.Type = flow.EventDestroy
-			default:
-				continue
-			}
-			ev.PortID = m.pid
-			if err := decodeExpect(m.data[nfgenHdrLen:], &ev.Expect); err != nil {
-				if err := lost(err); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := fn(&ev); err != nil {
-				return err
-			}
-		}
-	}
+	ev.PortID = m.pid
+	return true, decodeExpect(m.data[nfgenHdrLen:], &ev.Expect)
 }

@@ -53,26 +53,6 @@ func (c *Conn) Dump(ctx context.Context, filter DumpFilter, fn func(*flow.Flow) 
 	return nil
 }
 
-// List returns every entry matching filter. Prefer Dump for large tables.
-func (c *Conn) List(ctx context.Context, filter DumpFilter) ([]flow.Flow, error) {
-	var out []flow.Flow
-	err := c.Dump(ctx, filter, func(f *flow.Flow) error {
-		out = append(out, cloneFlow(f))
-		return nil
-	})
-	return out, err
-}
-
-// cloneFlow copies f, including what its pointers reference.
-func cloneFlow(f *flow.Flow) flow.Flow {
-	out := *f
-	if f.Master != nil {
-		m := *f.Master
-		out.Master = &m
-	}
-	return out
-}
-
 // Get fetches the entry with f's original tuple and zone (or, with byReply,
 // its reply tuple). It returns ErrNotFound when there is none.
 func (c *Conn) Get(ctx context.Context, f *flow.Flow, byReply bool) (flow.Flow, error) {
@@ -129,30 +109,6 @@ func (c *Conn) Delete(ctx context.Context, f *flow.Flow) error {
 	})
 }
 
-// DeleteByID removes the entry with the given id; ErrNotFound when there is none.
-// The kernel looks entries up by tuple, so this dumps until it finds the id.
-func (c *Conn) DeleteByID(ctx context.Context, id uint32) (flow.Flow, error) {
-	var target *flow.Flow
-	err := c.Dump(ctx, DumpFilter{}, func(f *flow.Flow) error {
-		if f.Has(flow.AttrID) && f.ID == id {
-			cp := cloneFlow(f)
-			target = &cp
-			return errStop
-		}
-		return nil
-	})
-	if err != nil && target == nil {
-		return flow.Flow{}, err
-	}
-	if target == nil {
-		return flow.Flow{}, fmt.Errorf("delete conntrack entry id %d: %w", id, ErrNotFound)
-	}
-	return *target, c.Delete(ctx, target)
-}
-
-// errStop ends a dump early.
-var errStop = fmt.Errorf("stop")
-
 // Flush deletes every entry of family (0 = both).
 func (c *Conn) Flush(ctx context.Context, family flow.Family) error {
 	return c.simple(ctx, "flush conntrack table", func(e *encoder, seq uint32) {
@@ -178,7 +134,7 @@ func (c *Conn) simple(ctx context.Context, what string, build func(e *encoder, s
 }
 
 // Count returns the number of entries in the table and the table's limit.
-func (c *Conn) Count(ctx context.Context) (entries, max uint32, err error) {
+func (c *Conn) Count(ctx context.Context) (entries, limit uint32, err error) {
 	s, err := c.get()
 	if err != nil {
 		return 0, 0, err
@@ -198,7 +154,7 @@ func (c *Conn) Count(ctx context.Context) (entries, max uint32, err error) {
 			case 1: // CTA_STATS_GLOBAL_ENTRIES
 				entries, err = beU32(it.val)
 			case 2: // CTA_STATS_GLOBAL_MAX_ENTRIES
-				max, err = beU32(it.val)
+				limit, err = beU32(it.val)
 			}
 		}
 		if err == nil {
@@ -209,7 +165,7 @@ func (c *Conn) Count(ctx context.Context) (entries, max uint32, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("count conntrack entries: %w", err)
 	}
-	return entries, max, nil
+	return entries, limit, nil
 }
 
 // CPUStats are one CPU's conntrack counters (conntrack -S).

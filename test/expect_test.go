@@ -148,7 +148,11 @@ func TestCommitExpectationWithoutMaster(t *testing.T) {
 	}
 	defer c.Close()
 	kerneltest.FTPExpectation(t, ns, 21, 50000)
-	xs, err := c.ListExpect(context.Background(), kernel.ExpectFilter{})
+	var xs []flow.Expect
+	err = c.DumpExpect(context.Background(), kernel.ExpectFilter{}, func(x *flow.Expect) error {
+		xs = append(xs, *x)
+		return nil
+	})
 	if err != nil || len(xs) != 1 {
 		t.Fatalf("%v %v", xs, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/kernel/kerneltest"
 )
 
 // openPTY returns a pseudo-terminal's controller and its terminal side.
@@ -17,19 +19,19 @@ func openPTY(t *testing.T) (ctl, tty *os.File) {
 	t.Helper()
 	ctl, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
+		kerneltest.SkipOrFail(t, fmt.Sprintf("no pseudo-terminal: %v", err))
 	}
 	t.Cleanup(func() { ctl.Close() })
 	if err := unix.IoctlSetPointerInt(int(ctl.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Skipf("unlock pseudo-terminal: %v", err)
+		kerneltest.SkipOrFail(t, fmt.Sprintf("unlock pseudo-terminal: %v", err))
 	}
 	n, err := unix.IoctlGetInt(int(ctl.Fd()), unix.TIOCGPTN)
 	if err != nil {
-		t.Skipf("pseudo-terminal number: %v", err)
+		kerneltest.SkipOrFail(t, fmt.Sprintf("pseudo-terminal number: %v", err))
 	}
 	tty, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("open pseudo-terminal: %v", err)
+		kerneltest.SkipOrFail(t, fmt.Sprintf("open pseudo-terminal: %v", err))
 	}
 	t.Cleanup(func() { tty.Close() })
 	return ctl, tty

@@ -39,7 +39,7 @@ var nsCounter atomic.Uint32
 func RequirePrivileged(t testing.TB) {
 	t.Helper()
 	if reason := privilegeProblem(); reason != "" {
-		skipOrFail(t, reason)
+		SkipOrFail(t, reason)
 	}
 }
 
@@ -55,11 +55,15 @@ func RequireTools(t testing.TB, names ...string) {
 		}
 	}
 	if len(missing) > 0 {
-		skipOrFail(t, fmt.Sprintf("%s not found in PATH (run `make deps` as root)", strings.Join(missing, ", ")))
+		SkipOrFail(t, fmt.Sprintf("%s not found in PATH (run `make deps` as root)", strings.Join(missing, ", ")))
 	}
 }
 
-func skipOrFail(t testing.TB, reason string) {
+// SkipOrFail skips the test with reason, or fails it under
+// CTSYNC_REQUIRE_PRIVILEGED=1: for a test that cannot run for want of
+// something the machine should have (a tool, a device) rather than of a
+// privilege.
+func SkipOrFail(t testing.TB, reason string) {
 	t.Helper()
 	if os.Getenv(EnvRequirePrivileged) == "1" {
 		t.Fatalf("privileged test cannot run: %s (%s=1 forbids skipping it)", reason, EnvRequirePrivileged)
