@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
+	"github.com/ctsync/ctsync/cmd/ctsync/table"
 	"github.com/ctsync/ctsync/flow"
 )
 
@@ -48,7 +48,7 @@ func addCompletions(cmd *cobra.Command) {
 	register("netns", completeNetNS)
 	if f := fs.Lookup("status"); has("status") {
 		names := flow.StatusNames()
-		if isSetUsage(f, optStatus) {
+		if table.SetsStatus(f) {
 			names = append(names, "UNSET") // flow.ParseStatus
 		} else {
 			names = append(names, "UNREPLIED", "UNSET") // flow.ParseStatusFilter
@@ -56,7 +56,7 @@ func addCompletions(cmd *cobra.Command) {
 		register("status", commaList(names))
 	}
 	if f := fs.Lookup("output"); f != nil {
-		if _, table := f.Value.(*ctValue); table {
+		if table.Option(f) {
 			register("output", completeTableOutput(has("event-mask"))) // -o timestamp: events only
 		} else {
 			register("output", wordList([]string{"text", "json"})) // outputFlag
@@ -79,17 +79,6 @@ func addCompletions(cmd *cobra.Command) {
 	for _, sub := range cmd.Commands() {
 		addCompletions(sub)
 	}
-}
-
-// isSetUsage reports whether f is a conntrack option that sets a value on
-// this command (insert, update) rather than selecting entries by it.
-func isSetUsage(f *pflag.Flag, o ctOpt) bool {
-	for i := range ctFlagDefs {
-		if d := &ctFlagDefs[i]; d.opt == o {
-			return d.setUsage != "" && f.Usage == d.setUsage
-		}
-	}
-	return false
 }
 
 // wordList completes one word from words.
@@ -150,8 +139,8 @@ func completeTableOutput(events bool) cobra.CompletionFunc {
 func completeState(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	protos := []uint8{flow.ProtoTCP, flow.ProtoSCTP, flow.ProtoDCCP}
 	if f := cmd.Flags().Lookup("proto"); f != nil {
-		if v, ok := f.Value.(*ctValue); ok && v.cf.has(optProto) {
-			p, err := flow.ParseProto(v.cf.raw[optProto])
+		if name, ok := table.GivenProto(f); ok {
+			p, err := flow.ParseProto(name)
 			if err != nil {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
