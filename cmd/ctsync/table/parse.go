@@ -472,7 +472,6 @@ func (p *parser) entry() {
 	if p.err != nil {
 		return
 	}
-	create := c == ctCreate || c == ctAdd
 	if c == ctGet && p.has(optID) && p.cf.given&optTuple == 0 {
 		// get --id N alone (a ctsync extension; conntrack -G wants the
 		// tuple): the entry is looked up by its id.
@@ -480,24 +479,105 @@ func (p *parser) entry() {
 		r.filter.HasID, r.filter.ID = true, uint32(p.number(optID, 32, true, "an entry id"))
 		return
 	}
+	if !p.checkEntry() {
+		return
+	}
+
+	orig := p.origTuple()
+	reply, ok := p.natReply(p.replyTuple(orig))
+	if !ok {
+		return
+	}
+	r.flow.Orig, r.flow.Reply = orig, reply
+	if c == ctGet {
+		r.filter.HasID, r.filter.ID = p.has(optID), uint32(p.number(optID, 32, true, "an entry id"))
+		return
+	}
+
+	p.entryAttributes()
+	if p.err == nil {
+		if err := r.flow.Validate(); err != nil {
+			p.fail("%v", err)
+		}
+	}
+}
+
+// l4Given reports whether both ports (GRE: keys) of the original and of the
+// reply direction were given, for protocol proto.
+func (p *parser) l4Given(proto uint8) (orig, reply bool) {
+	if proto == flow.ProtoGRE {
+		return p.has(optSrcKey) && p.has(optDstKey), p.has(optReplySrcKey) && p.has(optReplyDstKey)
+	}
+	return p.has(optSport) && p.has(optDport), p.has(optReplySport) && p.has(optReplyDport)
+}
+
+// checkEntry checks that the options describe one whole entry (entry's
+// list) and reports whether they do; it marks an insert without -t for the
+// kernel's default timeout.
+func (p *parser) checkEntry() bool {
+	r, c := p.req, p.cf.cmd
+	create := c == ctCreate || c == ctAdd
 	if !p.hasProto {
 		p.fail("%s needs -p PROTO", c)
-		return
+		return false
 	}
 	if create && !p.has(optTimeout) {
 		if c == ctAdd || p.cf.inLoad {
 			// Load lines follow conntrack -R: -o save always writes -t.
 			p.fail("%s needs -t SECONDS", c)
-			return
+			return false
 		}
 		// insert without -t (a ctsync extension): the kernel's default.
 		r.defaultTimeout = true
 	}
+
+	if !p.checkEntryAddrs() {
+		return false
+	}
+
+	proto := p.proto
+	origL4, replyL4 := p.l4Given(proto)
+	switch {
+	case flow.HasPorts(proto):
+		// DCCP is the exception: Linux 6.16 dropped its tracker and tracks
+		// it generically, without ports, and save lines say so.
+		if !origL4 && !replyL4 && proto != flow.ProtoDCCP {
+			p.fail("%s -p %s needs --sport and --dport (or --reply-port-src and --reply-port-dst)", c, flow.ProtoName(proto))
+			return false
+		}
+	case proto == flow.ProtoGRE:
+		if !origL4 && !replyL4 {
+			p.fail("%s -p gre needs --srckey and --dstkey (or --reply-key-src and --reply-key-dst)", c)
+			return false
+		}
+	case flow.IsICMP(proto):
+		if !p.has(optICMPType) || !p.has(optICMPCode) {
+			p.fail("%s -p %s needs --icmp-type and --icmp-code", c, flow.ProtoName(proto))
+			return false
+		}
+	}
+
+	stateful := proto == flow.ProtoTCP || proto == flow.ProtoSCTP
+	if create && stateful && !p.has(optState) {
+		p.fail("%s -p %s needs --state STATE", c, flow.ProtoName(proto))
+		return false
+	}
+	if create && proto == flow.ProtoSCTP && !(p.has(optOrigVTag) && p.has(optReplyVTag)) {
+		p.fail("%s -p sctp needs --orig-vtag and --reply-vtag", c)
+		return false
+	}
+	return true
+}
+
+// checkEntryAddrs checks that both addresses of a direction were given, and
+// that -s and -d are addresses, not networks.
+func (p *parser) checkEntryAddrs() bool {
+	c := p.cf.cmd
 	origAddrs := p.has(optSrc) && p.has(optDst)
 	replyAddrs := p.has(optReplySrc) && p.has(optReplyDst)
 	if !origAddrs && !replyAddrs {
 		p.fail("%s needs --src and --dst (or --reply-src and --reply-dst)", c)
-		return
+		return false
 	}
 	for _, o := range []ctOpt{optSrc, optDst} {
 		pf := p.src
@@ -506,47 +586,26 @@ func (p *parser) entry() {
 		}
 		if pf.IsValid() && pf.Bits() != pf.Addr().BitLen() {
 			p.fail("%s %q: %s needs an address, not a network", optName(o), p.raw(o), c)
-			return
+			return false
 		}
 	}
-	proto := p.proto
-	origL4 := p.has(optSport) && p.has(optDport)
-	replyL4 := p.has(optReplySport) && p.has(optReplyDport)
-	switch {
-	case flow.HasPorts(proto):
-		// DCCP is the exception: Linux 6.16 dropped its tracker and tracks
-		// it generically, without ports, and save lines say so.
-		if !origL4 && !replyL4 && proto != flow.ProtoDCCP {
-			p.fail("%s -p %s needs --sport and --dport (or --reply-port-src and --reply-port-dst)", c, flow.ProtoName(proto))
-			return
-		}
-	case proto == flow.ProtoGRE:
-		origL4 = p.has(optSrcKey) && p.has(optDstKey)
-		replyL4 = p.has(optReplySrcKey) && p.has(optReplyDstKey)
-		if !origL4 && !replyL4 {
-			p.fail("%s -p gre needs --srckey and --dstkey (or --reply-key-src and --reply-key-dst)", c)
-			return
-		}
-	case flow.IsICMP(proto):
-		if !p.has(optICMPType) || !p.has(optICMPCode) {
-			p.fail("%s -p %s needs --icmp-type and --icmp-code", c, flow.ProtoName(proto))
-			return
-		}
-	}
-	stateful := proto == flow.ProtoTCP || proto == flow.ProtoSCTP
-	if create && stateful && !p.has(optState) {
-		p.fail("%s -p %s needs --state STATE", c, flow.ProtoName(proto))
-		return
-	}
-	if create && proto == flow.ProtoSCTP && !(p.has(optOrigVTag) && p.has(optReplyVTag)) {
-		p.fail("%s -p sctp needs --orig-vtag and --reply-vtag", c)
-		return
-	}
+	return true
+}
 
-	f := &r.flow
-	var orig, reply flow.Tuple
-	orig.Proto, reply.Proto = proto, proto
+// port parses a 16-bit port or (GRE) key option.
+func (p *parser) port(o ctOpt, what string) uint16 {
+	return uint16(p.number(o, 16, o&optKeys != 0, what))
+}
+
+// origTuple is the entry's original direction: as given, or where a part
+// was not given, the reply direction's inverted. It records whether the
+// entry is looked up by its reply tuple (get).
+func (p *parser) origTuple() flow.Tuple {
+	proto := p.proto
+	orig := flow.Tuple{Proto: proto}
+
 	// Addresses: a direction not given is the other one inverted.
+	origAddrs := p.has(optSrc) && p.has(optDst)
 	if origAddrs {
 		orig.Src, orig.Dst = p.src.Addr(), p.dst.Addr()
 	} else {
@@ -558,28 +617,35 @@ func (p *parser) entry() {
 	if p.has(optDst) {
 		orig.Dst = p.dst.Addr()
 	}
-	r.byReply = !origAddrs
+	p.req.byReply = !origAddrs
+
 	// Layer 4.
-	u16 := func(o ctOpt, what string) uint16 { return uint16(p.number(o, 16, o&optKeys != 0, what)) }
+	origL4, replyL4 := p.l4Given(proto)
 	switch {
 	case flow.HasPorts(proto):
 		if origL4 {
-			orig.SrcPort, orig.DstPort = u16(optSport, "a port"), u16(optDport, "a port")
+			orig.SrcPort, orig.DstPort = p.port(optSport, "a port"), p.port(optDport, "a port")
 		} else if replyL4 {
-			orig.SrcPort, orig.DstPort = u16(optReplyDport, "a port"), u16(optReplySport, "a port")
+			orig.SrcPort, orig.DstPort = p.port(optReplyDport, "a port"), p.port(optReplySport, "a port")
 		}
 	case proto == flow.ProtoGRE:
 		if origL4 {
-			orig.SrcPort, orig.DstPort = u16(optSrcKey, "a GRE key"), u16(optDstKey, "a GRE key")
+			orig.SrcPort, orig.DstPort = p.port(optSrcKey, "a GRE key"), p.port(optDstKey, "a GRE key")
 		} else {
-			orig.SrcPort, orig.DstPort = u16(optReplyDstKey, "a GRE key"), u16(optReplySrcKey, "a GRE key")
+			orig.SrcPort, orig.DstPort = p.port(optReplyDstKey, "a GRE key"), p.port(optReplySrcKey, "a GRE key")
 		}
 	case flow.IsICMP(proto):
 		orig.ICMPType = uint8(p.number(optICMPType, 8, false, "an ICMP type"))
 		orig.ICMPCode = uint8(p.number(optICMPCode, 8, false, "an ICMP code"))
-		orig.ICMPID = u16(optICMPID, "an ICMP id")
+		orig.ICMPID = p.port(optICMPID, "an ICMP id")
 	}
-	reply = orig.Invert()
+	return orig
+}
+
+// replyTuple is the entry's reply direction: orig inverted, with the reply
+// options given on top.
+func (p *parser) replyTuple(orig flow.Tuple) flow.Tuple {
+	reply := orig.Invert()
 	if p.has(optReplySrc) {
 		reply.Src = p.rsrc.Addr()
 	}
@@ -587,19 +653,25 @@ func (p *parser) entry() {
 		reply.Dst = p.rdst.Addr()
 	}
 	if p.has(optReplySport) {
-		reply.SrcPort = u16(optReplySport, "a port")
+		reply.SrcPort = p.port(optReplySport, "a port")
 	}
 	if p.has(optReplyDport) {
-		reply.DstPort = u16(optReplyDport, "a port")
+		reply.DstPort = p.port(optReplyDport, "a port")
 	}
 	if p.has(optReplySrcKey) {
-		reply.SrcPort = u16(optReplySrcKey, "a GRE key")
+		reply.SrcPort = p.port(optReplySrcKey, "a GRE key")
 	}
 	if p.has(optReplyDstKey) {
-		reply.DstPort = u16(optReplyDstKey, "a GRE key")
+		reply.DstPort = p.port(optReplyDstKey, "a GRE key")
 	}
-	// NAT rewrites the reply tuple: source NAT is where replies go back to,
-	// destination NAT where they come from.
+	return reply
+}
+
+// natReply applies --src-nat and --dst-nat to the reply tuple: source NAT
+// is where replies go back to, destination NAT where they come from. It
+// reports false on a NAT option that cannot apply.
+func (p *parser) natReply(reply flow.Tuple) (flow.Tuple, bool) {
+	c := p.cf.cmd
 	for _, n := range []struct {
 		opt  ctOpt
 		spec flow.NATSpec
@@ -609,11 +681,11 @@ func (p *parser) entry() {
 		}
 		if !n.spec.Addr.IsValid() {
 			p.fail("%s needs an address: %s %s IP[:PORT]", optName(n.opt), c, optName(n.opt))
-			return
+			return reply, false
 		}
-		if n.spec.HasPort && !flow.HasPorts(proto) {
+		if n.spec.HasPort && !flow.HasPorts(p.proto) {
 			p.fail("%s %q: a port needs a protocol with ports", optName(n.opt), p.raw(n.opt))
-			return
+			return reply, false
 		}
 		if n.opt == optSrcNAT {
 			reply.Dst = n.spec.Addr
@@ -627,12 +699,14 @@ func (p *parser) entry() {
 			}
 		}
 	}
-	f.Orig, f.Reply = orig, reply
-	if c == ctGet {
-		r.filter.HasID, r.filter.ID = p.has(optID), uint32(p.number(optID, 32, true, "an entry id"))
-		return
-	}
+	return reply, true
+}
 
+// entryAttributes sets what insert and add give the entry beyond its
+// tuples: timeout, status, mark, zone and the protocol's state.
+func (p *parser) entryAttributes() {
+	r := p.req
+	f := &r.flow
 	f.Timeout = uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
 	f.Set(flow.AttrTimeout)
 	if p.has(optStatus) {
@@ -656,7 +730,14 @@ func (p *parser) entry() {
 		f.Zone, f.ZoneDir = z, dir
 		f.Set(flow.AttrZone)
 	}
-	switch proto {
+	p.protoState()
+}
+
+// protoState sets the state of a TCP, SCTP or DCCP entry (SCTP: and its
+// verification tags; DCCP: and its role, both optional).
+func (p *parser) protoState() {
+	f := &p.req.flow
+	switch p.proto {
 	case flow.ProtoTCP:
 		f.TCP.State = p.state()
 		f.Set(flow.AttrTCP)
@@ -674,11 +755,6 @@ func (p *parser) entry() {
 				f.DCCP.Role = p.role()
 			}
 			f.Set(flow.AttrDCCP)
-		}
-	}
-	if p.err == nil {
-		if err := f.Validate(); err != nil {
-			p.fail("%v", err)
 		}
 	}
 }
