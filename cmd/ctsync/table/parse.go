@@ -366,8 +366,28 @@ func (p *parser) zone() (uint16, flow.ZoneDir, bool) {
 
 // selection builds the filter of list, delete, update and events.
 func (p *parser) selection() {
-	r, c := p.req, p.cf.cmd
-	f := &r.filter
+	r := p.req
+	p.tupleFilter()
+	p.extraFilter()
+	if p.cf.cmd == ctUpdate {
+		p.updateSets() // -t, -m, -u and --state are what update sets, not filters
+	} else {
+		p.attributeFilter()
+	}
+	if p.err != nil {
+		return
+	}
+	if err := r.filter.Validate(); err != nil {
+		p.fail("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	p.dumpFilter()
+}
+
+// tupleFilter selects by family, protocol, addresses, ports, ICMP, SCTP
+// tags, id and NAT.
+func (p *parser) tupleFilter() {
+	f := &p.req.filter
 	f.Family = p.family
 	f.HasProto, f.Proto = p.hasProto, p.proto
 	f.OrigSrc, f.OrigDst, f.ReplySrc, f.ReplyDst = p.src, p.dst, p.rsrc, p.rdst
@@ -384,7 +404,11 @@ func (p *parser) selection() {
 	f.HasSrcNAT, f.SrcNAT = p.has(optSrcNAT), p.snat
 	f.HasDstNAT, f.DstNAT = p.has(optDstNAT), p.dnat
 	f.HasAnyNAT, f.AnyNAT = p.has(optAnyNAT), p.anynat
-	x := &r.extra
+}
+
+// extraFilter selects by GRE keys and DCCP role.
+func (p *parser) extraFilter() {
+	x := &p.req.extra
 	x.HasSrcKey, x.SrcKey = p.has(optSrcKey), uint16(p.number(optSrcKey, 16, true, "a GRE key"))
 	x.HasDstKey, x.DstKey = p.has(optDstKey), uint16(p.number(optDstKey, 16, true, "a GRE key"))
 	x.HasReplySrcKey, x.ReplySrcKey = p.has(optReplySrcKey), uint16(p.number(optReplySrcKey, 16, true, "a GRE key"))
@@ -392,67 +416,69 @@ func (p *parser) selection() {
 	if p.has(optRole) {
 		x.HasRole, x.Role = true, p.role()
 	}
+}
 
-	if c == ctUpdate {
-		// -t, -m, -u and --state are what update sets, not filters.
-		if p.has(optTimeout) {
-			r.flow.Timeout = uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
-		}
-		if p.has(optMark) {
-			r.mark, r.markMask = p.markOpt()
-		}
-		if p.has(optStatus) {
-			st, err := flow.ParseStatus(p.raw(optStatus))
-			if err != nil {
-				p.fail("--status: %v", err)
-			}
-			r.status = st
-		}
-		if p.has(optState) {
-			r.flow.TCP.State = p.state()
-		}
-		if !p.has(optTimeout | optMark | optStatus | optState) {
-			p.fail("table update needs something to set: -t SECONDS, -m MARK[/MASK], -u STATUS or --state STATE")
-		}
-	} else {
-		switch {
-		case p.stateByName():
-			st, err := flow.ParseAnyState(p.raw(optState))
-			if err != nil {
-				p.fail("--state: %v", err)
-			}
-			f.HasAnyState, f.AnyState = true, st
-		case p.has(optState):
-			f.HasState, f.State = true, p.state()
-		}
-		if p.has(optStatus) {
-			set, unset, err := flow.ParseStatusFilter(p.raw(optStatus))
-			if err != nil {
-				p.fail("--status: %v", err)
-			}
-			f.HasStatus, f.StatusSet, f.StatusUnset = true, set, unset
-		}
-		if p.has(optMark) {
-			f.HasMark = true
-			f.Mark, f.MarkMask = p.markOpt()
-		}
-		f.HasZone, f.Zone = p.has(optZone), uint16(p.number(optZone, 16, true, "a zone"))
-		f.HasOrigZone, f.OrigZone = p.has(optOrigZone), uint16(p.number(optOrigZone, 16, true, "a zone"))
-		f.HasReplyZone, f.ReplyZone = p.has(optReplyZone), uint16(p.number(optReplyZone, 16, true, "a zone"))
-		x.HasTimeout, x.Timeout = p.has(optTimeout), uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
+// updateSets reads what update sets: timeout, mark, status bits, TCP state.
+func (p *parser) updateSets() {
+	r := p.req
+	if p.has(optTimeout) {
+		r.flow.Timeout = uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
 	}
-	if p.err != nil {
-		return
+	if p.has(optMark) {
+		r.mark, r.markMask = p.markOpt()
 	}
-	if err := f.Validate(); err != nil {
-		p.fail("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
-		return
+	if p.has(optStatus) {
+		st, err := flow.ParseStatus(p.raw(optStatus))
+		if err != nil {
+			p.fail("--status: %v", err)
+		}
+		r.status = st
 	}
+	if p.has(optState) {
+		r.flow.TCP.State = p.state()
+	}
+	if !p.has(optTimeout | optMark | optStatus | optState) {
+		p.fail("table update needs something to set: -t SECONDS, -m MARK[/MASK], -u STATUS or --state STATE")
+	}
+}
 
-	// What the kernel can filter itself, as conntrack asks it to: family,
-	// mark and (kernel >= 6.8) zone. The filter above still decides.
+// attributeFilter selects by state, status, mark, zones and timeout.
+func (p *parser) attributeFilter() {
+	f, x := &p.req.filter, &p.req.extra
+	switch {
+	case p.stateByName():
+		st, err := flow.ParseAnyState(p.raw(optState))
+		if err != nil {
+			p.fail("--state: %v", err)
+		}
+		f.HasAnyState, f.AnyState = true, st
+	case p.has(optState):
+		f.HasState, f.State = true, p.state()
+	}
+	if p.has(optStatus) {
+		set, unset, err := flow.ParseStatusFilter(p.raw(optStatus))
+		if err != nil {
+			p.fail("--status: %v", err)
+		}
+		f.HasStatus, f.StatusSet, f.StatusUnset = true, set, unset
+	}
+	if p.has(optMark) {
+		f.HasMark = true
+		f.Mark, f.MarkMask = p.markOpt()
+	}
+	f.HasZone, f.Zone = p.has(optZone), uint16(p.number(optZone, 16, true, "a zone"))
+	f.HasOrigZone, f.OrigZone = p.has(optOrigZone), uint16(p.number(optOrigZone, 16, true, "a zone"))
+	f.HasReplyZone, f.ReplyZone = p.has(optReplyZone), uint16(p.number(optReplyZone, 16, true, "a zone"))
+	x.HasTimeout, x.Timeout = p.has(optTimeout), uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
+}
+
+// dumpFilter is what the kernel can filter itself, as conntrack asks it
+// to: family, mark and (kernel >= 6.8) zone. The filter still decides.
+func (p *parser) dumpFilter() {
+	r := p.req
+	f := &r.filter
 	r.dump.Family = f.Family
-	if f.HasMark && c != ctUpdate {
+	if f.HasMark && p.cf.cmd != ctUpdate {
 		r.dump.Mark, r.dump.MarkMask = f.Mark, f.MarkMask
 	}
 	if f.HasZone && f.Zone != 0 {
