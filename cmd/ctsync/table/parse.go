@@ -54,6 +54,7 @@ func (cf *ctFlags) request(args []string) (*ctRequest, error) {
 	if bad := cf.given &^ cf.legal(); bad != 0 {
 		return nil, usageErrorf("%s cannot be used with %s", optName(lowestBit(bad)), c)
 	}
+
 	p := parser{cf: cf, req: &ctRequest{cmd: c, given: cf.given}}
 	p.common()
 	p.protocol()
@@ -66,12 +67,14 @@ func (cf *ctFlags) request(args []string) (*ctRequest, error) {
 	default:
 		p.selection()
 	}
+
 	if p.err != nil {
 		return nil, p.err
 	}
 	return p.req, nil
 }
 
+// lowestBit returns the lowest option bit of o.
 func lowestBit(o ctOpt) ctOpt { return o & -o }
 
 // parser converts the raw options; the first error sticks.
@@ -129,6 +132,7 @@ func (p *parser) common() {
 		}
 		r.yes = yes
 	}
+
 	r.count = int(p.number(optCount, 31, false, "a number of events"))
 	if p.has(optOutput) {
 		o, err := parseOutput(p.raw(optOutput), p.cf.cmd)
@@ -137,21 +141,9 @@ func (p *parser) common() {
 		}
 		r.output = o
 	}
+
 	if p.has(optEventMask) {
-		for _, part := range strings.Split(p.raw(optEventMask), ",") {
-			switch strings.ToUpper(strings.TrimSpace(part)) {
-			case "NEW":
-				r.watch.New = true
-			case "UPDATE", "UPDATES":
-				r.watch.Update = true
-			case "DESTROY":
-				r.watch.Destroy = true
-			case "ALL":
-				r.watch.New, r.watch.Update, r.watch.Destroy = true, true, true
-			default:
-				p.fail("--event-mask %q: unknown event %q (want NEW, UPDATES, DESTROY or ALL)", p.raw(optEventMask), part)
-			}
-		}
+		p.eventMask()
 	}
 	if p.has(optBufferSize) {
 		n := p.number(optBufferSize, 31, false, "a size in bytes")
@@ -159,6 +151,25 @@ func (p *parser) common() {
 			p.fail("--buffer-size: want a size in bytes greater than 0")
 		}
 		r.watch.ReadBuffer = int(n)
+	}
+}
+
+// eventMask reads -e: the events to show.
+func (p *parser) eventMask() {
+	w := &p.req.watch
+	for _, part := range strings.Split(p.raw(optEventMask), ",") {
+		switch strings.ToUpper(strings.TrimSpace(part)) {
+		case "NEW":
+			w.New = true
+		case "UPDATE", "UPDATES":
+			w.Update = true
+		case "DESTROY":
+			w.Destroy = true
+		case "ALL":
+			w.New, w.Update, w.Destroy = true, true, true
+		default:
+			p.fail("--event-mask %q: unknown event %q (want NEW, UPDATES, DESTROY or ALL)", p.raw(optEventMask), part)
+		}
 	}
 }
 
@@ -173,6 +184,7 @@ func (p *parser) protocol() {
 		}
 		p.proto, p.hasProto = v, true
 	}
+
 	check := func(opts ctOpt, ok bool, need string) {
 		if given := p.cf.given & opts; given != 0 && !ok {
 			p.fail("%s needs %s", optName(lowestBit(given)), need)
@@ -186,6 +198,7 @@ func (p *parser) protocol() {
 	check(optVTags, p.hasProto && p.proto == flow.ProtoSCTP, "-p sctp")
 	check(optKeys, p.hasProto && p.proto == flow.ProtoGRE, "-p gre")
 	check(optRole, p.hasProto && p.proto == flow.ProtoDCCP, "-p dccp")
+
 	if p.cf.cmd == ctUpdate && p.has(optState) && p.proto != flow.ProtoTCP {
 		p.fail("--state: table update can set the state of TCP entries only")
 	}
@@ -239,6 +252,7 @@ func (p *parser) addresses() {
 	if p.has(optAnyNAT) && p.has(optSrcNAT|optDstNAT) {
 		p.fail("--any-nat cannot be combined with --src-nat or --dst-nat")
 	}
+
 	if p.has(optFamily) {
 		fam, err := flow.ParseFamily(p.raw(optFamily))
 		if err != nil {

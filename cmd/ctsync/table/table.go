@@ -61,6 +61,7 @@ func newCTCmd(s *streams, cmd *cobra.Command, c ctCmd, check func(*ctRequest) er
 				return err
 			}
 		}
+
 		conn, err := dialTable(req.netns)
 		if err != nil {
 			return err
