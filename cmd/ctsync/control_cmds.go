@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -331,17 +332,9 @@ standard error. --count prints only the number.`,
 		}
 		if *expect {
 			q = control.CacheQuery{Cache: which, Origin: *origin, Count: *count, Expect: true, Format: "text"}
-			n, err := c.Cache(cmd.Context(), q, s.out)
-			if *count && err == nil {
-				fmt.Fprintln(s.out, n)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			summary(s, "%d expectations have been shown.", n)
-			return nil
+			return listCacheExpect(cmd.Context(), s, c, q)
 		}
+
 		switch {
 		case req.Save:
 			q.Format = "save"
@@ -365,6 +358,21 @@ standard error. --count prints only the number.`,
 		summary(s, "%d flow entries have been shown.", n)
 		return nil
 	})
+}
+
+// listCacheExpect lists a cache's expectations as conntrack -L expect does,
+// or with q.Count only their number.
+func listCacheExpect(ctx context.Context, s *streams, c *control.Client, q control.CacheQuery) error {
+	n, err := c.Cache(ctx, q, s.out)
+	if q.Count && err == nil {
+		fmt.Fprintln(s.out, n)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	summary(s, "%d expectations have been shown.", n)
+	return nil
 }
 
 // summary prints conntrack's closing line on standard error, as the table
