@@ -16,7 +16,7 @@ import (
 // completion` call). Every list comes from what the parsers accept, so a
 // completed word is never refused.
 
-// eventMasks are the -e names of table events (parser.common).
+// eventMasks are the -e names of table events (cmd/ctsync/table, parser.eventMask).
 var eventMasks = []string{"NEW", "UPDATES", "DESTROY", "ALL"}
 
 // notifyStates are notify's states (notifyState), with what each does.
@@ -114,7 +114,7 @@ func commaList(words []string) cobra.CompletionFunc {
 }
 
 // completeTableOutput completes the -o of the table and cache commands:
-// save and json stand alone, the others combine (parseOutput).
+// save and json stand alone, the others combine (table.CheckOutput).
 func completeTableOutput(events bool) cobra.CompletionFunc {
 	combinable := []string{"text", "extended", "id"}
 	if events {

@@ -82,7 +82,7 @@ func saveView(f flow.Flow) flow.Flow {
 }
 
 // newTestFlagSet is the flag set of a table subcommand, as parseArgs
-// (table_parse_test.go) builds it.
+// (parse_test.go) builds it.
 func newTestFlagSet(c ctCmd) (*pflag.FlagSet, *ctFlags) {
 	fs := pflag.NewFlagSet("fuzz", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
