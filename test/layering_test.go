@@ -116,6 +116,13 @@ func checkLayering(pkgs []goPackage) []string {
 					report("%s depends on %s: kernel and sync never import each other", p.ImportPath, imp)
 				}
 			}
+		case rel == "cmd/ctsync/table":
+			// conntrack(8)'s grammar works on the kernel table, not the daemon.
+			for _, imp := range p.Imports {
+				if r, ok := ours(imp); ok && r != "kernel" && r != "flow" {
+					report("%s imports %s: the table commands use kernel and flow only", p.ImportPath, imp)
+				}
+			}
 		}
 
 		// Test helpers never reach a binary.
@@ -199,6 +206,7 @@ func TestLayeringRulesCatchViolations(t *testing.T) {
 		{ImportPath: p("agent"), Imports: []string{"github.com/mdlayher/netlink", p("kernel/kerneltest")},
 			Deps: []string{p("kernel/kerneltest"), "testing"}},
 		{ImportPath: p("cache"), XTestImports: []string{"github.com/vmihailenco/msgpack/v5"}},
+		{ImportPath: p("cmd/ctsync/table"), Imports: []string{p("kernel"), p("flow"), p("agent")}},
 		{ImportPath: "github.com/other/project", Imports: []string{"github.com/ti-mo/conntrack"}},
 	}
 	got := checkLayering(pkgs)
@@ -210,6 +218,7 @@ func TestLayeringRulesCatchViolations(t *testing.T) {
 		"ctsync/agent imports github.com/mdlayher/netlink",
 		"ctsync/agent depends on github.com/ctsync/ctsync/kernel/kerneltest outside its tests",
 		"ctsync/cache imports github.com/vmihailenco/msgpack/v5",
+		"ctsync/cmd/ctsync/table imports github.com/ctsync/ctsync/agent",
 	}
 	for _, want := range wantFragments {
 		if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, want) }) {

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
+	"github.com/ctsync/ctsync/cmd/ctsync/table"
 	"github.com/ctsync/ctsync/flow"
 )
 
@@ -16,7 +16,7 @@ import (
 // completion` call). Every list comes from what the parsers accept, so a
 // completed word is never refused.
 
-// eventMasks are the -e names of table events (parser.common).
+// eventMasks are the -e names of table events (cmd/ctsync/table, parser.eventMask).
 var eventMasks = []string{"NEW", "UPDATES", "DESTROY", "ALL"}
 
 // notifyStates are notify's states (notifyState), with what each does.
@@ -48,7 +48,7 @@ func addCompletions(cmd *cobra.Command) {
 	register("netns", completeNetNS)
 	if f := fs.Lookup("status"); has("status") {
 		names := flow.StatusNames()
-		if isSetUsage(f, optStatus) {
+		if table.SetsStatus(f) {
 			names = append(names, "UNSET") // flow.ParseStatus
 		} else {
 			names = append(names, "UNREPLIED", "UNSET") // flow.ParseStatusFilter
@@ -56,7 +56,7 @@ func addCompletions(cmd *cobra.Command) {
 		register("status", commaList(names))
 	}
 	if f := fs.Lookup("output"); f != nil {
-		if _, table := f.Value.(*ctValue); table {
+		if table.Option(f) {
 			register("output", completeTableOutput(has("event-mask"))) // -o timestamp: events only
 		} else {
 			register("output", wordList([]string{"text", "json"})) // outputFlag
@@ -79,17 +79,6 @@ func addCompletions(cmd *cobra.Command) {
 	for _, sub := range cmd.Commands() {
 		addCompletions(sub)
 	}
-}
-
-// isSetUsage reports whether f is a conntrack option that sets a value on
-// this command (insert, update) rather than selecting entries by it.
-func isSetUsage(f *pflag.Flag, o ctOpt) bool {
-	for i := range ctFlagDefs {
-		if d := &ctFlagDefs[i]; d.opt == o {
-			return d.setUsage != "" && f.Usage == d.setUsage
-		}
-	}
-	return false
 }
 
 // wordList completes one word from words.
@@ -125,7 +114,7 @@ func commaList(words []string) cobra.CompletionFunc {
 }
 
 // completeTableOutput completes the -o of the table and cache commands:
-// save and json stand alone, the others combine (parseOutput).
+// save and json stand alone, the others combine (table.CheckOutput).
 func completeTableOutput(events bool) cobra.CompletionFunc {
 	combinable := []string{"text", "extended", "id"}
 	if events {
@@ -150,8 +139,8 @@ func completeTableOutput(events bool) cobra.CompletionFunc {
 func completeState(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	protos := []uint8{flow.ProtoTCP, flow.ProtoSCTP, flow.ProtoDCCP}
 	if f := cmd.Flags().Lookup("proto"); f != nil {
-		if v, ok := f.Value.(*ctValue); ok && v.cf.has(optProto) {
-			p, err := flow.ParseProto(v.cf.raw[optProto])
+		if name, ok := table.GivenProto(f); ok {
+			p, err := flow.ParseProto(name)
 			if err != nil {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}

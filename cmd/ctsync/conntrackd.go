@@ -202,6 +202,31 @@ func parseConntrackd(args []string) (*ctdCommand, error) {
 	return cmd, nil
 }
 
+// ctdAnswerLocally answers the command lines that need no daemon: -h, -v,
+// and the ones ctsync refuses (with what to run instead). answered is false
+// for a client command to send to the daemon.
+func ctdAnswerLocally(s *streams, cmd *ctdCommand) (answered bool, err error) {
+	switch {
+	case cmd.help:
+		_, err := io.WriteString(s.out, conntrackdUsage)
+		return true, err
+	case cmd.ver:
+		_, err := fmt.Fprintf(s.out, "ctsync %s: conntrackd-compatible client (conntrackd 1.4 command line)\n", version)
+		return true, err
+	case cmd.action == 0:
+		return true, errors.New("no client command given: ctsync does not run conntrackd's daemon; " +
+			"run `ctsync daemon` or its systemd unit, and see `conntrackd -h` for the client commands")
+	case cmd.action == 'F' && cmd.arg == "expect":
+		return true, errors.New("-F expect is not available: `ctsync table flush --expect` empties the kernel's expectation table")
+	case cmd.action == 'F':
+		return true, errors.New("-F is not available: `ctsync purge --after 1s` deletes the replicated flows from the kernel, " +
+			"`ctsync table flush` the whole table")
+	case cmd.xml:
+		return true, errors.New("-x: XML output is not available: use `ctsync cache internal|external -o json`")
+	}
+	return false, nil
+}
+
 // runConntrackd runs a conntrackd command line. Every error, a bad command
 // line included, exits 1, as conntrackd's do.
 func runConntrackd(ctx context.Context, s *streams, args []string) error {
@@ -212,24 +237,10 @@ func runConntrackd(ctx context.Context, s *streams, args []string) error {
 		}
 		return err
 	}
-	switch {
-	case cmd.help:
-		_, err := io.WriteString(s.out, conntrackdUsage)
+	if answered, err := ctdAnswerLocally(s, cmd); answered {
 		return err
-	case cmd.ver:
-		_, err := fmt.Fprintf(s.out, "ctsync %s: conntrackd-compatible client (conntrackd 1.4 command line)\n", version)
-		return err
-	case cmd.action == 0:
-		return errors.New("no client command given: ctsync does not run conntrackd's daemon; " +
-			"run `ctsync daemon` or its systemd unit, and see `conntrackd -h` for the client commands")
-	case cmd.action == 'F' && cmd.arg == "expect":
-		return errors.New("-F expect is not available: `ctsync table flush --expect` empties the kernel's expectation table")
-	case cmd.action == 'F':
-		return errors.New("-F is not available: `ctsync purge --after 1s` deletes the replicated flows from the kernel, " +
-			"`ctsync table flush` the whole table")
-	case cmd.xml:
-		return errors.New("-x: XML output is not available: use `ctsync cache internal|external -o json`")
 	}
+
 	socket, err := ctdSocket(cmd)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/ctsync/ctsync/cmd/ctsync/table"
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/control"
 )
@@ -296,7 +298,7 @@ standard error. --count prints only the number.`,
 		cmd.Short = "List the flows of the other nodes (conntrackd -e)"
 		cmd.Example += "\n  ctsync cache external --origin fw-b -o json"
 	}
-	cf := addCTFlags(cmd.Flags(), ctList, false)
+	lf := table.AddListFlags(cmd.Flags())
 	cmd.Flags().SortFlags = false
 	if f := cmd.Flags().Lookup("netns"); f != nil {
 		f.Hidden = true // the daemon's caches are the daemon's table's
@@ -307,47 +309,39 @@ standard error. --count prints only the number.`,
 	if which == "internal" {
 		cmd.Flags().Lookup("origin").Hidden = true
 	}
-	cmd.Args = cobra.ArbitraryArgs // resolved by ctFlags.request: "-n IP" and strays
+	cmd.Args = cobra.ArbitraryArgs // resolved by ListFlags.Parse: "-n IP" and strays
 	return controlCmd(cmd, func(cmd *cobra.Command, c *control.Client, args []string) error {
-		req, err := cf.request(args)
+		req, err := lf.Parse(args)
 		if err != nil {
 			return err
 		}
-		q := control.CacheQuery{Cache: which, Origin: *origin, Filter: req.filter, Extra: req.extra, Count: *count}
+		q := control.CacheQuery{Cache: which, Origin: *origin, Filter: req.Filter, Extra: req.Extra, Count: *count}
 		switch {
-		case cf.has(optNetNS):
+		case lf.NetNSGiven():
 			return usageErrorf("--netns does not apply to the daemon's caches (the daemon's kernel.netns does)")
 		case cmd.Flags().Changed("origin") && which == "internal":
 			return usageErrorf("--origin applies to the external cache only: the internal cache holds this node's flows")
 		case cmd.Flags().Changed("origin") && *origin == "":
 			return usageErrorf("--origin: want a node name")
-		case *count && cf.has(optOutput):
+		case *count && lf.OutputGiven():
 			return usageErrorf("--count prints only the number: leave out -o")
-		case *expect && cf.has(optOutput):
+		case *expect && lf.OutputGiven():
 			return usageErrorf("--expect lists expectations in conntrack -L expect's format only: leave out -o")
 		case *expect && (len(args) > 0 || otherFlags(cmd, "expect", "origin", "count", "socket", "config")):
 			return usageErrorf("--expect takes no filters")
 		}
 		if *expect {
 			q = control.CacheQuery{Cache: which, Origin: *origin, Count: *count, Expect: true, Format: "text"}
-			n, err := c.Cache(cmd.Context(), q, s.out)
-			if *count && err == nil {
-				fmt.Fprintln(s.out, n)
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			summary(s, "%d expectations have been shown.", n)
-			return nil
+			return listCacheExpect(cmd.Context(), s, c, q)
 		}
-		switch o := req.output; {
-		case o.save:
+
+		switch {
+		case req.Save:
 			q.Format = "save"
-		case o.json:
+		case req.JSON:
 			q.Format = "json"
 		default:
-			q.Format, q.Extended, q.ID = "text", o.text.Extended, o.text.ID
+			q.Format, q.Extended, q.ID = "text", req.Text.Extended, req.Text.ID
 		}
 		if *count {
 			n, err := c.Cache(cmd.Context(), q, nil)
@@ -364,6 +358,27 @@ standard error. --count prints only the number.`,
 		summary(s, "%d flow entries have been shown.", n)
 		return nil
 	})
+}
+
+// listCacheExpect lists a cache's expectations as conntrack -L expect does,
+// or with q.Count only their number.
+func listCacheExpect(ctx context.Context, s *streams, c *control.Client, q control.CacheQuery) error {
+	n, err := c.Cache(ctx, q, s.out)
+	if q.Count && err == nil {
+		fmt.Fprintln(s.out, n)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	summary(s, "%d expectations have been shown.", n)
+	return nil
+}
+
+// summary prints conntrack's closing line on standard error, as the table
+// commands do.
+func summary(s *streams, format string, n int) {
+	fmt.Fprintf(s.err, "ctsync: "+format+"\n", n)
 }
 
 // outputFlag adds -o text|json.

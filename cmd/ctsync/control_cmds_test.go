@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/ctsync/ctsync/cmd/ctsync/table"
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/control/controltest"
 	"github.com/ctsync/ctsync/flow"
@@ -387,10 +391,10 @@ func TestCacheCommand(t *testing.T) {
 				t.Errorf("query %+v\nwant  %+v", got.Arg, tt.query)
 			}
 			// The same filter options select the same flows as table list.
-			if req, err := parseArgs(ctList, tt.filter...); err != nil {
+			if req, err := parseListArgs(tt.filter...); err != nil {
 				t.Errorf("table list %q: %v", tt.filter, err)
-			} else if q, _ := got.Arg.(control.CacheQuery); q.Filter != req.filter || q.Extra != req.extra {
-				t.Errorf("query filter %+v %+v\ntable list's %+v %+v", q.Filter, q.Extra, req.filter, req.extra)
+			} else if q, _ := got.Arg.(control.CacheQuery); q.Filter != req.Filter || q.Extra != req.Extra {
+				t.Errorf("query filter %+v %+v\ntable list's %+v %+v", q.Filter, q.Extra, req.Filter, req.Extra)
 			}
 		})
 	}
@@ -492,4 +496,15 @@ log:
 	if err := renderJSON(&b, []byte(`{"a":`)); err == nil {
 		t.Error("truncated JSON: no error")
 	}
+}
+
+// parseListArgs parses table list's options as the table commands do.
+func parseListArgs(args ...string) (table.ListQuery, error) {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	lf := table.AddListFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return table.ListQuery{}, err
+	}
+	return lf.Parse(fs.Args())
 }

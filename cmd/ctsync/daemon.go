@@ -73,49 +73,29 @@ func parseLevel(s string) slog.Level {
 	return slog.LevelInfo
 }
 
+// runDaemon runs the daemon until ctx is cancelled: configuration, the
+// control socket and metrics address (bound first, so a second daemon or a
+// taken port stops here), then the agent and what serves it.
 func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
-	cfg, err := config.Check(path)
+	cfg, err := loadDaemonConfig(path, stderr)
 	if err != nil {
-		var ps config.Problems
-		if errors.As(err, &ps) {
-			for _, p := range ps {
-				fmt.Fprintln(stderr, p.String())
-			}
-			return fmt.Errorf("config %s has %d problems; fix them (ctsync config check)", path, len(ps))
-		}
 		return err
 	}
 	level := new(slog.LevelVar)
 	log := newLogger(stderr, cfg.Log, level).With("node", cfg.Node)
 
-	// The control socket's lock first: a second daemon stops here, before
-	// it touches the cluster port or the kernel.
-	srv, err := control.Listen(cfg.Control.Socket)
+	srv, err := listenControl(cfg)
 	if err != nil {
-		for _, w := range cfg.Warnings() {
-			if w.Path == "control.socket" {
-				err = fmt.Errorf("%w (%s)", err, w) // why, under the shipped unit
-			}
-		}
 		return err
 	}
 	defer srv.Close()
 
-	// The metrics address next, for the same reason: a port that cannot
-	// be bound stops the daemon before it starts anything.
-	var ms *metrics.Server
-	if cfg.Metrics.Listen != "" {
-		ms, err = metrics.Listen(cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("cannot serve Prometheus metrics: %w", err)
-		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := ms.Shutdown(ctx); err != nil {
-				log.Warn("metrics endpoint shutdown", "err", err)
-			}
-		}()
+	ms, err := listenMetrics(cfg)
+	if err != nil {
+		return err
+	}
+	if ms != nil {
+		defer shutdownMetrics(ms, log)
 	}
 
 	bi := currentBuildInfo()
@@ -130,24 +110,7 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				nc, err := config.Check(path)
-				if err != nil {
-					log.Error("reload refused: configuration has problems; keeping the running one", "err", err)
-					continue
-				}
-				level.Set(parseLevel(nc.Log.Level))
-				if err := a.Reload(nc); err != nil {
-					log.Error("reload failed", "err", err)
-				}
-			}
-		}
-	}()
+	go reloadOnHUP(ctx, hup, path, a, level, log)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, a, log) }()
@@ -173,6 +136,82 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	}
 	log.Info("ctsync daemon stopped")
 	return err
+}
+
+// loadDaemonConfig loads and checks the configuration; its problems go to
+// stderr, one a line.
+func loadDaemonConfig(path string, stderr io.Writer) (*config.Config, error) {
+	cfg, err := config.Check(path)
+	if err == nil {
+		return cfg, nil
+	}
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintln(stderr, p.String())
+		}
+		return nil, fmt.Errorf("config %s has %d problems; fix them (ctsync config check)", path, len(ps))
+	}
+	return nil, err
+}
+
+// listenControl takes the control socket's lock first: a second daemon stops
+// here, before it touches the cluster port or the kernel.
+func listenControl(cfg *config.Config) (*control.Server, error) {
+	srv, err := control.Listen(cfg.Control.Socket)
+	if err != nil {
+		for _, w := range cfg.Warnings() {
+			if w.Path == "control.socket" {
+				err = fmt.Errorf("%w (%s)", err, w) // why, under the shipped unit
+			}
+		}
+		return nil, err
+	}
+	return srv, nil
+}
+
+// listenMetrics binds the metrics address, if one is configured (nil
+// otherwise), before anything starts, for the same reason as the control
+// socket: a port that cannot be bound stops the daemon early.
+func listenMetrics(cfg *config.Config) (*metrics.Server, error) {
+	if cfg.Metrics.Listen == "" {
+		return nil, nil
+	}
+	ms, err := metrics.Listen(cfg.Metrics.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cannot serve Prometheus metrics: %w", err)
+	}
+	return ms, nil
+}
+
+// shutdownMetrics stops the metrics endpoint, waiting at most 5 seconds.
+func shutdownMetrics(ms *metrics.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ms.Shutdown(ctx); err != nil {
+		log.Warn("metrics endpoint shutdown", "err", err)
+	}
+}
+
+// reloadOnHUP reloads the configuration on every SIGHUP until ctx is done;
+// a configuration with problems is refused and the running one kept.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, a *agent.Agent, level *slog.LevelVar, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			nc, err := config.Check(path)
+			if err != nil {
+				log.Error("reload refused: configuration has problems; keeping the running one", "err", err)
+				continue
+			}
+			level.Set(parseLevel(nc.Log.Level))
+			if err := a.Reload(nc); err != nil {
+				log.Error("reload failed", "err", err)
+			}
+		}
+	}
 }
 
 // statsSource adapts the agent's control.Backend Stats (an any) to the

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctsync/ctsync/cmd/ctsync/table"
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/flow"
 )
@@ -64,11 +65,11 @@ func TestFlagValueCompletion(t *testing.T) {
 		{args: []string{"table", "insert", "-p", "sctp", "--state", ""}, want: []string{"COOKIE_WAIT", "ESTABLISHED"}, not: []string{"TIME_WAIT"},
 			valid: func(s string) error { _, err := flow.ParseSCTPState(s); return err }},
 		{args: []string{"table", "list", "-o", ""}, want: []string{"text", "extended", "id", "save", "json"}, exact: true,
-			valid: func(s string) error { _, err := parseOutput(s, ctList); return err }},
+			valid: func(s string) error { return table.CheckOutput(s, false) }},
 		{args: []string{"table", "list", "-o", "extended,"}, want: []string{"extended,text", "extended,id"}, exact: true,
-			valid: func(s string) error { _, err := parseOutput(s, ctList); return err }},
+			valid: func(s string) error { return table.CheckOutput(s, false) }},
 		{args: []string{"table", "events", "-o", ""}, want: []string{"text", "extended", "id", "save", "json", "timestamp"}, exact: true,
-			valid: func(s string) error { _, err := parseOutput(s, ctEvents); return err }},
+			valid: func(s string) error { return table.CheckOutput(s, true) }},
 		{args: []string{"cache", "external", "-o", ""}, want: []string{"text", "extended", "id", "save", "json"}, exact: true},
 		{args: []string{"stats", "-o", ""}, want: []string{"text", "json"}, exact: true},
 		{args: []string{"members", "-o", ""}, want: []string{"text", "json"}, exact: true},

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/ctsync/ctsync/cmd/ctsync/table"
 )
 
 // Exit codes, as docs/interface.md ("Exit codes") promises.
@@ -42,7 +44,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "ctsync: %v\n", err)
-	if _, ok := errors.AsType[*usageError](err); ok {
+	if _, ok := errors.AsType[*usageError](err); ok || table.IsUsageError(err) {
 		if cmd == nil {
 			cmd = root
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ctsync/ctsync/cmd/ctsync/table"
 )
 
 // defaultConfigPath is where every command looks for its configuration unless
@@ -72,7 +74,7 @@ manages the local kernel conntrack table with conntrack(8) semantics.`,
 
 	root.AddCommand(newVersionCmd(s))
 	root.AddCommand(newGenDocsCmd())
-	addTableCommands(root, s)
+	root.AddCommand(table.Command(s.in, s.out, s.err))
 	addConfigCommands(root, s)
 	addKeygenCommand(root, s)
 	addControlCommands(root, s)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/test/wait"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -38,17 +39,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitTimeout bounds every wait.For of these tests.
+const waitTimeout = 15 * time.Second
+
+// overrunWarning is the line table events prints on an overrun
+// (cmd/ctsync/table/events.go), pinned here as users see it.
+const overrunWarning = "ctsync: WARNING: events were lost (netlink receive buffer overrun); raise --buffer-size"
 
 // eventSockets counts the ctnetlink sockets of namespace ns subscribed to
 // event groups: a watch is listening once its socket shows up.
@@ -102,7 +98,7 @@ func TestTableEventsMatchConntrack(t *testing.T) {
 		errOut.Write(e.Bytes())
 		done <- code
 	}()
-	waitFor(t, "both event watches", func() bool { return eventSockets(t, ns) >= 2 })
+	wait.For(t, "both event watches", waitTimeout, func() bool { return eventSockets(t, ns) >= 2 })
 
 	entry := []string{"-s", "1.1.1.1", "-d", "2.2.2.2", "-p", "tcp", "--sport", "10", "--dport", "20"}
 	for _, args := range [][]string{
@@ -122,7 +118,7 @@ func TestTableEventsMatchConntrack(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("ctsync table events --count 3 did not end")
 	}
-	waitFor(t, "conntrack -E's three events", func() bool { return strings.Count(refOut.String(), "\n") >= 3 })
+	wait.For(t, "conntrack -E's three events", waitTimeout, func() bool { return strings.Count(refOut.String(), "\n") >= 3 })
 	if err := ref.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +170,7 @@ func TestTableEventsFilters(t *testing.T) {
 		done <- runCtx(context.Background(), []string{"table", "events", "--netns", ns, "--count", "2",
 			"-e", "NEW,DESTROY", "-p", "udp", "-o", "save"}, &out, &errOut)
 	}()
-	waitFor(t, "the event watch", func() bool { return eventSockets(t, ns) >= 1 })
+	wait.For(t, "the event watch", waitTimeout, func() bool { return eventSockets(t, ns) >= 1 })
 	for _, args := range [][]string{
 		{"-I", "-s", "1.1.1.1", "-d", "2.2.2.2", "-p", "tcp", "--sport", "1", "--dport", "2", "--state", "ESTABLISHED", "-t", "60"},
 		{"-I", "-s", "1.1.1.1", "-d", "2.2.2.2", "-p", "udp", "--sport", "1", "--dport", "2", "-t", "60"},
@@ -214,7 +210,7 @@ func TestTableEventsOverrun(t *testing.T) {
 	go func() {
 		done <- runCtx(ctx, []string{"table", "events", "--netns", ns, "-b", "1"}, out, &errOut)
 	}()
-	waitFor(t, "the event watch", func() bool { return eventSockets(t, ns) >= 1 })
+	wait.For(t, "the event watch", waitTimeout, func() bool { return eventSockets(t, ns) >= 1 })
 
 	var burst strings.Builder
 	for i := range 3000 {
@@ -223,7 +219,7 @@ func TestTableEventsOverrun(t *testing.T) {
 	if _, errs, code := conntrackRun(t, ns, burst.String(), "-R", "-"); code != 0 {
 		t.Fatalf("conntrack -R: %s", errs)
 	}
-	waitFor(t, "the overrun warning", func() bool { return strings.Contains(errOut.String(), overrunWarning) })
+	wait.For(t, "the overrun warning", waitTimeout, func() bool { return strings.Contains(errOut.String(), overrunWarning) })
 	// The watch goes on after the overrun.
 	shownBefore := strings.Count(out.String(), "\n")
 	// While the slow reader still drains the burst its socket may be full
@@ -238,9 +234,7 @@ func TestTableEventsOverrun(t *testing.T) {
 		if _, errs, code := conntrackRun(t, ns, "", "-I", "-s", src, "-d", "10.0.0.2", "-p", "udp", "--sport", "1", "--dport", "2", "-t", "60"); code != 0 {
 			t.Fatalf("conntrack -I: %s", errs)
 		}
-		for wait := time.Now().Add(500 * time.Millisecond); time.Now().Before(wait) && !strings.Contains(out.String(), "src=9.9."); {
-			time.Sleep(10 * time.Millisecond)
-		}
+		wait.Until(500*time.Millisecond, func() bool { return strings.Contains(out.String(), "src=9.9.") })
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -1,4 +1,4 @@
-package main
+package table
 
 import (
 	"bufio"
@@ -38,10 +38,7 @@ func listExpectations(ctx context.Context, conn *kernel.Conn, fam flow.Family, w
 func expectOnly(req *ctRequest, what string) error {
 	req.expect = true
 	if extra := req.given &^ expectOpts; extra != 0 {
-		return usageErrorf("%s --expect: %s does not apply to the expectation table (only -f and --netns do)", what, optName(lowestOpt(extra)))
+		return usageErrorf("%s --expect: %s does not apply to the expectation table (only -f and --netns do)", what, optName(lowestBit(extra)))
 	}
 	return nil
 }
-
-// lowestOpt returns the lowest option bit of set.
-func lowestOpt(set ctOpt) ctOpt { return set & -set }

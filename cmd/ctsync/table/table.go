@@ -1,19 +1,21 @@
-package main
+package table
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ctsync/ctsync/kernel"
 )
 
-// addTableCommands adds `ctsync table` (docs/interface.md, "Kernel table"): the
+// Command returns `ctsync table` (docs/interface.md, "Kernel table"): the
 // kernel table managed like conntrack(8), with its option names, meanings,
-// checks and exit codes.
-func addTableCommands(root *cobra.Command, s *streams) {
+// checks and exit codes. Its commands read in and write out and errOut only.
+func Command(in io.Reader, out, errOut io.Writer) *cobra.Command {
+	s := &streams{in: in, out: out, err: errOut}
 	table := &cobra.Command{
 		Use:   "table",
 		Short: "Manage the kernel conntrack table like conntrack(8)",
@@ -37,7 +39,7 @@ delete or update, no such entry, the entry exists), 2 on a bad command line.`,
 		newTableCountCmd(s),
 		newTableStatsCmd(s),
 	)
-	root.AddCommand(table)
+	return table
 }
 
 // ctRun runs a parsed command against an open table.
@@ -59,6 +61,7 @@ func newCTCmd(s *streams, cmd *cobra.Command, c ctCmd, check func(*ctRequest) er
 				return err
 			}
 		}
+
 		conn, err := dialTable(req.netns)
 		if err != nil {
 			return err

@@ -1,4 +1,4 @@
-package main
+package table
 
 import (
 	"bufio"
@@ -27,6 +27,7 @@ func watchEvents(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequ
 	lw := newLineWriter(s.out)
 	var names portNames
 	shown, overruns := 0, 0
+
 	o := req.watch
 	o.OnOverrun = func() error {
 		overruns++
@@ -42,16 +43,9 @@ func watchEvents(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequ
 			return nil
 		}
 		if ev.PortID != 0 && !req.output.save && !req.output.json {
-			// conntrack -E names the process whose request caused the event.
-			b = append(b, " [USERSPACE] portid="...)
-			b = strconv.AppendUint(b, uint64(ev.PortID), 10)
-			if req.netns == "" {
-				if name := names.lookup(ev.PortID); name != "" {
-					b = append(b, " progname="...)
-					b = append(b, name...)
-				}
-			}
+			b = appendUserspace(b, ev.PortID, req.netns == "", &names)
 		}
+
 		lw.buf = append(b, '\n')
 		if _, err := lw.w.Write(lw.buf); err != nil {
 			return err
@@ -59,6 +53,7 @@ func watchEvents(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequ
 		if err := lw.flush(); err != nil {
 			return err
 		}
+
 		shown++
 		if req.count > 0 && shown >= req.count {
 			return errEnoughEvents
@@ -70,6 +65,21 @@ func watchEvents(ctx context.Context, s *streams, conn *kernel.Conn, req *ctRequ
 	}
 	fmt.Fprintf(s.err, "ctsync: %d flow events have been shown, %d overruns.\n", shown, overruns)
 	return nil
+}
+
+// appendUserspace appends what conntrack -E adds to an event a process
+// caused with a request: its netlink port id and, when the watch is on the
+// current namespace (own), the name of the program that holds the port.
+func appendUserspace(b []byte, port uint32, own bool, names *portNames) []byte {
+	b = append(b, " [USERSPACE] portid="...)
+	b = strconv.AppendUint(b, uint64(port), 10)
+	if own {
+		if name := names.lookup(port); name != "" {
+			b = append(b, " progname="...)
+			b = append(b, name...)
+		}
+	}
+	return b
 }
 
 // saveOp is the command of an event's -o save line, as conntrack -E writes it.

@@ -1,4 +1,4 @@
-package main
+package table
 
 import (
 	"bufio"
@@ -110,6 +110,7 @@ func parseLoadLine(words []string) (*ctRequest, error) {
 	if at < 0 {
 		return nil, errors.New("no command (want -I, -A, -U, -D or -F)")
 	}
+
 	args := append(append([]string{}, words[:at]...), words[at+1:]...)
 	// conntrack's optional table name after the command.
 	if at < len(args) && !strings.HasPrefix(args[at], "-") {
@@ -118,6 +119,7 @@ func parseLoadLine(words []string) (*ctRequest, error) {
 		}
 		args = append(args[:at], args[at+1:]...)
 	}
+
 	fs := pflag.NewFlagSet("load", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.SortFlags = false

@@ -1,4 +1,4 @@
-package main
+package table
 
 import (
 	"fmt"
@@ -261,6 +261,7 @@ func addCTFlags(fs *pflag.FlagSet, c ctCmd, inLoad bool) *ctFlags {
 		if d.opt&optCtsyncOnly != 0 && d.opt&legal == 0 {
 			continue // ctsync's own options exist only where they mean something
 		}
+
 		usage := d.usage
 		if d.setUsage != "" && (c == ctCreate || c == ctAdd || c == ctUpdate && d.opt&optUpdates != 0) {
 			usage = d.setUsage
@@ -273,6 +274,7 @@ func addCTFlags(fs *pflag.FlagSet, c ctCmd, inLoad bool) *ctFlags {
 			f.NoOptDefVal = "true"
 		}
 		f.Hidden = d.opt&legal == 0
+
 		for _, a := range d.aliases {
 			fa := fs.VarPF(&ctValue{cf: cf, def: d}, a, "", usage)
 			fa.Hidden = true
@@ -321,6 +323,7 @@ func (cf *ctFlags) resolveArgs(args []string) error {
 			cf.raw[cf.sets[last].opt] = a
 			continue
 		}
+
 		byID := cf.cmd == ctDelete || cf.cmd == ctGet || cf.cmd == ctUpdate
 		switch {
 		case byID && !cf.inLoad && allDigits(a):

@@ -1,4 +1,4 @@
-package main
+package table
 
 import (
 	"math/bits"
@@ -54,6 +54,7 @@ func (cf *ctFlags) request(args []string) (*ctRequest, error) {
 	if bad := cf.given &^ cf.legal(); bad != 0 {
 		return nil, usageErrorf("%s cannot be used with %s", optName(lowestBit(bad)), c)
 	}
+
 	p := parser{cf: cf, req: &ctRequest{cmd: c, given: cf.given}}
 	p.common()
 	p.protocol()
@@ -66,12 +67,14 @@ func (cf *ctFlags) request(args []string) (*ctRequest, error) {
 	default:
 		p.selection()
 	}
+
 	if p.err != nil {
 		return nil, p.err
 	}
 	return p.req, nil
 }
 
+// lowestBit returns the lowest option bit of o.
 func lowestBit(o ctOpt) ctOpt { return o & -o }
 
 // parser converts the raw options; the first error sticks.
@@ -129,6 +132,7 @@ func (p *parser) common() {
 		}
 		r.yes = yes
 	}
+
 	r.count = int(p.number(optCount, 31, false, "a number of events"))
 	if p.has(optOutput) {
 		o, err := parseOutput(p.raw(optOutput), p.cf.cmd)
@@ -137,21 +141,9 @@ func (p *parser) common() {
 		}
 		r.output = o
 	}
+
 	if p.has(optEventMask) {
-		for _, part := range strings.Split(p.raw(optEventMask), ",") {
-			switch strings.ToUpper(strings.TrimSpace(part)) {
-			case "NEW":
-				r.watch.New = true
-			case "UPDATE", "UPDATES":
-				r.watch.Update = true
-			case "DESTROY":
-				r.watch.Destroy = true
-			case "ALL":
-				r.watch.New, r.watch.Update, r.watch.Destroy = true, true, true
-			default:
-				p.fail("--event-mask %q: unknown event %q (want NEW, UPDATES, DESTROY or ALL)", p.raw(optEventMask), part)
-			}
-		}
+		p.eventMask()
 	}
 	if p.has(optBufferSize) {
 		n := p.number(optBufferSize, 31, false, "a size in bytes")
@@ -159,6 +151,25 @@ func (p *parser) common() {
 			p.fail("--buffer-size: want a size in bytes greater than 0")
 		}
 		r.watch.ReadBuffer = int(n)
+	}
+}
+
+// eventMask reads -e: the events to show.
+func (p *parser) eventMask() {
+	w := &p.req.watch
+	for _, part := range strings.Split(p.raw(optEventMask), ",") {
+		switch strings.ToUpper(strings.TrimSpace(part)) {
+		case "NEW":
+			w.New = true
+		case "UPDATE", "UPDATES":
+			w.Update = true
+		case "DESTROY":
+			w.Destroy = true
+		case "ALL":
+			w.New, w.Update, w.Destroy = true, true, true
+		default:
+			p.fail("--event-mask %q: unknown event %q (want NEW, UPDATES, DESTROY or ALL)", p.raw(optEventMask), part)
+		}
 	}
 }
 
@@ -173,6 +184,7 @@ func (p *parser) protocol() {
 		}
 		p.proto, p.hasProto = v, true
 	}
+
 	check := func(opts ctOpt, ok bool, need string) {
 		if given := p.cf.given & opts; given != 0 && !ok {
 			p.fail("%s needs %s", optName(lowestBit(given)), need)
@@ -186,6 +198,7 @@ func (p *parser) protocol() {
 	check(optVTags, p.hasProto && p.proto == flow.ProtoSCTP, "-p sctp")
 	check(optKeys, p.hasProto && p.proto == flow.ProtoGRE, "-p gre")
 	check(optRole, p.hasProto && p.proto == flow.ProtoDCCP, "-p dccp")
+
 	if p.cf.cmd == ctUpdate && p.has(optState) && p.proto != flow.ProtoTCP {
 		p.fail("--state: table update can set the state of TCP entries only")
 	}
@@ -239,6 +252,7 @@ func (p *parser) addresses() {
 	if p.has(optAnyNAT) && p.has(optSrcNAT|optDstNAT) {
 		p.fail("--any-nat cannot be combined with --src-nat or --dst-nat")
 	}
+
 	if p.has(optFamily) {
 		fam, err := flow.ParseFamily(p.raw(optFamily))
 		if err != nil {
@@ -366,8 +380,28 @@ func (p *parser) zone() (uint16, flow.ZoneDir, bool) {
 
 // selection builds the filter of list, delete, update and events.
 func (p *parser) selection() {
-	r, c := p.req, p.cf.cmd
-	f := &r.filter
+	r := p.req
+	p.tupleFilter()
+	p.extraFilter()
+	if p.cf.cmd == ctUpdate {
+		p.updateSets() // -t, -m, -u and --state are what update sets, not filters
+	} else {
+		p.attributeFilter()
+	}
+	if p.err != nil {
+		return
+	}
+	if err := r.filter.Validate(); err != nil {
+		p.fail("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	p.dumpFilter()
+}
+
+// tupleFilter selects by family, protocol, addresses, ports, ICMP, SCTP
+// tags, id and NAT.
+func (p *parser) tupleFilter() {
+	f := &p.req.filter
 	f.Family = p.family
 	f.HasProto, f.Proto = p.hasProto, p.proto
 	f.OrigSrc, f.OrigDst, f.ReplySrc, f.ReplyDst = p.src, p.dst, p.rsrc, p.rdst
@@ -384,7 +418,11 @@ func (p *parser) selection() {
 	f.HasSrcNAT, f.SrcNAT = p.has(optSrcNAT), p.snat
 	f.HasDstNAT, f.DstNAT = p.has(optDstNAT), p.dnat
 	f.HasAnyNAT, f.AnyNAT = p.has(optAnyNAT), p.anynat
-	x := &r.extra
+}
+
+// extraFilter selects by GRE keys and DCCP role.
+func (p *parser) extraFilter() {
+	x := &p.req.extra
 	x.HasSrcKey, x.SrcKey = p.has(optSrcKey), uint16(p.number(optSrcKey, 16, true, "a GRE key"))
 	x.HasDstKey, x.DstKey = p.has(optDstKey), uint16(p.number(optDstKey, 16, true, "a GRE key"))
 	x.HasReplySrcKey, x.ReplySrcKey = p.has(optReplySrcKey), uint16(p.number(optReplySrcKey, 16, true, "a GRE key"))
@@ -392,67 +430,69 @@ func (p *parser) selection() {
 	if p.has(optRole) {
 		x.HasRole, x.Role = true, p.role()
 	}
+}
 
-	if c == ctUpdate {
-		// -t, -m, -u and --state are what update sets, not filters.
-		if p.has(optTimeout) {
-			r.flow.Timeout = uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
-		}
-		if p.has(optMark) {
-			r.mark, r.markMask = p.markOpt()
-		}
-		if p.has(optStatus) {
-			st, err := flow.ParseStatus(p.raw(optStatus))
-			if err != nil {
-				p.fail("--status: %v", err)
-			}
-			r.status = st
-		}
-		if p.has(optState) {
-			r.flow.TCP.State = p.state()
-		}
-		if !p.has(optTimeout | optMark | optStatus | optState) {
-			p.fail("table update needs something to set: -t SECONDS, -m MARK[/MASK], -u STATUS or --state STATE")
-		}
-	} else {
-		switch {
-		case p.stateByName():
-			st, err := flow.ParseAnyState(p.raw(optState))
-			if err != nil {
-				p.fail("--state: %v", err)
-			}
-			f.HasAnyState, f.AnyState = true, st
-		case p.has(optState):
-			f.HasState, f.State = true, p.state()
-		}
-		if p.has(optStatus) {
-			set, unset, err := flow.ParseStatusFilter(p.raw(optStatus))
-			if err != nil {
-				p.fail("--status: %v", err)
-			}
-			f.HasStatus, f.StatusSet, f.StatusUnset = true, set, unset
-		}
-		if p.has(optMark) {
-			f.HasMark = true
-			f.Mark, f.MarkMask = p.markOpt()
-		}
-		f.HasZone, f.Zone = p.has(optZone), uint16(p.number(optZone, 16, true, "a zone"))
-		f.HasOrigZone, f.OrigZone = p.has(optOrigZone), uint16(p.number(optOrigZone, 16, true, "a zone"))
-		f.HasReplyZone, f.ReplyZone = p.has(optReplyZone), uint16(p.number(optReplyZone, 16, true, "a zone"))
-		x.HasTimeout, x.Timeout = p.has(optTimeout), uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
+// updateSets reads what update sets: timeout, mark, status bits, TCP state.
+func (p *parser) updateSets() {
+	r := p.req
+	if p.has(optTimeout) {
+		r.flow.Timeout = uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
 	}
-	if p.err != nil {
-		return
+	if p.has(optMark) {
+		r.mark, r.markMask = p.markOpt()
 	}
-	if err := f.Validate(); err != nil {
-		p.fail("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
-		return
+	if p.has(optStatus) {
+		st, err := flow.ParseStatus(p.raw(optStatus))
+		if err != nil {
+			p.fail("--status: %v", err)
+		}
+		r.status = st
 	}
+	if p.has(optState) {
+		r.flow.TCP.State = p.state()
+	}
+	if !p.has(optTimeout | optMark | optStatus | optState) {
+		p.fail("table update needs something to set: -t SECONDS, -m MARK[/MASK], -u STATUS or --state STATE")
+	}
+}
 
-	// What the kernel can filter itself, as conntrack asks it to: family,
-	// mark and (kernel >= 6.8) zone. The filter above still decides.
+// attributeFilter selects by state, status, mark, zones and timeout.
+func (p *parser) attributeFilter() {
+	f, x := &p.req.filter, &p.req.extra
+	switch {
+	case p.stateByName():
+		st, err := flow.ParseAnyState(p.raw(optState))
+		if err != nil {
+			p.fail("--state: %v", err)
+		}
+		f.HasAnyState, f.AnyState = true, st
+	case p.has(optState):
+		f.HasState, f.State = true, p.state()
+	}
+	if p.has(optStatus) {
+		set, unset, err := flow.ParseStatusFilter(p.raw(optStatus))
+		if err != nil {
+			p.fail("--status: %v", err)
+		}
+		f.HasStatus, f.StatusSet, f.StatusUnset = true, set, unset
+	}
+	if p.has(optMark) {
+		f.HasMark = true
+		f.Mark, f.MarkMask = p.markOpt()
+	}
+	f.HasZone, f.Zone = p.has(optZone), uint16(p.number(optZone, 16, true, "a zone"))
+	f.HasOrigZone, f.OrigZone = p.has(optOrigZone), uint16(p.number(optOrigZone, 16, true, "a zone"))
+	f.HasReplyZone, f.ReplyZone = p.has(optReplyZone), uint16(p.number(optReplyZone, 16, true, "a zone"))
+	x.HasTimeout, x.Timeout = p.has(optTimeout), uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
+}
+
+// dumpFilter is what the kernel can filter itself, as conntrack asks it
+// to: family, mark and (kernel >= 6.8) zone. The filter still decides.
+func (p *parser) dumpFilter() {
+	r := p.req
+	f := &r.filter
 	r.dump.Family = f.Family
-	if f.HasMark && c != ctUpdate {
+	if f.HasMark && p.cf.cmd != ctUpdate {
 		r.dump.Mark, r.dump.MarkMask = f.Mark, f.MarkMask
 	}
 	if f.HasZone && f.Zone != 0 {
@@ -472,7 +512,6 @@ func (p *parser) entry() {
 	if p.err != nil {
 		return
 	}
-	create := c == ctCreate || c == ctAdd
 	if c == ctGet && p.has(optID) && p.cf.given&optTuple == 0 {
 		// get --id N alone (a ctsync extension; conntrack -G wants the
 		// tuple): the entry is looked up by its id.
@@ -480,24 +519,105 @@ func (p *parser) entry() {
 		r.filter.HasID, r.filter.ID = true, uint32(p.number(optID, 32, true, "an entry id"))
 		return
 	}
+	if !p.checkEntry() {
+		return
+	}
+
+	orig := p.origTuple()
+	reply, ok := p.natReply(p.replyTuple(orig))
+	if !ok {
+		return
+	}
+	r.flow.Orig, r.flow.Reply = orig, reply
+	if c == ctGet {
+		r.filter.HasID, r.filter.ID = p.has(optID), uint32(p.number(optID, 32, true, "an entry id"))
+		return
+	}
+
+	p.entryAttributes()
+	if p.err == nil {
+		if err := r.flow.Validate(); err != nil {
+			p.fail("%v", err)
+		}
+	}
+}
+
+// l4Given reports whether both ports (GRE: keys) of the original and of the
+// reply direction were given, for protocol proto.
+func (p *parser) l4Given(proto uint8) (orig, reply bool) {
+	if proto == flow.ProtoGRE {
+		return p.has(optSrcKey) && p.has(optDstKey), p.has(optReplySrcKey) && p.has(optReplyDstKey)
+	}
+	return p.has(optSport) && p.has(optDport), p.has(optReplySport) && p.has(optReplyDport)
+}
+
+// checkEntry checks that the options describe one whole entry (entry's
+// list) and reports whether they do; it marks an insert without -t for the
+// kernel's default timeout.
+func (p *parser) checkEntry() bool {
+	r, c := p.req, p.cf.cmd
+	create := c == ctCreate || c == ctAdd
 	if !p.hasProto {
 		p.fail("%s needs -p PROTO", c)
-		return
+		return false
 	}
 	if create && !p.has(optTimeout) {
 		if c == ctAdd || p.cf.inLoad {
 			// Load lines follow conntrack -R: -o save always writes -t.
 			p.fail("%s needs -t SECONDS", c)
-			return
+			return false
 		}
 		// insert without -t (a ctsync extension): the kernel's default.
 		r.defaultTimeout = true
 	}
+
+	if !p.checkEntryAddrs() {
+		return false
+	}
+
+	proto := p.proto
+	origL4, replyL4 := p.l4Given(proto)
+	switch {
+	case flow.HasPorts(proto):
+		// DCCP is the exception: Linux 6.16 dropped its tracker and tracks
+		// it generically, without ports, and save lines say so.
+		if !origL4 && !replyL4 && proto != flow.ProtoDCCP {
+			p.fail("%s -p %s needs --sport and --dport (or --reply-port-src and --reply-port-dst)", c, flow.ProtoName(proto))
+			return false
+		}
+	case proto == flow.ProtoGRE:
+		if !origL4 && !replyL4 {
+			p.fail("%s -p gre needs --srckey and --dstkey (or --reply-key-src and --reply-key-dst)", c)
+			return false
+		}
+	case flow.IsICMP(proto):
+		if !p.has(optICMPType) || !p.has(optICMPCode) {
+			p.fail("%s -p %s needs --icmp-type and --icmp-code", c, flow.ProtoName(proto))
+			return false
+		}
+	}
+
+	stateful := proto == flow.ProtoTCP || proto == flow.ProtoSCTP
+	if create && stateful && !p.has(optState) {
+		p.fail("%s -p %s needs --state STATE", c, flow.ProtoName(proto))
+		return false
+	}
+	if create && proto == flow.ProtoSCTP && !(p.has(optOrigVTag) && p.has(optReplyVTag)) {
+		p.fail("%s -p sctp needs --orig-vtag and --reply-vtag", c)
+		return false
+	}
+	return true
+}
+
+// checkEntryAddrs checks that both addresses of a direction were given, and
+// that -s and -d are addresses, not networks.
+func (p *parser) checkEntryAddrs() bool {
+	c := p.cf.cmd
 	origAddrs := p.has(optSrc) && p.has(optDst)
 	replyAddrs := p.has(optReplySrc) && p.has(optReplyDst)
 	if !origAddrs && !replyAddrs {
 		p.fail("%s needs --src and --dst (or --reply-src and --reply-dst)", c)
-		return
+		return false
 	}
 	for _, o := range []ctOpt{optSrc, optDst} {
 		pf := p.src
@@ -506,47 +626,26 @@ func (p *parser) entry() {
 		}
 		if pf.IsValid() && pf.Bits() != pf.Addr().BitLen() {
 			p.fail("%s %q: %s needs an address, not a network", optName(o), p.raw(o), c)
-			return
+			return false
 		}
 	}
-	proto := p.proto
-	origL4 := p.has(optSport) && p.has(optDport)
-	replyL4 := p.has(optReplySport) && p.has(optReplyDport)
-	switch {
-	case flow.HasPorts(proto):
-		// DCCP is the exception: Linux 6.16 dropped its tracker and tracks
-		// it generically, without ports, and save lines say so.
-		if !origL4 && !replyL4 && proto != flow.ProtoDCCP {
-			p.fail("%s -p %s needs --sport and --dport (or --reply-port-src and --reply-port-dst)", c, flow.ProtoName(proto))
-			return
-		}
-	case proto == flow.ProtoGRE:
-		origL4 = p.has(optSrcKey) && p.has(optDstKey)
-		replyL4 = p.has(optReplySrcKey) && p.has(optReplyDstKey)
-		if !origL4 && !replyL4 {
-			p.fail("%s -p gre needs --srckey and --dstkey (or --reply-key-src and --reply-key-dst)", c)
-			return
-		}
-	case flow.IsICMP(proto):
-		if !p.has(optICMPType) || !p.has(optICMPCode) {
-			p.fail("%s -p %s needs --icmp-type and --icmp-code", c, flow.ProtoName(proto))
-			return
-		}
-	}
-	stateful := proto == flow.ProtoTCP || proto == flow.ProtoSCTP
-	if create && stateful && !p.has(optState) {
-		p.fail("%s -p %s needs --state STATE", c, flow.ProtoName(proto))
-		return
-	}
-	if create && proto == flow.ProtoSCTP && !(p.has(optOrigVTag) && p.has(optReplyVTag)) {
-		p.fail("%s -p sctp needs --orig-vtag and --reply-vtag", c)
-		return
-	}
+	return true
+}
 
-	f := &r.flow
-	var orig, reply flow.Tuple
-	orig.Proto, reply.Proto = proto, proto
+// port parses a 16-bit port or (GRE) key option.
+func (p *parser) port(o ctOpt, what string) uint16 {
+	return uint16(p.number(o, 16, o&optKeys != 0, what))
+}
+
+// origTuple is the entry's original direction: as given, or where a part
+// was not given, the reply direction's inverted. It records whether the
+// entry is looked up by its reply tuple (get).
+func (p *parser) origTuple() flow.Tuple {
+	proto := p.proto
+	orig := flow.Tuple{Proto: proto}
+
 	// Addresses: a direction not given is the other one inverted.
+	origAddrs := p.has(optSrc) && p.has(optDst)
 	if origAddrs {
 		orig.Src, orig.Dst = p.src.Addr(), p.dst.Addr()
 	} else {
@@ -558,28 +657,35 @@ func (p *parser) entry() {
 	if p.has(optDst) {
 		orig.Dst = p.dst.Addr()
 	}
-	r.byReply = !origAddrs
+	p.req.byReply = !origAddrs
+
 	// Layer 4.
-	u16 := func(o ctOpt, what string) uint16 { return uint16(p.number(o, 16, o&optKeys != 0, what)) }
+	origL4, replyL4 := p.l4Given(proto)
 	switch {
 	case flow.HasPorts(proto):
 		if origL4 {
-			orig.SrcPort, orig.DstPort = u16(optSport, "a port"), u16(optDport, "a port")
+			orig.SrcPort, orig.DstPort = p.port(optSport, "a port"), p.port(optDport, "a port")
 		} else if replyL4 {
-			orig.SrcPort, orig.DstPort = u16(optReplyDport, "a port"), u16(optReplySport, "a port")
+			orig.SrcPort, orig.DstPort = p.port(optReplyDport, "a port"), p.port(optReplySport, "a port")
 		}
 	case proto == flow.ProtoGRE:
 		if origL4 {
-			orig.SrcPort, orig.DstPort = u16(optSrcKey, "a GRE key"), u16(optDstKey, "a GRE key")
+			orig.SrcPort, orig.DstPort = p.port(optSrcKey, "a GRE key"), p.port(optDstKey, "a GRE key")
 		} else {
-			orig.SrcPort, orig.DstPort = u16(optReplyDstKey, "a GRE key"), u16(optReplySrcKey, "a GRE key")
+			orig.SrcPort, orig.DstPort = p.port(optReplyDstKey, "a GRE key"), p.port(optReplySrcKey, "a GRE key")
 		}
 	case flow.IsICMP(proto):
 		orig.ICMPType = uint8(p.number(optICMPType, 8, false, "an ICMP type"))
 		orig.ICMPCode = uint8(p.number(optICMPCode, 8, false, "an ICMP code"))
-		orig.ICMPID = u16(optICMPID, "an ICMP id")
+		orig.ICMPID = p.port(optICMPID, "an ICMP id")
 	}
-	reply = orig.Invert()
+	return orig
+}
+
+// replyTuple is the entry's reply direction: orig inverted, with the reply
+// options given on top.
+func (p *parser) replyTuple(orig flow.Tuple) flow.Tuple {
+	reply := orig.Invert()
 	if p.has(optReplySrc) {
 		reply.Src = p.rsrc.Addr()
 	}
@@ -587,19 +693,25 @@ func (p *parser) entry() {
 		reply.Dst = p.rdst.Addr()
 	}
 	if p.has(optReplySport) {
-		reply.SrcPort = u16(optReplySport, "a port")
+		reply.SrcPort = p.port(optReplySport, "a port")
 	}
 	if p.has(optReplyDport) {
-		reply.DstPort = u16(optReplyDport, "a port")
+		reply.DstPort = p.port(optReplyDport, "a port")
 	}
 	if p.has(optReplySrcKey) {
-		reply.SrcPort = u16(optReplySrcKey, "a GRE key")
+		reply.SrcPort = p.port(optReplySrcKey, "a GRE key")
 	}
 	if p.has(optReplyDstKey) {
-		reply.DstPort = u16(optReplyDstKey, "a GRE key")
+		reply.DstPort = p.port(optReplyDstKey, "a GRE key")
 	}
-	// NAT rewrites the reply tuple: source NAT is where replies go back to,
-	// destination NAT where they come from.
+	return reply
+}
+
+// natReply applies --src-nat and --dst-nat to the reply tuple: source NAT
+// is where replies go back to, destination NAT where they come from. It
+// reports false on a NAT option that cannot apply.
+func (p *parser) natReply(reply flow.Tuple) (flow.Tuple, bool) {
+	c := p.cf.cmd
 	for _, n := range []struct {
 		opt  ctOpt
 		spec flow.NATSpec
@@ -609,11 +721,11 @@ func (p *parser) entry() {
 		}
 		if !n.spec.Addr.IsValid() {
 			p.fail("%s needs an address: %s %s IP[:PORT]", optName(n.opt), c, optName(n.opt))
-			return
+			return reply, false
 		}
-		if n.spec.HasPort && !flow.HasPorts(proto) {
+		if n.spec.HasPort && !flow.HasPorts(p.proto) {
 			p.fail("%s %q: a port needs a protocol with ports", optName(n.opt), p.raw(n.opt))
-			return
+			return reply, false
 		}
 		if n.opt == optSrcNAT {
 			reply.Dst = n.spec.Addr
@@ -627,12 +739,14 @@ func (p *parser) entry() {
 			}
 		}
 	}
-	f.Orig, f.Reply = orig, reply
-	if c == ctGet {
-		r.filter.HasID, r.filter.ID = p.has(optID), uint32(p.number(optID, 32, true, "an entry id"))
-		return
-	}
+	return reply, true
+}
 
+// entryAttributes sets what insert and add give the entry beyond its
+// tuples: timeout, status, mark, zone and the protocol's state.
+func (p *parser) entryAttributes() {
+	r := p.req
+	f := &r.flow
 	f.Timeout = uint32(p.number(optTimeout, 32, false, "a timeout in seconds"))
 	f.Set(flow.AttrTimeout)
 	if p.has(optStatus) {
@@ -656,7 +770,14 @@ func (p *parser) entry() {
 		f.Zone, f.ZoneDir = z, dir
 		f.Set(flow.AttrZone)
 	}
-	switch proto {
+	p.protoState()
+}
+
+// protoState sets the state of a TCP, SCTP or DCCP entry (SCTP: and its
+// verification tags; DCCP: and its role, both optional).
+func (p *parser) protoState() {
+	f := &p.req.flow
+	switch p.proto {
 	case flow.ProtoTCP:
 		f.TCP.State = p.state()
 		f.Set(flow.AttrTCP)
@@ -674,11 +795,6 @@ func (p *parser) entry() {
 				f.DCCP.Role = p.role()
 			}
 			f.Set(flow.AttrDCCP)
-		}
-	}
-	if p.err == nil {
-		if err := f.Validate(); err != nil {
-			p.fail("%v", err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package table
 
 import (
 	"bufio"
@@ -142,12 +142,14 @@ func updateEntries(ctx context.Context, conn *kernel.Conn, req *ctRequest, w io.
 		if !changed {
 			return nil
 		}
+
 		if err := conn.Update(ctx, &nf, u); err != nil {
 			if errors.Is(err, kernel.ErrNotFound) {
 				return nil
 			}
 			return err
 		}
+
 		got, err := conn.Get(ctx, &nf, false)
 		if errors.Is(err, kernel.ErrNotFound) {
 			return nil
@@ -171,6 +173,7 @@ func (r *ctRequest) updateOf(f *flow.Flow) (flow.Flow, kernel.UpdateFields, bool
 	nf := *f
 	var u kernel.UpdateFields
 	changed := false
+
 	if r.given&optTimeout != 0 {
 		nf.Timeout = r.flow.Timeout
 		u.Timeout = true
@@ -209,6 +212,8 @@ func createEntry(ctx context.Context, conn *kernel.Conn, req *ctRequest) error {
 		}
 		return err
 	}
+
+	// load -A on an existing entry: update it.
 	old, err := conn.Get(ctx, &req.flow, false)
 	if err != nil {
 		return err
