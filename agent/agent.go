@@ -105,7 +105,7 @@ type Agent struct {
 	gateRead  time.Time     // when the armed gate's counters were last read
 	role      atomic.Pointer[string]
 
-	st stats
+	st counters
 }
 
 // monotonic is the agent's clock for the caches.

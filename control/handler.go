@@ -185,8 +185,8 @@ func (h *handler) purge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
-	v, err := h.b.Stats(r.Context())
-	h.reply(w, r, v, err)
+	st, err := h.s.Stats(r.Context(), h.b)
+	h.reply(w, r, st, err)
 }
 
 func (h *handler) members(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ctsync/ctsync/stats"
 )
 
 // maxBody bounds every request body.
@@ -143,6 +145,17 @@ func (s *Server) Path() string { return s.path }
 // Rejected returns the number of requests refused because the peer was
 // neither root nor the daemon's own user.
 func (s *Server) Rejected() uint64 { return s.rejected.Load() }
+
+// Stats returns b's statistics with the control socket's own filled in:
+// what GET /v1/stats answers, and what the daemon's metrics read.
+func (s *Server) Stats(ctx context.Context, b Backend) (stats.Stats, error) {
+	st, err := b.Stats(ctx)
+	if err != nil {
+		return stats.Stats{}, err
+	}
+	st.Control.Rejected = s.Rejected()
+	return st, nil
+}
 
 // Serve answers requests on the socket with b until ctx ends, then shuts
 // down gracefully: it stops accepting, lets requests in flight finish for a

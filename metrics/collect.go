@@ -8,17 +8,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
-	"github.com/ctsync/ctsync/agent"
+	"github.com/ctsync/ctsync/stats"
 )
 
-// statsCollector is a prometheus.Collector of one agent.Stats: every
+// statsCollector is a prometheus.Collector of one stats.Stats: every
 // scrape takes fresh statistics and collects them as constant metrics.
 // It describes nothing (an unchecked collector: which families appear
 // depends on the statistics); the registry still refuses a family
 // declared twice with another type, help or label names, and a duplicate
 // series, and so does the builder first.
 type statsCollector struct {
-	s   agent.Stats
+	s   stats.Stats
 	now time.Time // to turn ages into timestamps
 }
 
@@ -122,21 +122,21 @@ func (b *builder) timestamp(name, help string, t time.Time, labels ...string) {
 	b.value(prometheus.GaugeValue, name, help, float64(t.UnixNano())/1e9, labels...)
 }
 
-func (b *builder) histogram(name, help string, h agent.Histogram) {
+func (b *builder) histogram(name, help string, h stats.Histogram) {
 	d, _, err := b.desc(name, help, 0, nil)
 	if h.Counts == nil { // nothing observed, or a Stats made by hand
-		h.Counts = make([]uint64, len(agent.DurationBuckets))
+		h.Counts = make([]uint64, len(stats.DurationBuckets))
 	}
-	if err == nil && len(h.Counts) != len(agent.DurationBuckets) {
-		err = fmt.Errorf("histogram %s: %d buckets, want %d", name, len(h.Counts), len(agent.DurationBuckets))
+	if err == nil && len(h.Counts) != len(stats.DurationBuckets) {
+		err = fmt.Errorf("histogram %s: %d buckets, want %d", name, len(h.Counts), len(stats.DurationBuckets))
 	}
 	if err != nil {
 		b.ch <- prometheus.NewInvalidMetric(prometheus.NewInvalidDesc(err), err)
 		return
 	}
-	buckets := make(map[float64]uint64, len(agent.DurationBuckets))
+	buckets := make(map[float64]uint64, len(stats.DurationBuckets))
 	var cum uint64
-	for i, le := range agent.DurationBuckets {
+	for i, le := range stats.DurationBuckets {
 		cum += h.Counts[i]
 		buckets[le] = cum
 	}
@@ -147,9 +147,9 @@ func (b *builder) histogram(name, help string, h agent.Histogram) {
 	b.ch <- m
 }
 
-// collect turns one agent.Stats into metrics. Every family is documented
+// collect turns one stats.Stats into metrics. Every family is documented
 // in README.md ("Metrics"); keep the two in step.
-func collect(b *builder, s agent.Stats, now time.Time) {
+func collect(b *builder, s stats.Stats, now time.Time) {
 	// The node.
 	b.info("ctsync_build_info", "Always 1; the labels describe the running binary: its version, its source commit and the Go release that built it.",
 		"version", s.Build.Version, "commit", s.Build.Commit, "go_version", s.Build.GoVersion)

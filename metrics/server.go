@@ -16,19 +16,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/ctsync/ctsync/agent"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // Source returns the agent's current statistics; it is called once per
 // scrape, with the request's context.
-type Source func(ctx context.Context) (agent.Stats, error)
+type Source func(ctx context.Context) (stats.Stats, error)
 
 // Render returns the metrics of s alone (not the process and Go runtime
 // ones) in the text exposition format (version 0.0.4), families sorted by
 // name and series by labels.
-func Render(s agent.Stats) ([]byte, error) { return render(s, time.Now()) }
+func Render(s stats.Stats) ([]byte, error) { return render(s, time.Now()) }
 
-func render(s agent.Stats, now time.Time) ([]byte, error) {
+func render(s stats.Stats, now time.Time) ([]byte, error) {
 	fams, err := statsGatherer(s, now).Gather()
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func render(s agent.Stats, now time.Time) ([]byte, error) {
 // statsGatherer is a registry holding the metrics of s only. A pedantic
 // registry: it checks what the collector sends (names, label values,
 // consistent families) at every gather.
-func statsGatherer(s agent.Stats, now time.Time) prometheus.Gatherer {
+func statsGatherer(s stats.Stats, now time.Time) prometheus.Gatherer {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(statsCollector{s: s, now: now})
 	return reg

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctsync/ctsync/agent"
+	"github.com/ctsync/ctsync/stats"
 )
 
-func staticSource(s agent.Stats) Source {
-	return func(context.Context) (agent.Stats, error) { return s, nil }
+func staticSource(s stats.Stats) Source {
+	return func(context.Context) (stats.Stats, error) { return s, nil }
 }
 
 func TestHandler(t *testing.T) {
@@ -109,7 +109,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestHandlerSourceError(t *testing.T) {
-	src := func(context.Context) (agent.Stats, error) { return agent.Stats{}, errors.New("agent stopping") }
+	src := func(context.Context) (stats.Stats, error) { return stats.Stats{}, errors.New("agent stopping") }
 	rec := httptest.NewRecorder()
 	Handler(src, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "agent stopping") {
@@ -123,9 +123,9 @@ func TestHandlerSourceError(t *testing.T) {
 // TestHandlerFreshStats: the handler keeps nothing between scrapes.
 func TestHandlerFreshStats(t *testing.T) {
 	var n uint64
-	src := func(context.Context) (agent.Stats, error) {
+	src := func(context.Context) (stats.Stats, error) {
 		n++
-		return agent.Stats{Transitions: n}, nil
+		return stats.Stats{Transitions: n}, nil
 	}
 	h := Handler(src, nil)
 	for i := 1; i <= 3; i++ {
@@ -143,7 +143,7 @@ func TestServerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(staticSource(agent.Stats{Ready: true}), nil) }()
+	go func() { done <- s.Serve(staticSource(stats.Stats{Ready: true}), nil) }()
 	url := "http://" + s.Addr().String() + "/metrics"
 	res, err := http.Get(url)
 	if err != nil {
@@ -189,7 +189,7 @@ func TestServerShutdownBeforeServe(t *testing.T) {
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Serve(staticSource(agent.Stats{}), nil); err != nil {
+	if err := s.Serve(staticSource(stats.Stats{}), nil); err != nil {
 		t.Errorf("Serve after Shutdown: %v", err)
 	}
 	s2, err := Listen(s.Addr().String())

@@ -103,6 +103,15 @@ func checkLayering(pkgs []goPackage) []string {
 					report("%s imports %s: config may import nothing of ours", p.ImportPath, imp)
 				}
 			}
+		case rel == "stats":
+			// A leaf that both the writers (agent, sync, cache, control)
+			// and the readers (control, metrics, cmd) of the statistics
+			// import: nothing of ours, in code or tests.
+			for _, imp := range slices.Concat(p.Deps, direct) {
+				if r, ok := ours(imp); ok && r != "stats" {
+					report("%s depends on %s: stats may import nothing of ours", p.ImportPath, imp)
+				}
+			}
 		case under(rel, "kernel"):
 			for _, imp := range slices.Concat(p.Deps, direct) {
 				if r, ok := ours(imp); ok && under(r, "sync") {
@@ -192,6 +201,7 @@ func TestLayeringRulesCatchViolations(t *testing.T) {
 		{ImportPath: p("agent"), Imports: []string{"github.com/mdlayher/netlink", p("kernel/kerneltest")},
 			Deps: []string{p("kernel/kerneltest"), "testing"}},
 		{ImportPath: p("cache"), XTestImports: []string{"github.com/vmihailenco/msgpack/v5"}},
+		{ImportPath: p("stats"), Imports: []string{p("agent")}, Deps: []string{p("agent")}},
 		{ImportPath: "github.com/other/project", Imports: []string{"github.com/ti-mo/conntrack"}},
 	}
 	got := checkLayering(pkgs)
@@ -203,6 +213,7 @@ func TestLayeringRulesCatchViolations(t *testing.T) {
 		"ctsync/agent imports github.com/mdlayher/netlink",
 		"ctsync/agent depends on github.com/ctsync/ctsync/kernel/kerneltest outside its tests",
 		"ctsync/cache imports github.com/vmihailenco/msgpack/v5",
+		"ctsync/stats depends on github.com/ctsync/ctsync/agent",
 	}
 	for _, want := range wantFragments {
 		if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, want) }) {

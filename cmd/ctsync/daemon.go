@@ -16,6 +16,7 @@ import (
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/metrics"
+	"github.com/ctsync/ctsync/stats"
 	"github.com/spf13/cobra"
 )
 
@@ -154,7 +155,7 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	go notifyWhenReady(ctx, a, log)
 	if ms != nil {
 		go func() {
-			if err := ms.Serve(statsSource(a), log); err != nil {
+			if err := ms.Serve(statsSource(a, srv), log); err != nil {
 				log.Error("metrics endpoint stopped", "err", err)
 			}
 		}()
@@ -175,20 +176,10 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	return err
 }
 
-// statsSource adapts the agent's control.Backend Stats (an any) to the
-// metrics endpoint.
-func statsSource(a *agent.Agent) metrics.Source {
-	return func(ctx context.Context) (agent.Stats, error) {
-		v, err := a.Stats(ctx)
-		if err != nil {
-			return agent.Stats{}, err
-		}
-		s, ok := v.(agent.Stats)
-		if !ok {
-			return agent.Stats{}, fmt.Errorf("agent stats: unexpected type %T", v)
-		}
-		return s, nil
-	}
+// statsSource is what the metrics endpoint reads: the agent's statistics
+// with the control socket's, as `ctsync stats` shows them.
+func statsSource(a *agent.Agent, srv *control.Server) metrics.Source {
+	return func(ctx context.Context) (stats.Stats, error) { return srv.Stats(ctx, a) }
 }
 
 // notifyWhenReady tells systemd READY=1 once the agent has loaded the
