@@ -74,38 +74,61 @@ type (
 	}
 )
 
-// handler serves the endpoints with a Backend.
+// handler serves the endpoints with a Backend, to the peers allowed only.
 type handler struct {
 	s    *Server
 	b    Backend
 	log  *slog.Logger
 	stop context.Context // Serve's: done when the daemon stops
+	mux  *http.ServeMux
 }
 
-type route struct {
-	method string
-	serve  func(h *handler, w http.ResponseWriter, r *http.Request)
+// routes are the endpoints: method, path, and what serves them.
+var routes = []struct {
+	method, path string
+	serve        func(h *handler, w http.ResponseWriter, r *http.Request)
+}{
+	{http.MethodPost, pathCommit, (*handler).commit},
+	{http.MethodPost, pathFlush, (*handler).flush},
+	{http.MethodPost, pathResyncKernel, (*handler).resyncKernel},
+	{http.MethodPost, pathResyncPeers, (*handler).resyncPeers},
+	{http.MethodPost, pathSendBulk, (*handler).sendBulk},
+	{http.MethodPost, pathPurge, (*handler).purge},
+	{http.MethodPost, pathCache, (*handler).cache},
+	{http.MethodGet, pathStats, (*handler).stats},
+	{http.MethodGet, pathMembers, (*handler).members},
+	{http.MethodPost, pathNotify, (*handler).notify},
+	{http.MethodGet, pathHealth, (*handler).health},
+	{http.MethodPost, pathShutdown, (*handler).shutdown},
+	{http.MethodGet, pathKeys, (*handler).listKeys},
+	{http.MethodPost, pathKeysInstall, (*handler).keyOp},
+	{http.MethodPost, pathKeysUse, (*handler).keyOp},
+	{http.MethodPost, pathKeysRemove, (*handler).keyOp},
 }
 
-var routes = map[string]route{
-	pathCommit:       {http.MethodPost, (*handler).commit},
-	pathFlush:        {http.MethodPost, (*handler).flush},
-	pathResyncKernel: {http.MethodPost, (*handler).resyncKernel},
-	pathResyncPeers:  {http.MethodPost, (*handler).resyncPeers},
-	pathSendBulk:     {http.MethodPost, (*handler).sendBulk},
-	pathPurge:        {http.MethodPost, (*handler).purge},
-	pathCache:        {http.MethodPost, (*handler).cache},
-	pathStats:        {http.MethodGet, (*handler).stats},
-	pathMembers:      {http.MethodGet, (*handler).members},
-	pathNotify:       {http.MethodPost, (*handler).notify},
-	pathHealth:       {http.MethodGet, (*handler).health},
-	pathShutdown:     {http.MethodPost, (*handler).shutdown},
-	pathKeys:         {http.MethodGet, (*handler).listKeys},
-	pathKeysInstall:  {http.MethodPost, (*handler).keyOp},
-	pathKeysUse:      {http.MethodPost, (*handler).keyOp},
-	pathKeysRemove:   {http.MethodPost, (*handler).keyOp},
+func newHandler(s *Server, b Backend, log *slog.Logger, stop context.Context) *handler {
+	h := &handler{s: s, b: b, log: log, stop: stop, mux: http.NewServeMux()}
+	for _, rt := range routes {
+		// "GET /path" answers HEAD too.
+		h.mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			p, _ := r.Context().Value(peerKey{}).(peer)
+			h.log.Debug("control request", "method", r.Method, "path", r.URL.Path, "uid", p.uid, "pid", p.pid)
+			rt.serve(h, w, r)
+		})
+		// The path with any other method: the mux's own 405 is not JSON.
+		h.mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", rt.method)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s wants %s, not %s", r.URL.Path, rt.method, r.Method))
+		})
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s", r.URL.Path))
+	})
+	return h
 }
 
+// ServeHTTP refuses peers that are neither root nor the daemon's own user,
+// and routes the others' requests.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, _ := r.Context().Value(peerKey{}).(peer)
 	if p.err != nil || !h.s.allowed(p.uid) {
@@ -118,18 +141,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "permission denied: only root and the daemon's own user may use the control socket")
 		return
 	}
-	rt, ok := routes[r.URL.Path]
-	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s", r.URL.Path))
-		return
-	}
-	if r.Method != rt.method && !(r.Method == http.MethodHead && rt.method == http.MethodGet) {
-		w.Header().Set("Allow", rt.method)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s wants %s, not %s", r.URL.Path, rt.method, r.Method))
-		return
-	}
-	h.log.Debug("control request", "method", r.Method, "path", r.URL.Path, "uid", p.uid, "pid", p.pid)
-	rt.serve(h, w, r)
+	h.mux.ServeHTTP(w, r)
 }
 
 func (h *handler) commit(w http.ResponseWriter, r *http.Request) {

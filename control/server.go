@@ -167,7 +167,7 @@ func (s *Server) Serve(ctx context.Context, b Backend, log *slog.Logger) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	srv := &http.Server{
-		Handler:           &handler{s: s, b: b, log: log, stop: ctx},
+		Handler:           newHandler(s, b, log, ctx),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
