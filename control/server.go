@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ctsync/ctsync/internal/httpserve"
 	"github.com/ctsync/ctsync/stats"
 )
 
@@ -31,15 +32,13 @@ type Server struct {
 	path     string
 	lockPath string
 	lock     *os.File
-	ln       *net.UnixListener
+	http     *httpserve.Server
 
 	// allowed decides which peer uids may talk; tests replace it.
 	allowed  func(uid uint32) bool
 	rejected atomic.Uint64
 
-	mu     sync.Mutex
-	closed bool
-	srv    *http.Server // set while Serve runs
+	closeOnce sync.Once
 }
 
 // Listen takes the daemon's instance lock, an flock on path+".lock", and
@@ -103,7 +102,7 @@ func Listen(path string) (*Server, error) {
 		path:     path,
 		lockPath: lockPath,
 		lock:     lock,
-		ln:       ln,
+		http:     httpserve.New(ln, shutdownGrace),
 		allowed:  func(uid uint32) bool { return uid == 0 || uid == self },
 	}, nil
 }
@@ -174,61 +173,23 @@ func (s *Server) Serve(ctx context.Context, b Backend, log *slog.Logger) error {
 		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return errors.New("control socket: Serve after Close")
-	case s.srv != nil:
-		s.mu.Unlock()
-		return errors.New("control socket: Serve called twice")
-	}
-	s.srv = srv
-	s.mu.Unlock()
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
-	select {
-	case err := <-errc:
-		if s.isClosed() {
-			return nil
-		}
+	if err := s.http.Serve(ctx, srv, log); err != nil {
 		return fmt.Errorf("control socket %s: %w", s.path, err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("control socket: requests still running at shutdown; closing them", "err", err)
-		srv.Close()
-	}
-	<-errc
 	return nil
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // Close stops the server if Serve is still running (abruptly: cancel Serve's
 // context for a graceful stop), removes the socket and releases the lock.
 // It is idempotent.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if s.srv != nil {
-		s.srv.Close() // closes the listener too
-	}
-	err := s.ln.Close()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
+	var err error
+	s.closeOnce.Do(func() { err = s.close() })
+	return err
+}
+
+func (s *Server) close() error {
+	err := s.http.Close()
 	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 		err = rerr
 	}

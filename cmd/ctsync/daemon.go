@@ -110,13 +110,7 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("cannot serve Prometheus metrics: %w", err)
 		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := ms.Shutdown(ctx); err != nil {
-				log.Warn("metrics endpoint shutdown", "err", err)
-			}
-		}()
+		defer ms.Close()
 	}
 
 	bi := currentBuildInfo()
@@ -153,13 +147,16 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, a, log) }()
 	go notifyWhenReady(ctx, a, log)
-	if ms != nil {
-		go func() {
-			if err := ms.Serve(statsSource(a, srv), log); err != nil {
-				log.Error("metrics endpoint stopped", "err", err)
-			}
-		}()
-	}
+	metricsDone := make(chan struct{})
+	go func() {
+		defer close(metricsDone)
+		if ms == nil {
+			return
+		}
+		if err := ms.Serve(ctx, statsSource(a, srv), log); err != nil {
+			log.Error("metrics endpoint stopped", "err", err)
+		}
+	}()
 
 	logArgs := []any{"version", version, "cluster", a.Addr(), "control", cfg.Control.Socket}
 	if ms != nil {
@@ -172,6 +169,7 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr
 	}
+	<-metricsDone // scrapes in flight end within metrics' grace
 	log.Info("ctsync daemon stopped")
 	return err
 }
