@@ -325,40 +325,23 @@ func (h *handler) cache(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Trailer", trailerError)
-	sent := &countingWriter{w: w}
-	bw := bufio.NewWriterSize(sent, 64<<10)
 	format := newLineFormat(&q)
 	var line []byte
-	err := h.b.Cache(ctx, q, func(origin string, f *flow.Flow) error {
-		if !q.Extra.Match(f) {
-			return nil
-		}
-		line = format.append(line[:0], origin, f)
-		if len(line) == 0 {
-			return nil // no line in this format (save needs addresses)
-		}
-		line = append(line, '\n')
-		_, err := bw.Write(line)
-		return err
-	})
-	switch {
-	case err == nil:
-		if err := bw.Flush(); err != nil {
-			h.log.Debug("control: cache listing not delivered", "err", err)
-		}
-	case sent.n == 0:
-		w.Header().Del("Trailer")
-		h.fail(w, r, err)
-	default:
-		// The status line is out: deliver the lines listed so far, then
-		// the error.
+	h.stream(w, r, "cache", func(write func([]byte) error) error {
+		return h.b.Cache(ctx, q, func(origin string, f *flow.Flow) error {
+			if !q.Extra.Match(f) {
+				return nil
+			}
+			line = format.append(line[:0], origin, f)
+			if len(line) == 0 {
+				return nil // no line in this format (save needs addresses)
+			}
+			line = append(line, '\n')
+			return write(line)
+		})
+	}, func(err error) {
 		h.log.Warn("control: cache listing cut short", "cache", q.Cache, "err", err)
-		if bw.Flush() == nil {
-			w.Header().Set(trailerError, err.Error())
-		}
-	}
+	})
 }
 
 // cacheExpect lists a cache's expectations (q.Expect), one conntrack -L
@@ -376,25 +359,44 @@ func (h *handler) cacheExpect(w http.ResponseWriter, r *http.Request, q *CacheQu
 		h.reply(w, r, countResponse{Count: n}, err)
 		return
 	}
+	var line []byte
+	h.stream(w, r, "expectation", func(write func([]byte) error) error {
+		return eb.CacheExpect(ctx, *q, func(_ string, x *flow.Expect) error {
+			line = append(x.AppendText(line[:0]), '\n')
+			return write(line)
+		})
+	}, nil)
+}
+
+// stream answers a text listing: list calls write once per line. The
+// lines go through a buffer, so that a listing of millions of flows
+// streams in constant memory. An error before anything was sent is an
+// ordinary error response; one after is sent in the Ctsync-Error trailer,
+// after the lines listed so far (and cutShort, if set, is told).
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, what string,
+	list func(write func(line []byte) error) error, cutShort func(error)) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Trailer", trailerError)
 	sent := &countingWriter{w: w}
 	bw := bufio.NewWriterSize(sent, 64<<10)
-	var line []byte
-	err := eb.CacheExpect(ctx, *q, func(_ string, x *flow.Expect) error {
-		line = append(x.AppendText(line[:0]), '\n')
+	err := list(func(line []byte) error {
 		_, err := bw.Write(line)
 		return err
 	})
 	switch {
 	case err == nil:
 		if err := bw.Flush(); err != nil {
-			h.log.Debug("control: expectation listing not delivered", "err", err)
+			h.log.Debug("control: "+what+" listing not delivered", "err", err)
 		}
 	case sent.n == 0:
 		w.Header().Del("Trailer")
 		h.fail(w, r, err)
 	default:
+		// The status line is out: deliver the lines listed so far, then
+		// the error.
+		if cutShort != nil {
+			cutShort(err)
+		}
 		if bw.Flush() == nil {
 			w.Header().Set(trailerError, err.Error())
 		}
