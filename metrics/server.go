@@ -18,7 +18,7 @@ import (
 	"github.com/ctsync/ctsync/stats"
 )
 
-// Source returns the agent's current statistics; it is called once per
+// Source returns the daemon's current statistics; it is called once per
 // scrape, with the request's context.
 type Source func(ctx context.Context) (stats.Stats, error)
 
