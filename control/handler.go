@@ -274,6 +274,7 @@ func (h *handler) keyOp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("key: %d bytes long, want 16, 24 or 32", len(key)))
 		return
 	}
+
 	var res KeysResult
 	op := strings.TrimPrefix(r.URL.Path, pathKeys+"/")
 	switch op {
@@ -308,6 +309,7 @@ func (h *handler) cache(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
+
 	ctx := r.Context()
 	if q.Expect {
 		h.cacheExpect(w, r, &q)
@@ -494,6 +496,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
 	if err == nil {
 		return true
 	}
+
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
 		return false

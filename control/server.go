@@ -55,6 +55,7 @@ func Listen(path string) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
+
 	lockPath := path + ".lock"
 	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -67,6 +68,7 @@ func Listen(path string) (*Server, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
 	}
+
 	// With the lock held, a socket at path was left by a daemon that is
 	// gone. Anything else is not ours to remove (a control.socket naming
 	// a real file by mistake, a symlink planted there).
@@ -85,6 +87,7 @@ func Listen(path string) (*Server, error) {
 			return nil, fmt.Errorf("remove stale control socket: %w", err)
 		}
 	}
+
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		lock.Close()
@@ -97,6 +100,7 @@ func Listen(path string) (*Server, error) {
 		lock.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+
 	self := uint32(os.Getuid())
 	return &Server{
 		path:     path,

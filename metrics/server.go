@@ -64,6 +64,7 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 		collectors.NewGoCollector(),
 	)
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) { // and HEAD
 		s, err := src(r.Context())
