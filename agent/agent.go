@@ -114,7 +114,7 @@ type Agent struct {
 	gateRead  time.Time     // when the armed gate's counters were last read
 	role      atomic.Pointer[string]
 
-	st stats
+	st counters
 }
 
 // New builds an agent: opens the kernel table, creates the caches and

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/stats"
 )
 
 var _ control.Backend = (*Agent)(nil)
@@ -140,7 +141,7 @@ func (a *Agent) CacheExpect(ctx context.Context, q control.CacheQuery, fn func(o
 }
 
 // Stats implements control.Backend.
-func (a *Agent) Stats(ctx context.Context) (any, error) { return a.stats(), nil }
+func (a *Agent) Stats(ctx context.Context) (stats.Stats, error) { return a.stats(), nil }
 
 // Members implements control.Backend.
 func (a *Agent) Members(ctx context.Context) ([]control.Member, error) {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/ctsync/ctsync/stats"
 )
 
 // Gate closes the RST window of a takeover (commit.gate). keepalived moves
@@ -199,8 +201,8 @@ func (a *Agent) liftGate(ctx context.Context) (string, error) {
 
 // gateStats reads the gate's counters while it is armed (at most once a
 // second: stats may be polled).
-func (a *Agent) gateStats() GateStats {
-	s := GateStats{Enabled: a.gate != nil, Armed: a.gateArmed.Load(),
+func (a *Agent) gateStats() stats.Gate {
+	s := stats.Gate{Enabled: a.gate != nil, Armed: a.gateArmed.Load(),
 		LastSeconds: time.Duration(a.gateLast.Load()).Seconds()}
 	if s.Armed {
 		a.gateMu.Lock()

@@ -13,6 +13,7 @@ import (
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // hot is hot standby (commit.mode: hot): while this node is not master,
@@ -356,8 +357,8 @@ func (h *hot) retry(f *flow.Flow) {
 	h.mu.Unlock()
 }
 
-func (h *hot) stats() HotStats {
-	return HotStats{Active: h.active.Load(), Flows: int(h.flows.Load()), Pending: h.pending(),
+func (h *hot) stats() stats.Hot {
+	return stats.Hot{Active: h.active.Load(), Flows: int(h.flows.Load()), Pending: h.pending(),
 		Created: h.created.Load(), Updated: h.updated.Load(), Deleted: h.deleted.Load(), Failed: h.failed.Load(),
 		Skipped: h.skipped.Load()}
 }

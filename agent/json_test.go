@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctsync/ctsync/agent"
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/control/controltest"
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // fill sets every field reachable from v to a value that is not zero, so
@@ -128,7 +128,7 @@ func walkJSON(t *testing.T, what, path string, v any) {
 // answers JSON, with every field of its answer filled in, and checks one
 // convention: snake_case keys, epochs as strings, no "id" of 0.
 func TestJSONConvention(t *testing.T) {
-	var st agent.Stats
+	var st stats.Stats
 	fill(t, reflect.ValueOf(&st).Elem(), "Stats")
 	b := &controltest.Backend{StatsValue: st}
 	fill(t, reflect.ValueOf(&b.CommitResult).Elem(), "CommitResult")

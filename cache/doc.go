@@ -19,5 +19,5 @@
 // Internal and External are safe for concurrent use.
 //
 // Imported by the agent (and the sync package through the agent's wiring);
-// it imports only flow.
+// it imports only flow and stats (the leaf its OriginStats live in).
 package cache

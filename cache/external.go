@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // ExternalOptions configure an External cache.
@@ -60,20 +61,9 @@ type origin struct {
 	expSynced bool   // a set was received in this epoch
 }
 
-// OriginStats describe one origin's part of the external cache.
-type OriginStats struct {
-	Origin    string `json:"origin"`
-	Flows     int    `json:"flows"`
-	Epoch     uint64 `json:"epoch,string"` // a string: 64 bits do not fit a JSON tool's double
-	Synced    bool   `json:"synced"`
-	Applied   uint64 `json:"applied"`      // updates and deletes applied
-	Stale     uint64 `json:"stale"`        // updates rejected as older than what is held
-	Full      uint64 `json:"dropped_full"` // the origin's flows dropped because the cache was full (MaxFlows)
-	Expired   uint64 `json:"expired"`      // flows aged out
-	Snapshots uint64 `json:"snapshots"`
-	// VouchedAge is the age of the owner's last word, in seconds.
-	VouchedAge float64 `json:"vouched_age_seconds"`
-}
+// OriginStats describe one origin's part of the external cache (defined
+// in the leaf package stats, which the statistics' readers import).
+type OriginStats = stats.Origin
 
 // NewExternal returns an empty external cache.
 func NewExternal(o ExternalOptions) *External {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // Backend is what the daemon exposes to the control socket. The agent
@@ -31,8 +32,9 @@ type Backend interface {
 	// reader (its error ends the listing): do not hold locks across it
 	// that replication needs.
 	Cache(ctx context.Context, q CacheQuery, fn func(origin string, f *flow.Flow) error) error
-	// Stats returns the daemon's statistics as a JSON-encodable value.
-	Stats(ctx context.Context) (any, error)
+	// Stats returns the daemon's statistics. The server fills in
+	// Stats.Control itself.
+	Stats(ctx context.Context) (stats.Stats, error)
 	// Members lists the cluster members.
 	Members(ctx context.Context) ([]Member, error)
 	// Notify performs a keepalived transition: master, backup, fault or stop.
@@ -57,32 +59,9 @@ type Backend interface {
 // it with 400 instead of 500. Wrap it: fmt.Errorf("origin %q: %w", o, ErrInvalid).
 var ErrInvalid = errors.New("invalid request")
 
-// CommitResult is the outcome of a commit.
-type CommitResult struct {
-	Created  int `json:"created"`
-	Replaced int `json:"replaced"` // existed already: replaced by the replica
-	Failed   int `json:"failed"`
-	// Skipped are peers' flows this node refuses (its filter, loopback
-	// and its own addresses): not written, and not failures.
-	Skipped int `json:"skipped"`
-	// Expectations created on the committed masters, found there
-	// already (the kernel cannot update one), and failed.
-	Expectations         int      `json:"expectations,omitempty"`
-	ExpectationsExisting int      `json:"expectations_existing,omitempty"`
-	ExpectationsFailed   int      `json:"expectations_failed,omitempty"`
-	ExpectationsSkipped  int      `json:"expectations_skipped,omitempty"` // their master was skipped
-	Seconds              float64  `json:"seconds"`
-	Errors               []string `json:"errors,omitempty"` // the first few failures, one line each
-
-	// KeptLocal counts flows whose replica was not written because a live
-	// local entry stays: the kernel refused the replica (the local entry
-	// was put back), or the replica's tuples belong to another local
-	// connection. Remaining counts the flows not written (failed and kept
-	// local): they stay in the external cache, and the next commit
-	// retries them.
-	KeptLocal int `json:"kept_local,omitempty"`
-	Remaining int `json:"remaining,omitempty"`
-}
+// CommitResult is the outcome of a commit (defined in stats, whose Stats
+// holds the last one).
+type CommitResult = stats.CommitResult
 
 // ResyncResult is the outcome of a kernel resync.
 type ResyncResult struct {
@@ -98,22 +77,11 @@ type PurgeResult struct {
 }
 
 // NotifyStep is one step of a transition.
-type NotifyStep struct {
-	Name    string  `json:"name"`
-	Seconds float64 `json:"seconds"`
-	Detail  string  `json:"detail,omitempty"`
-}
+type NotifyStep = stats.NotifyStep
 
-// NotifyResult is the outcome of a keepalived transition.
-type NotifyResult struct {
-	State  string        `json:"state"`
-	Steps  []NotifyStep  `json:"steps"`
-	Commit *CommitResult `json:"commit,omitempty"`
-
-	// Remaining counts the flows a master transition could not write:
-	// they stay in the external cache for `ctsync commit` to retry.
-	Remaining int `json:"remaining,omitempty"`
-}
+// NotifyResult is the outcome of a keepalived transition (defined in
+// stats, whose Stats holds the last one).
+type NotifyResult = stats.NotifyResult
 
 // HealthResult says whether the node can take over, and if not, why.
 type HealthResult struct {

@@ -22,6 +22,7 @@ import (
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/control/controltest"
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // socketPath returns a socket path in a new short directory: UNIX socket
@@ -100,7 +101,7 @@ func TestRoundTrip(t *testing.T) {
 		CommitResult: control.CommitResult{Created: 99998, Replaced: 2, Seconds: 0.312},
 		ResyncResult: control.ResyncResult{Flows: 10, Removed: 2, Seconds: 0.05},
 		Peers:        3,
-		StatsValue:   map[string]any{"internal": map[string]any{"flows": 10.0}, "errors": 0.0},
+		StatsValue:   stats.Stats{Node: "fw-a", Internal: stats.Internal{Flows: 10}, Sync: stats.Sync{DecodeErrors: 3}},
 		MemberList:   members,
 		NotifyResult: control.NotifyResult{Steps: []control.NotifyStep{{Name: "commit", Seconds: 0.1, Detail: "2 flows"}}},
 		HealthResult: control.HealthResult{Ready: true, Reason: "in sync"},
@@ -147,12 +148,12 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 
-	var stats map[string]any
-	check(t, "Stats error", c.Stats(ctx, &stats), nil)
-	check(t, "Stats", stats, b.StatsValue)
+	var st stats.Stats
+	check(t, "Stats error", c.Stats(ctx, &st), nil)
+	check(t, "Stats", st, b.StatsValue)
 	var raw json.RawMessage
 	check(t, "Stats raw error", c.Stats(ctx, &raw), nil)
-	if !json.Valid(raw) || !strings.Contains(string(raw), `"internal"`) {
+	if !json.Valid(raw) || !strings.Contains(string(raw), `"internal_cache"`) {
 		t.Errorf("Stats raw = %s", raw)
 	}
 
@@ -451,6 +452,9 @@ func TestPeerCredentials(t *testing.T) {
 		t.Errorf("the backend was called for a refused peer: %v", calls)
 	}
 	check(t, "Rejected", s.srv.Rejected(), uint64(1))
+	st, err := s.srv.Stats(t.Context(), b)
+	check(t, "Stats error", err, nil)
+	check(t, "Stats control.rejected", st.Control.Rejected, uint64(1))
 	mu.Lock()
 	check(t, "peer uids checked", seen, []uint32{uint32(os.Getuid())})
 	mu.Unlock()

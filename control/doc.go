@@ -35,6 +35,9 @@
 //
 // The package defines the API (Backend and the result types) and the
 // transport, nothing of what the operations do: the agent implements
-// Backend. It imports only the standard library and flow; cmd/ctsync and
-// the agent import it. control/controltest has a fake Backend.
+// Backend. It imports only the standard library, flow, stats (the types
+// of Backend.Stats and of the commit and notify results) and
+// internal/httpserve (the server shape it shares with metrics);
+// cmd/ctsync and the agent import it. control/controltest has a fake
+// Backend.
 package control

@@ -74,38 +74,61 @@ type (
 	}
 )
 
-// handler serves the endpoints with a Backend.
+// handler serves the endpoints with a Backend, to the peers allowed only.
 type handler struct {
 	s    *Server
 	b    Backend
 	log  *slog.Logger
 	stop context.Context // Serve's: done when the daemon stops
+	mux  *http.ServeMux
 }
 
-type route struct {
-	method string
-	serve  func(h *handler, w http.ResponseWriter, r *http.Request)
+// routes are the endpoints: method, path, and what serves them.
+var routes = []struct {
+	method, path string
+	serve        func(h *handler, w http.ResponseWriter, r *http.Request)
+}{
+	{http.MethodPost, pathCommit, (*handler).commit},
+	{http.MethodPost, pathFlush, (*handler).flush},
+	{http.MethodPost, pathResyncKernel, (*handler).resyncKernel},
+	{http.MethodPost, pathResyncPeers, (*handler).resyncPeers},
+	{http.MethodPost, pathSendBulk, (*handler).sendBulk},
+	{http.MethodPost, pathPurge, (*handler).purge},
+	{http.MethodPost, pathCache, (*handler).cache},
+	{http.MethodGet, pathStats, (*handler).stats},
+	{http.MethodGet, pathMembers, (*handler).members},
+	{http.MethodPost, pathNotify, (*handler).notify},
+	{http.MethodGet, pathHealth, (*handler).health},
+	{http.MethodPost, pathShutdown, (*handler).shutdown},
+	{http.MethodGet, pathKeys, (*handler).listKeys},
+	{http.MethodPost, pathKeysInstall, (*handler).keyOp},
+	{http.MethodPost, pathKeysUse, (*handler).keyOp},
+	{http.MethodPost, pathKeysRemove, (*handler).keyOp},
 }
 
-var routes = map[string]route{
-	pathCommit:       {http.MethodPost, (*handler).commit},
-	pathFlush:        {http.MethodPost, (*handler).flush},
-	pathResyncKernel: {http.MethodPost, (*handler).resyncKernel},
-	pathResyncPeers:  {http.MethodPost, (*handler).resyncPeers},
-	pathSendBulk:     {http.MethodPost, (*handler).sendBulk},
-	pathPurge:        {http.MethodPost, (*handler).purge},
-	pathCache:        {http.MethodPost, (*handler).cache},
-	pathStats:        {http.MethodGet, (*handler).stats},
-	pathMembers:      {http.MethodGet, (*handler).members},
-	pathNotify:       {http.MethodPost, (*handler).notify},
-	pathHealth:       {http.MethodGet, (*handler).health},
-	pathShutdown:     {http.MethodPost, (*handler).shutdown},
-	pathKeys:         {http.MethodGet, (*handler).listKeys},
-	pathKeysInstall:  {http.MethodPost, (*handler).keyOp},
-	pathKeysUse:      {http.MethodPost, (*handler).keyOp},
-	pathKeysRemove:   {http.MethodPost, (*handler).keyOp},
+func newHandler(s *Server, b Backend, log *slog.Logger, stop context.Context) *handler {
+	h := &handler{s: s, b: b, log: log, stop: stop, mux: http.NewServeMux()}
+	for _, rt := range routes {
+		// "GET /path" answers HEAD too.
+		h.mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			p, _ := r.Context().Value(peerKey{}).(peer)
+			h.log.Debug("control request", "method", r.Method, "path", r.URL.Path, "uid", p.uid, "pid", p.pid)
+			rt.serve(h, w, r)
+		})
+		// The path with any other method: the mux's own 405 is not JSON.
+		h.mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", rt.method)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s wants %s, not %s", r.URL.Path, rt.method, r.Method))
+		})
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s", r.URL.Path))
+	})
+	return h
 }
 
+// ServeHTTP refuses peers that are neither root nor the daemon's own user,
+// and routes the others' requests.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, _ := r.Context().Value(peerKey{}).(peer)
 	if p.err != nil || !h.s.allowed(p.uid) {
@@ -118,18 +141,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "permission denied: only root and the daemon's own user may use the control socket")
 		return
 	}
-	rt, ok := routes[r.URL.Path]
-	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s", r.URL.Path))
-		return
-	}
-	if r.Method != rt.method && !(r.Method == http.MethodHead && rt.method == http.MethodGet) {
-		w.Header().Set("Allow", rt.method)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s wants %s, not %s", r.URL.Path, rt.method, r.Method))
-		return
-	}
-	h.log.Debug("control request", "method", r.Method, "path", r.URL.Path, "uid", p.uid, "pid", p.pid)
-	rt.serve(h, w, r)
+	h.mux.ServeHTTP(w, r)
 }
 
 func (h *handler) commit(w http.ResponseWriter, r *http.Request) {
@@ -185,8 +197,8 @@ func (h *handler) purge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
-	v, err := h.b.Stats(r.Context())
-	h.reply(w, r, v, err)
+	st, err := h.s.Stats(r.Context(), h.b)
+	h.reply(w, r, st, err)
 }
 
 func (h *handler) members(w http.ResponseWriter, r *http.Request) {
@@ -262,6 +274,7 @@ func (h *handler) keyOp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("key: %d bytes long, want 16, 24 or 32", len(key)))
 		return
 	}
+
 	var res KeysResult
 	op := strings.TrimPrefix(r.URL.Path, pathKeys+"/")
 	switch op {
@@ -296,6 +309,7 @@ func (h *handler) cache(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
+
 	ctx := r.Context()
 	if q.Expect {
 		h.cacheExpect(w, r, &q)
@@ -313,40 +327,23 @@ func (h *handler) cache(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Trailer", trailerError)
-	sent := &countingWriter{w: w}
-	bw := bufio.NewWriterSize(sent, 64<<10)
 	format := newLineFormat(&q)
 	var line []byte
-	err := h.b.Cache(ctx, q, func(origin string, f *flow.Flow) error {
-		if !q.Extra.Match(f) {
-			return nil
-		}
-		line = format.append(line[:0], origin, f)
-		if len(line) == 0 {
-			return nil // no line in this format (save needs addresses)
-		}
-		line = append(line, '\n')
-		_, err := bw.Write(line)
-		return err
-	})
-	switch {
-	case err == nil:
-		if err := bw.Flush(); err != nil {
-			h.log.Debug("control: cache listing not delivered", "err", err)
-		}
-	case sent.n == 0:
-		w.Header().Del("Trailer")
-		h.fail(w, r, err)
-	default:
-		// The status line is out: deliver the lines listed so far, then
-		// the error.
+	h.stream(w, r, "cache", func(write func([]byte) error) error {
+		return h.b.Cache(ctx, q, func(origin string, f *flow.Flow) error {
+			if !q.Extra.Match(f) {
+				return nil
+			}
+			line = format.append(line[:0], origin, f)
+			if len(line) == 0 {
+				return nil // no line in this format (save needs addresses)
+			}
+			line = append(line, '\n')
+			return write(line)
+		})
+	}, func(err error) {
 		h.log.Warn("control: cache listing cut short", "cache", q.Cache, "err", err)
-		if bw.Flush() == nil {
-			w.Header().Set(trailerError, err.Error())
-		}
-	}
+	})
 }
 
 // cacheExpect lists a cache's expectations (q.Expect), one conntrack -L
@@ -364,25 +361,44 @@ func (h *handler) cacheExpect(w http.ResponseWriter, r *http.Request, q *CacheQu
 		h.reply(w, r, countResponse{Count: n}, err)
 		return
 	}
+	var line []byte
+	h.stream(w, r, "expectation", func(write func([]byte) error) error {
+		return eb.CacheExpect(ctx, *q, func(_ string, x *flow.Expect) error {
+			line = append(x.AppendText(line[:0]), '\n')
+			return write(line)
+		})
+	}, nil)
+}
+
+// stream answers a text listing: list calls write once per line. The
+// lines go through a buffer, so that a listing of millions of flows
+// streams in constant memory. An error before anything was sent is an
+// ordinary error response; one after is sent in the Ctsync-Error trailer,
+// after the lines listed so far (and cutShort, if set, is told).
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, what string,
+	list func(write func(line []byte) error) error, cutShort func(error)) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Trailer", trailerError)
 	sent := &countingWriter{w: w}
 	bw := bufio.NewWriterSize(sent, 64<<10)
-	var line []byte
-	err := eb.CacheExpect(ctx, *q, func(_ string, x *flow.Expect) error {
-		line = append(x.AppendText(line[:0]), '\n')
+	err := list(func(line []byte) error {
 		_, err := bw.Write(line)
 		return err
 	})
 	switch {
 	case err == nil:
 		if err := bw.Flush(); err != nil {
-			h.log.Debug("control: expectation listing not delivered", "err", err)
+			h.log.Debug("control: "+what+" listing not delivered", "err", err)
 		}
 	case sent.n == 0:
 		w.Header().Del("Trailer")
 		h.fail(w, r, err)
 	default:
+		// The status line is out: deliver the lines listed so far, then
+		// the error.
+		if cutShort != nil {
+			cutShort(err)
+		}
 		if bw.Flush() == nil {
 			w.Header().Set(trailerError, err.Error())
 		}
@@ -480,6 +496,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
 	if err == nil {
 		return true
 	}
+
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
 		return false

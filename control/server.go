@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ctsync/ctsync/internal/httpserve"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // maxBody bounds every request body.
@@ -29,15 +32,13 @@ type Server struct {
 	path     string
 	lockPath string
 	lock     *os.File
-	ln       *net.UnixListener
+	http     *httpserve.Server
 
 	// allowed decides which peer uids may talk; tests replace it.
 	allowed  func(uid uint32) bool
 	rejected atomic.Uint64
 
-	mu     sync.Mutex
-	closed bool
-	srv    *http.Server // set while Serve runs
+	closeOnce sync.Once
 }
 
 // Listen takes the daemon's instance lock, an flock on path+".lock", and
@@ -54,6 +55,7 @@ func Listen(path string) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket directory: %w", err)
 	}
+
 	lockPath := path + ".lock"
 	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -66,6 +68,7 @@ func Listen(path string) (*Server, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
 	}
+
 	// With the lock held, a socket at path was left by a daemon that is
 	// gone. Anything else is not ours to remove (a control.socket naming
 	// a real file by mistake, a symlink planted there).
@@ -84,6 +87,7 @@ func Listen(path string) (*Server, error) {
 			return nil, fmt.Errorf("remove stale control socket: %w", err)
 		}
 	}
+
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		lock.Close()
@@ -96,12 +100,13 @@ func Listen(path string) (*Server, error) {
 		lock.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
+
 	self := uint32(os.Getuid())
 	return &Server{
 		path:     path,
 		lockPath: lockPath,
 		lock:     lock,
-		ln:       ln,
+		http:     httpserve.New(ln, shutdownGrace),
 		allowed:  func(uid uint32) bool { return uid == 0 || uid == self },
 	}, nil
 }
@@ -144,6 +149,17 @@ func (s *Server) Path() string { return s.path }
 // neither root nor the daemon's own user.
 func (s *Server) Rejected() uint64 { return s.rejected.Load() }
 
+// Stats returns b's statistics with the control socket's own filled in:
+// what GET /v1/stats answers, and what the daemon's metrics read.
+func (s *Server) Stats(ctx context.Context, b Backend) (stats.Stats, error) {
+	st, err := b.Stats(ctx)
+	if err != nil {
+		return stats.Stats{}, err
+	}
+	st.Control.Rejected = s.Rejected()
+	return st, nil
+}
+
 // Serve answers requests on the socket with b until ctx ends, then shuts
 // down gracefully: it stops accepting, lets requests in flight finish for a
 // few seconds (their contexts are cancelled with ctx, so long operations
@@ -154,68 +170,30 @@ func (s *Server) Serve(ctx context.Context, b Backend, log *slog.Logger) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	srv := &http.Server{
-		Handler:           &handler{s: s, b: b, log: log, stop: ctx},
+		Handler:           newHandler(s, b, log, ctx),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		return errors.New("control socket: Serve after Close")
-	case s.srv != nil:
-		s.mu.Unlock()
-		return errors.New("control socket: Serve called twice")
-	}
-	s.srv = srv
-	s.mu.Unlock()
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
-	select {
-	case err := <-errc:
-		if s.isClosed() {
-			return nil
-		}
+	if err := s.http.Serve(ctx, srv, log); err != nil {
 		return fmt.Errorf("control socket %s: %w", s.path, err)
-	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("control socket: requests still running at shutdown; closing them", "err", err)
-		srv.Close()
-	}
-	<-errc
 	return nil
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
 }
 
 // Close stops the server if Serve is still running (abruptly: cancel Serve's
 // context for a graceful stop), removes the socket and releases the lock.
 // It is idempotent.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if s.srv != nil {
-		s.srv.Close() // closes the listener too
-	}
-	err := s.ln.Close()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
+	var err error
+	s.closeOnce.Do(func() { err = s.close() })
+	return err
+}
+
+func (s *Server) close() error {
+	err := s.http.Close()
 	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
 		err = rerr
 	}

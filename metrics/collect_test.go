@@ -12,10 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ctsync/ctsync/agent"
-	"github.com/ctsync/ctsync/cache"
-	"github.com/ctsync/ctsync/control"
-	ctsync "github.com/ctsync/ctsync/sync"
+	"github.com/ctsync/ctsync/stats"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -23,13 +20,13 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 // scrape is the time of the synthetic scrapes.
 var scrape = time.Unix(1700000000, 0)
 
-// hist observes durations (seconds) into an agent.Histogram.
-func hist(secs ...float64) agent.Histogram {
-	h := agent.Histogram{Counts: make([]uint64, len(agent.DurationBuckets))}
+// hist observes durations (seconds) into an stats.Histogram.
+func hist(secs ...float64) stats.Histogram {
+	h := stats.Histogram{Counts: make([]uint64, len(stats.DurationBuckets))}
 	for _, s := range secs {
 		h.Count++
 		h.Sum += s
-		for i, le := range agent.DurationBuckets {
+		for i, le := range stats.DurationBuckets {
 			if s <= le {
 				h.Counts[i]++
 				break
@@ -39,41 +36,42 @@ func hist(secs ...float64) agent.Histogram {
 	return h
 }
 
-// fullStats is a synthetic agent.Stats with every section filled in, names
+// fullStats is a synthetic stats.Stats with every section filled in, names
 // that need escaping, and distinct numbers so that a field wired to the
 // wrong metric shows in the golden file.
-func fullStats() agent.Stats {
+func fullStats() stats.Stats {
 	pending := time.Unix(1700000123, 500_000_000)
-	commit := &control.CommitResult{Created: 120, Replaced: 3, Failed: 2, Skipped: 4, Seconds: 0.25, Errors: []string{"x"}, KeptLocal: 1, Remaining: 3}
-	return agent.Stats{
-		Node: "fw-a", Build: agent.BuildInfo{Version: "1.2.0", Commit: "0123abc", GoVersion: "go1.26.8"}, UptimeSeconds: 3600.5, Started: scrape.Add(-3600500 * time.Millisecond), Ready: true, Mode: "hot", Role: "backup", Insecure: true,
-		Kernel: agent.KernelStats{EventsNew: 1001, EventsUpdate: 1002, EventsDestroy: 1003, Filtered: 1004,
+	commit := &stats.CommitResult{Created: 120, Replaced: 3, Failed: 2, Skipped: 4, Seconds: 0.25, Errors: []string{"x"}, KeptLocal: 1, Remaining: 3}
+	return stats.Stats{
+		Node: "fw-a", Build: stats.Build{Version: "1.2.0", Commit: "0123abc", GoVersion: "go1.26.8"}, UptimeSeconds: 3600.5, Started: scrape.Add(-3600500 * time.Millisecond), Ready: true, Mode: "hot", Role: "backup", Insecure: true,
+		Kernel: stats.Kernel{EventsNew: 1001, EventsUpdate: 1002, EventsDestroy: 1003, Filtered: 1004,
 			Overruns: 1005, WatchRestarts: 1006, Resyncs: 1007, ResyncFailures: 1008, LastResyncSecs: 0.125,
 			LastResyncAt: scrape.Add(-time.Minute)},
-		Internal: agent.InternalStats{Flows: 2001, Version: 2002, Upserts: 2003, Deletes: 2004, Unchanged: 2005,
+		Internal: stats.Internal{Flows: 2001, Version: 2002, Upserts: 2003, Deletes: 2004, Unchanged: 2005,
 			Full: 2006, LogLen: 2007, Lost: 2008},
-		External: []cache.OriginStats{
+		External: []stats.Origin{
 			{Origin: "fw-b", Flows: 3001, Epoch: 18446744073709551615, Synced: true, Applied: 3002, Stale: 3003,
 				Full: 3004, Expired: 3005, Snapshots: 3006, VouchedAge: 1.5},
 			{Origin: "fw-\"c\"\\\n", Flows: 4001, Epoch: 4002, Applied: 4003, Stale: 4004, Full: 4005,
 				Expired: 4006, Snapshots: 4007, VouchedAge: 90},
 		},
-		Commit: agent.CommitStats{Commits: 5001, Committed: 5002, Failed: 5003, Skipped: 5004, Last: commit,
+		Commit: stats.Commit{Commits: 5001, Committed: 5002, Failed: 5003, Skipped: 5004, Last: commit,
 			LastAt: scrape.Add(-10 * time.Minute), Durations: hist(0.25, 1.5, 0.004)},
-		Purge: agent.PurgeStats{Scheduled: 6001, Runs: 6002, Deleted: 6003, Pending: &pending},
-		Hot:   agent.HotStats{Active: true, Flows: 7001, Pending: 7002, Created: 7003, Updated: 7004, Deleted: 7005, Failed: 7006, Skipped: 7007},
-		Gate:  agent.GateStats{Enabled: true, Armed: true, Dropped: 8001, LastSeconds: 0.75},
-		Sync: ctsync.Stats{Node: "fw-a", Epoch: 9001, Members: 3, Health: 1, AuthFailures: 9002, DecodeErrors: 9003,
+		Purge: stats.Purge{Scheduled: 6001, Runs: 6002, Deleted: 6003, Pending: &pending},
+		Hot:   stats.Hot{Active: true, Flows: 7001, Pending: 7002, Created: 7003, Updated: 7004, Deleted: 7005, Failed: 7006, Skipped: 7007},
+		Gate:  stats.Gate{Enabled: true, Armed: true, Dropped: 8001, LastSeconds: 0.75},
+		Sync: stats.Sync{Node: "fw-a", Epoch: 9001, Members: 3, Health: 1, AuthFailures: 9002, DecodeErrors: 9003,
 			BadHellos: 9004, UnexpectedMsgs: 9005, JoinFailures: 9006, PreAuthRefused: 9007,
-			Peers: []ctsync.PeerStats{
+			Peers: []stats.Peer{
 				{Peer: "fw-c", Addr: "10.0.3.3:7946"},
 				{Peer: "fw-b", Addr: "10.0.3.2:7946", Connected: true, CaughtUp: true, Pending: 10001,
 					SentBytes: 10002, SentMsgs: 10003, SentEntries: 10004, Snapshots: 10005, SendErrors: 10006,
 					LastError: "boom", RecvBytes: 10007, RecvMsgs: 10008, RecvEntries: 10009, Stale: 10010,
 					Mismatches: 10011, ResyncAsked: 10012, LastDigestMatch: scrape.Add(-2500 * time.Millisecond), InSync: true},
 			}},
+		Control:     stats.Control{Rejected: 12001},
 		Transitions: 11001, LastNotifyAt: scrape.Add(-9 * time.Minute), Takeovers: hist(0.75, 120),
-		LastNotify: &control.NotifyResult{State: "backup", Commit: commit, Steps: []control.NotifyStep{
+		LastNotify: &stats.NotifyResult{State: "backup", Commit: commit, Steps: []stats.NotifyStep{
 			{Name: "arm gate", Seconds: 0.5}, {Name: "schedule purge", Seconds: 0.25}}},
 	}
 }
@@ -139,7 +137,7 @@ func TestRenderValid(t *testing.T) {
 	partial.External, partial.Sync.Peers = nil, nil
 	partial.Commit.Last, partial.LastNotify, partial.Purge.Pending = nil, nil, nil
 	partial.Commit.LastAt, partial.LastNotifyAt, partial.Kernel.LastResyncAt = time.Time{}, time.Time{}, time.Time{}
-	cases := map[string]agent.Stats{"full": fullStats(), "zero": {}, "partial": partial}
+	cases := map[string]stats.Stats{"full": fullStats(), "zero": {}, "partial": partial}
 	for name, s := range cases {
 		t.Run(name, func(t *testing.T) {
 			out, err := render(s, scrape)
@@ -277,7 +275,7 @@ func TestCollectorRefusesMistakes(t *testing.T) {
 		{"help clash", func(b *builder) { b.gauge("g", "h", 1, "a", "1"); b.gauge("g", "other", 1, "a", "2") }, "declared twice"},
 		{"labels clash", func(b *builder) { b.gauge("g", "h", 1, "a", "1"); b.gauge("g", "h", 1, "b", "2") }, "declared twice"},
 		{"duplicate series", func(b *builder) { b.gauge("g", "h", 1, "a", "1"); b.gauge("g", "h", 2, "a", "1") }, "collected before"},
-		{"histogram buckets", func(b *builder) { b.histogram("h_seconds", "h", agent.Histogram{Counts: []uint64{1}}) }, "buckets"},
+		{"histogram buckets", func(b *builder) { b.histogram("h_seconds", "h", stats.Histogram{Counts: []uint64{1}}) }, "buckets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

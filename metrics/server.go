@@ -3,12 +3,10 @@ package metrics
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,19 +14,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/ctsync/ctsync/agent"
+	"github.com/ctsync/ctsync/internal/httpserve"
+	"github.com/ctsync/ctsync/stats"
 )
 
-// Source returns the agent's current statistics; it is called once per
+// Source returns the daemon's current statistics; it is called once per
 // scrape, with the request's context.
-type Source func(ctx context.Context) (agent.Stats, error)
+type Source func(ctx context.Context) (stats.Stats, error)
 
 // Render returns the metrics of s alone (not the process and Go runtime
 // ones) in the text exposition format (version 0.0.4), families sorted by
 // name and series by labels.
-func Render(s agent.Stats) ([]byte, error) { return render(s, time.Now()) }
+func Render(s stats.Stats) ([]byte, error) { return render(s, time.Now()) }
 
-func render(s agent.Stats, now time.Time) ([]byte, error) {
+func render(s stats.Stats, now time.Time) ([]byte, error) {
 	fams, err := statsGatherer(s, now).Gather()
 	if err != nil {
 		return nil, err
@@ -46,7 +45,7 @@ func render(s agent.Stats, now time.Time) ([]byte, error) {
 // statsGatherer is a registry holding the metrics of s only. A pedantic
 // registry: it checks what the collector sends (names, label values,
 // consistent families) at every gather.
-func statsGatherer(s agent.Stats, now time.Time) prometheus.Gatherer {
+func statsGatherer(s stats.Stats, now time.Time) prometheus.Gatherer {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(statsCollector{s: s, now: now})
 	return reg
@@ -65,13 +64,9 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 		collectors.NewGoCollector(),
 	)
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) { // and HEAD
 		s, err := src(r.Context())
 		if err != nil {
 			log.Warn("metrics scrape failed", "err", err)
@@ -82,6 +77,12 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 		g := prometheus.Gatherers{runtime, statsGatherer(s, time.Now())}
 		promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: errLog, ErrorHandling: promhttp.HTTPErrorOnError}).ServeHTTP(w, r)
 	})
+	// /metrics with another method: the mux's own 405 would say "Method
+	// Not Allowed"; keep the answer scrapers have always had.
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = fmt.Fprintln(w, "ctsync: Prometheus metrics are at /metrics")
@@ -89,14 +90,16 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 	return mux
 }
 
-// Server is the metrics endpoint: Listen binds the address (so that a bad
-// metrics.listen stops the daemon before it starts anything else), Serve
-// answers scrapes, Shutdown stops it.
+// shutdownGrace is how long Serve waits for scrapes in flight once its
+// context ends before it closes their connections.
+const shutdownGrace = 5 * time.Second
+
+// Server is the metrics endpoint, in the control socket's shape: Listen
+// binds the address (so that a bad metrics.listen stops the daemon before
+// it starts anything else), Serve answers scrapes until its context ends,
+// Close releases the address.
 type Server struct {
-	ln     net.Listener
-	mu     sync.Mutex
-	srv    *http.Server // set by Serve
-	closed bool         // Shutdown ran
+	http *httpserve.Server
 }
 
 // Listen binds addr (host:port; an empty host is every address).
@@ -105,15 +108,17 @@ func Listen(addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
 	}
-	return &Server{ln: ln}, nil
+	return &Server{http: httpserve.New(ln, shutdownGrace)}, nil
 }
 
 // Addr is the bound address (with the port chosen, for port 0).
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) Addr() net.Addr { return s.http.Addr() }
 
-// Serve answers scrapes from src until Shutdown; it then returns nil.
-// Call it once.
-func (s *Server) Serve(src Source, log *slog.Logger) error {
+// Serve answers scrapes from src until ctx ends, then shuts down: it stops
+// accepting, lets scrapes in flight finish for a few seconds, and returns
+// nil. It returns an error only when the listener fails. Call it once;
+// call Close afterwards.
+func (s *Server) Serve(ctx context.Context, src Source, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -126,37 +131,13 @@ func (s *Server) Serve(src Source, log *slog.Logger) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
+	if err := s.http.Serve(ctx, srv, log); err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
-	if s.srv != nil {
-		s.mu.Unlock()
-		return errors.New("metrics: Serve called twice")
-	}
-	s.srv = srv
-	s.mu.Unlock()
-	err := srv.Serve(s.ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return nil
 }
 
-// Shutdown stops accepting scrapes and waits for those in flight until ctx
-// is done, then closes them.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	srv := s.srv
-	s.mu.Unlock()
-	if srv == nil {
-		return s.ln.Close()
-	}
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		err = errors.Join(err, srv.Close())
-	}
-	return err
-}
+// Close stops the endpoint if Serve is still running (abruptly: cancel
+// Serve's context for a graceful stop) and releases the address. It is
+// idempotent.
+func (s *Server) Close() error { return s.http.Close() }

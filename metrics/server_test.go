@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctsync/ctsync/agent"
+	"github.com/ctsync/ctsync/stats"
 )
 
-func staticSource(s agent.Stats) Source {
-	return func(context.Context) (agent.Stats, error) { return s, nil }
+func staticSource(s stats.Stats) Source {
+	return func(context.Context) (stats.Stats, error) { return s, nil }
 }
 
 func TestHandler(t *testing.T) {
@@ -109,7 +109,7 @@ func TestHandler(t *testing.T) {
 }
 
 func TestHandlerSourceError(t *testing.T) {
-	src := func(context.Context) (agent.Stats, error) { return agent.Stats{}, errors.New("agent stopping") }
+	src := func(context.Context) (stats.Stats, error) { return stats.Stats{}, errors.New("agent stopping") }
 	rec := httptest.NewRecorder()
 	Handler(src, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "agent stopping") {
@@ -123,9 +123,9 @@ func TestHandlerSourceError(t *testing.T) {
 // TestHandlerFreshStats: the handler keeps nothing between scrapes.
 func TestHandlerFreshStats(t *testing.T) {
 	var n uint64
-	src := func(context.Context) (agent.Stats, error) {
+	src := func(context.Context) (stats.Stats, error) {
 		n++
-		return agent.Stats{Transitions: n}, nil
+		return stats.Stats{Transitions: n}, nil
 	}
 	h := Handler(src, nil)
 	for i := 1; i <= 3; i++ {
@@ -142,8 +142,10 @@ func TestServerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(staticSource(agent.Stats{Ready: true}), nil) }()
+	go func() { done <- s.Serve(ctx, staticSource(stats.Stats{Ready: true}), nil) }()
 	url := "http://" + s.Addr().String() + "/metrics"
 	res, err := http.Get(url)
 	if err != nil {
@@ -160,43 +162,44 @@ func TestServerLifecycle(t *testing.T) {
 		t.Errorf("second Listen on %s: %v, want an address-in-use error naming metrics.listen", s.Addr(), err)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// The daemon stops: Serve shuts down and returns nil, Close releases
+	// the port.
+	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("Serve after Shutdown: %v", err)
+			t.Fatalf("Serve after its context ended: %v", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after Shutdown")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if c, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
 		c.Close()
-		t.Error("still listening after Shutdown")
+		t.Error("still listening after Close")
 	}
 }
 
-// TestServerShutdownBeforeServe: a daemon that fails between Listen and
+// TestServerCloseBeforeServe: a daemon that fails between Listen and
 // Serve releases the port, and a late Serve returns at once.
-func TestServerShutdownBeforeServe(t *testing.T) {
+func TestServerCloseBeforeServe(t *testing.T) {
 	s, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Shutdown(context.Background()); err != nil {
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Serve(staticSource(agent.Stats{}), nil); err != nil {
-		t.Errorf("Serve after Shutdown: %v", err)
+	if err := s.Serve(context.Background(), staticSource(stats.Stats{}), nil); err == nil {
+		t.Error("Serve after Close returned nil, want an error")
 	}
 	s2, err := Listen(s.Addr().String())
 	if err != nil {
 		t.Fatalf("the port was not released: %v", err)
 	}
-	_ = s2.Shutdown(context.Background())
+	_ = s2.Close()
 }
 
 // dropLines removes the lines starting with prefix.

@@ -43,5 +43,5 @@
 // deep (msgp.go), and every length and count off the wire is checked
 // against the bytes there before it becomes an int, 32-bit builds included.
 //
-// Imported by the agent; imports cache and flow, never kernel.
+// Imported by the agent; imports cache, flow and stats, never kernel.
 package sync

@@ -158,11 +158,10 @@ func TestClusterReplicateCommitTakeover(t *testing.T) {
 	}
 	// The takeover and its commit are in the statistics the metrics
 	// histograms and timestamps come from.
-	v, err := b.agent.Stats(context.Background())
+	st, err := b.agent.Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := v.(agent.Stats)
 	if st.Takeovers.Count != 1 || st.Commit.Durations.Count != 1 || st.Commit.LastAt.IsZero() || st.LastNotifyAt.IsZero() {
 		t.Errorf("after one takeover: takeovers %+v, commit durations %+v, last commit at %v, last notify at %v",
 			st.Takeovers, st.Commit.Durations, st.Commit.LastAt, st.LastNotifyAt)
@@ -217,9 +216,7 @@ func TestClusterOverrunRepairs(t *testing.T) {
 		a.kern.Insert(f)
 	}
 	wait.For(t, "b to hold all of a's flows", 30*time.Second, func() bool { return cacheLen(t, b, "external", "fw-a") == n })
-	var st agent.Stats
-	raw, _ := a.agent.Stats(context.Background())
-	st = raw.(agent.Stats)
+	st, _ := a.agent.Stats(context.Background())
 	if st.Kernel.Overruns == 0 || st.Kernel.Resyncs < 2 {
 		t.Fatalf("overruns %d, resyncs %d: the loss was not noticed and repaired", st.Kernel.Overruns, st.Kernel.Resyncs)
 	}

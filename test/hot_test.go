@@ -12,6 +12,7 @@ import (
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/flow"
 	"github.com/ctsync/ctsync/kernel/kerneltest"
+	"github.com/ctsync/ctsync/stats"
 	"github.com/ctsync/ctsync/test/wait"
 )
 
@@ -50,13 +51,13 @@ func (g *fakeGate) history() string {
 	return strings.Join(g.log, ",")
 }
 
-func agentStats(t *testing.T, n *clusterNode) agent.Stats {
+func agentStats(t *testing.T, n *clusterNode) stats.Stats {
 	t.Helper()
 	st, err := n.agent.Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.(agent.Stats)
+	return st
 }
 
 // udpFlow is a SNATed UDP flow with a short timeout.

@@ -104,6 +104,17 @@ func checkLayering(pkgs []goPackage) []string {
 					report("%s imports %s: config may import nothing of ours", p.ImportPath, imp)
 				}
 			}
+		case rel == "stats", rel == "internal/httpserve":
+			// Leaves shared by packages that do not import each other:
+			// stats by the writers (agent, sync, cache, control) and the
+			// readers (control, metrics, cmd) of the statistics,
+			// httpserve by control and metrics. Nothing of ours, in code
+			// or tests.
+			for _, imp := range slices.Concat(p.Deps, direct) {
+				if r, ok := ours(imp); ok && r != rel {
+					report("%s depends on %s: %s may import nothing of ours", p.ImportPath, imp, rel)
+				}
+			}
 		case under(rel, "kernel"):
 			for _, imp := range slices.Concat(p.Deps, direct) {
 				if r, ok := ours(imp); ok && under(r, "sync") {
@@ -207,6 +218,8 @@ func TestLayeringRulesCatchViolations(t *testing.T) {
 			Deps: []string{p("kernel/kerneltest"), "testing"}},
 		{ImportPath: p("cache"), XTestImports: []string{"github.com/vmihailenco/msgpack/v5"}},
 		{ImportPath: p("cmd/ctsync/table"), Imports: []string{p("kernel"), p("flow"), p("agent")}},
+		{ImportPath: p("stats"), Imports: []string{p("agent")}, Deps: []string{p("agent")}},
+		{ImportPath: p("internal/httpserve"), Deps: []string{p("control")}},
 		{ImportPath: "github.com/other/project", Imports: []string{"github.com/ti-mo/conntrack"}},
 	}
 	got := checkLayering(pkgs)
@@ -219,6 +232,8 @@ func TestLayeringRulesCatchViolations(t *testing.T) {
 		"ctsync/agent depends on github.com/ctsync/ctsync/kernel/kerneltest outside its tests",
 		"ctsync/cache imports github.com/vmihailenco/msgpack/v5",
 		"ctsync/cmd/ctsync/table imports github.com/ctsync/ctsync/agent",
+		"ctsync/stats depends on github.com/ctsync/ctsync/agent",
+		"ctsync/internal/httpserve depends on github.com/ctsync/ctsync/control",
 	}
 	for _, want := range wantFragments {
 		if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, want) }) {

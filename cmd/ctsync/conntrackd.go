@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ctsync/ctsync/agent"
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/control"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // conntrackdName is the program name that selects conntrackd's command line:
@@ -292,7 +292,7 @@ func runConntrackd(ctx context.Context, s *streams, args []string) error {
 		}
 		return err
 	case 's':
-		var st agent.Stats
+		var st stats.Stats
 		if err := c.Stats(ctx, &st); err != nil {
 			return err
 		}
@@ -419,7 +419,7 @@ type ctdExpectCounts [2]int
 // [section], with the numbers ctsync has. Sections ctsync has no
 // counterpart for (rsqueue, process, queue) print nothing, as conntrackd
 // does when they are empty.
-func writeCtdStats(w io.Writer, section string, st *agent.Stats, xs *ctdExpectCounts) error {
+func writeCtdStats(w io.Writer, section string, st *stats.Stats, xs *ctdExpectCounts) error {
 	var b bytes.Buffer
 	switch section {
 	case "expect":
@@ -465,7 +465,7 @@ func writeCtdStats(w io.Writer, section string, st *agent.Stats, xs *ctdExpectCo
 }
 
 // ctdCacheStats is the "cache internal:" / "cache external:" block.
-func ctdCacheStats(b *bytes.Buffer, st *agent.Stats) {
+func ctdCacheStats(b *bytes.Buffer, st *stats.Stats) {
 	fmt.Fprintf(b, "cache internal:\n")
 	fmt.Fprintf(b, "current active connections:\t%12d\n", st.Internal.Flows)
 	fmt.Fprintf(b, "connections created:\t\t%12d\tfailed:\t%12d\n", st.Kernel.EventsNew, st.Internal.Full)
@@ -490,7 +490,7 @@ func ctdCacheStats(b *bytes.Buffer, st *agent.Stats) {
 }
 
 // ctdLinkStats is conntrackd's per-link traffic block, one per peer.
-func ctdLinkStats(b *bytes.Buffer, st *agent.Stats) {
+func ctdLinkStats(b *bytes.Buffer, st *stats.Stats) {
 	for _, p := range st.Sync.Peers {
 		state := "DISCONNECTED"
 		if p.Connected {

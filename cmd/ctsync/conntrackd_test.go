@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ctsync/ctsync/agent"
-	"github.com/ctsync/ctsync/cache"
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/control/controltest"
 	"github.com/ctsync/ctsync/flow"
-	ctsyncsync "github.com/ctsync/ctsync/sync"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // asConntrackd runs the binary as if invoked through a symlink named
@@ -29,13 +27,13 @@ func asConntrackd(t *testing.T, args ...string) (code int, stdout, stderr string
 
 func ctdBackend() *controltest.Backend {
 	b := ctlBackend()
-	b.StatsValue = agent.Stats{
+	b.StatsValue = stats.Stats{
 		Node: "fw-a", UptimeSeconds: 185,
-		Kernel:   agent.KernelStats{EventsNew: 11, EventsUpdate: 22, EventsDestroy: 3, Overruns: 1, Resyncs: 2},
-		Internal: agent.InternalStats{Flows: 8, Full: 1},
-		External: []cache.OriginStats{{Origin: "fw-b", Flows: 5, Applied: 40}, {Origin: "fw-c", Flows: 2, Stale: 1}},
-		Commit:   agent.CommitStats{Commits: 1, Committed: 7},
-		Sync: ctsyncsync.Stats{DecodeErrors: 4, Peers: []ctsyncsync.PeerStats{
+		Kernel:   stats.Kernel{EventsNew: 11, EventsUpdate: 22, EventsDestroy: 3, Overruns: 1, Resyncs: 2},
+		Internal: stats.Internal{Flows: 8, Full: 1},
+		External: []stats.Origin{{Origin: "fw-b", Flows: 5, Applied: 40}, {Origin: "fw-c", Flows: 2, Stale: 1}},
+		Commit:   stats.Commit{Commits: 1, Committed: 7},
+		Sync: stats.Sync{DecodeErrors: 4, Peers: []stats.Peer{
 			{Peer: "fw-b", Addr: "10.0.3.2:7946", Connected: true, SentBytes: 112, RecvBytes: 556, SentMsgs: 7, RecvMsgs: 10},
 		}},
 	}
@@ -58,7 +56,7 @@ func TestConntrackdFlags(t *testing.T) {
 			wantCall: &controltest.Call{Method: "Commit"}},
 		{name: "commit failures exit 1", args: []string{"-c"},
 			setup: func(b *controltest.Backend) {
-				b.CommitResult = control.CommitResult{Created: 1, Failed: 2, Errors: []string{"boom"}}
+				b.CommitResult = stats.CommitResult{Created: 1, Failed: 2, Errors: []string{"boom"}}
 			},
 			code: exitFailure, stdout: "2 failed", stderr: "commit: 2 of 3 flows failed",
 			wantCall: &controltest.Call{Method: "Commit"}},

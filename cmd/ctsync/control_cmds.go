@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -411,25 +412,32 @@ On an insecure cluster (cluster.insecure: true) a warning comes first, and
 		if err := c.Stats(cmd.Context(), &raw); err != nil {
 			return err
 		}
-		if *output == "json" {
-			var buf bytes.Buffer
-			if err := json.Indent(&buf, raw, "", "  "); err != nil {
-				return fmt.Errorf("stats: bad answer from the daemon: %w", err)
-			}
-			buf.WriteByte('\n')
-			_, err := s.out.Write(buf.Bytes())
-			return err
-		}
-		var sec struct {
-			Insecure bool `json:"insecure"`
-		}
-		if json.Unmarshal(raw, &sec) == nil && sec.Insecure {
-			fmt.Fprint(s.out, insecureWarning)
-		}
-		return renderJSON(s.out, raw)
+		return writeStats(s.out, raw, *output)
 	})
 	output = outputFlag(cmd)
 	return cmd
+}
+
+// writeStats prints the daemon's statistics as it sent them (raw JSON):
+// indented for -o json, rendered as text otherwise, after a warning on an
+// insecure cluster.
+func writeStats(w io.Writer, raw json.RawMessage, output string) error {
+	if output == "json" {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			return fmt.Errorf("stats: bad answer from the daemon: %w", err)
+		}
+		buf.WriteByte('\n')
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+	var sec struct {
+		Insecure bool `json:"insecure"`
+	}
+	if json.Unmarshal(raw, &sec) == nil && sec.Insecure {
+		fmt.Fprint(w, insecureWarning)
+	}
+	return renderJSON(w, raw)
 }
 
 // insecureWarning heads `ctsync stats` on a node with cluster.insecure.

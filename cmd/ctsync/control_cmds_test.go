@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/control/controltest"
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // ctlSocketPath returns a socket path in a new short directory (UNIX
@@ -65,14 +67,8 @@ func ctlBackend() *controltest.Backend {
 		CommitResult: control.CommitResult{Created: 99998, Replaced: 2, Seconds: 0.312},
 		ResyncResult: control.ResyncResult{Flows: 1234, Removed: 5, Seconds: 0.05},
 		Peers:        2,
-		StatsValue: map[string]any{
-			"internal": map[string]any{"flows": 10, "events": 99},
-			"peers": []map[string]any{
-				{"name": "fw-b", "lag_seconds": 0.5, "connected": true},
-				{"name": "fw-c", "lag_seconds": 12, "connected": false},
-			},
-			"uptime_seconds": 42,
-		},
+		StatsValue: stats.Stats{UptimeSeconds: 42, Internal: stats.Internal{Flows: 10},
+			Sync: stats.Sync{Peers: []stats.Peer{{Peer: "fw-b", Connected: true}, {Peer: "fw-c"}}}},
 		MemberList: []control.Member{
 			{Name: "fw-a", Addr: "10.0.3.1:7946", State: "alive", Since: 3725, Self: true},
 			{Name: "fw-b", Addr: "10.0.3.2:7946", State: "suspect", Since: 3, Connected: false, InSync: false},
@@ -156,40 +152,17 @@ func TestControlCommands(t *testing.T) {
 		{name: "purge after junk", args: []string{"purge", "--after", "soon"}, code: exitUsage, stderr: "invalid argument"},
 		{name: "purge argument", args: []string{"purge", "30s"}, code: exitUsage, stderr: `unknown command "30s"`},
 
-		{name: "stats json", args: []string{"stats", "-o", "json"}, stdout: "~\"uptime_seconds\": 42\n",
+		{name: "stats json", args: []string{"stats", "-o", "json"}, stdout: "~\n  \"uptime_seconds\": 42,\n",
 			wantCall: &controltest.Call{Method: "Stats"}},
-		{name: "stats text", args: []string{"stats"}, stdout: `internal:
-  events: 99
-  flows:  10
-
-peers:
-  CONNECTED  LAG    NAME
-  yes        500ms  fw-b
-  no         12s    fw-c
-
-uptime: 42s
-`},
+		{name: "stats text", args: []string{"stats"}, stdout: "~\nuptime:     42s\n"},
+		{name: "stats text peers", args: []string{"stats"}, stdout: "~    peer fw-b:\n      addr:                              connected: yes\n"},
 		{name: "stats bad format", args: []string{"stats", "-o", "yaml"}, code: exitUsage, stderr: `-o "yaml": want text or json`},
 		{name: "stats text insecure", args: []string{"stats"},
-			setup: func(b *controltest.Backend) {
-				b.StatsValue = map[string]any{"insecure": true, "uptime_seconds": 42}
-			},
-			stdout: `WARNING: INSECURE CLUSTER (cluster.insecure: true): cluster traffic is neither encrypted nor
-authenticated; anyone who can reach the cluster port can read this node's flows and inject flows.
-
-insecure: yes
-uptime:   42s
-`},
+			setup:  func(b *controltest.Backend) { b.StatsValue.Insecure = true },
+			stdout: "~" + insecureWarning + "node:"},
 		{name: "stats json insecure", args: []string{"stats", "-o", "json"},
-			setup: func(b *controltest.Backend) {
-				b.StatsValue = map[string]any{"insecure": true, "uptime_seconds": 42}
-			},
-			stdout: "{\n  \"insecure\": true,\n  \"uptime_seconds\": 42\n}\n"},
-		{name: "stats text secure", args: []string{"stats"},
-			setup: func(b *controltest.Backend) {
-				b.StatsValue = map[string]any{"insecure": false, "uptime_seconds": 42}
-			},
-			stdout: "insecure: no\nuptime:   42s\n"},
+			setup:  func(b *controltest.Backend) { b.StatsValue.Insecure = true },
+			stdout: "~\n  \"insecure\": true\n}\n"},
 
 		{name: "members", args: []string{"members"}, stdout: `NAME         ADDR           STATE    SINCE       CONNECTED  IN-SYNC
 fw-a (self)  10.0.3.1:7946  alive    1h2m5s ago  -          -
@@ -507,4 +480,49 @@ func parseListArgs(args ...string) (table.ListQuery, error) {
 		return table.ListQuery{}, err
 	}
 	return lf.Parse(fs.Args())
+}
+
+// TestWriteStats prints statistics of any shape, as a newer or older
+// daemon may send them: the text rendering follows the JSON.
+func TestWriteStats(t *testing.T) {
+	tests := []struct {
+		name, raw, output, want string
+	}{
+		{name: "text", output: "text",
+			raw: `{"internal": {"events": 99, "flows": 10}, "peers": [{"connected": true, "lag_seconds": 0.5, "name": "fw-b"},
+				{"connected": false, "lag_seconds": 12, "name": "fw-c"}], "uptime_seconds": 42}`,
+			want: `internal:
+  events: 99
+  flows:  10
+
+peers:
+  CONNECTED  LAG    NAME
+  yes        500ms  fw-b
+  no         12s    fw-c
+
+uptime: 42s
+`},
+		{name: "text insecure", output: "text", raw: `{"insecure": true, "uptime_seconds": 42}`,
+			want: `WARNING: INSECURE CLUSTER (cluster.insecure: true): cluster traffic is neither encrypted nor
+authenticated; anyone who can reach the cluster port can read this node's flows and inject flows.
+
+insecure: yes
+uptime:   42s
+`},
+		{name: "json insecure", output: "json", raw: `{"insecure": true, "uptime_seconds": 42}`,
+			want: "{\n  \"insecure\": true,\n  \"uptime_seconds\": 42\n}\n"},
+		{name: "text secure", output: "text", raw: `{"insecure": false, "uptime_seconds": 42}`,
+			want: "insecure: no\nuptime:   42s\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := writeStats(&b, json.RawMessage(tt.raw), tt.output); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s", b.String(), tt.want)
+			}
+		})
+	}
 }

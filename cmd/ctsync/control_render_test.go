@@ -9,19 +9,16 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ctsync/ctsync/agent"
-	"github.com/ctsync/ctsync/cache"
-	"github.com/ctsync/ctsync/control"
-	syncstats "github.com/ctsync/ctsync/sync"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // twoPeerStats is what a node of a three-node cluster reports after a day
 // of traffic and a takeover.
-func twoPeerStats(now time.Time) agent.Stats {
-	commit := &control.CommitResult{Created: 120345, Replaced: 3012, Failed: 2, Skipped: 4, Seconds: 0.2534567,
+func twoPeerStats(now time.Time) stats.Stats {
+	commit := &stats.CommitResult{Created: 120345, Replaced: 3012, Failed: 2, Skipped: 4, Seconds: 0.2534567,
 		Errors: []string{"create tcp 10.0.0.1:1000 -> 10.0.0.2:80: file exists (the kernel has a local entry with these tuples)"}, KeptLocal: 1, Remaining: 3}
-	peer := func(name, addr string, in bool) syncstats.PeerStats {
-		p := syncstats.PeerStats{Peer: name, Addr: addr, Connected: in, CaughtUp: in, Pending: 1234, SentBytes: 9876543210,
+	peer := func(name, addr string, in bool) stats.Peer {
+		p := stats.Peer{Peer: name, Addr: addr, Connected: in, CaughtUp: in, Pending: 1234, SentBytes: 9876543210,
 			SentMsgs: 1234567, SentEntries: 98765432, Snapshots: 12, SendErrors: 3, RecvBytes: 8765432109, RecvMsgs: 2345678,
 			RecvEntries: 87654321, Stale: 17, Mismatches: 2, ResyncAsked: 2, InSync: in, SentExpects: 4567, RecvExpects: 5678}
 		if in {
@@ -31,21 +28,21 @@ func twoPeerStats(now time.Time) agent.Stats {
 		}
 		return p
 	}
-	return agent.Stats{
+	return stats.Stats{
 		Node: "fw-a", UptimeSeconds: 93784.123456, Started: now.Add(-93784 * time.Second), Ready: true, Mode: "commit", Role: "master",
-		Kernel: agent.KernelStats{EventsNew: 123456789, EventsUpdate: 987654321, EventsDestroy: 123456000, Filtered: 4567,
+		Kernel: stats.Kernel{EventsNew: 123456789, EventsUpdate: 987654321, EventsDestroy: 123456000, Filtered: 4567,
 			Overruns: 1, Resyncs: 3, LastResyncSecs: 1.23456789, LastResyncAt: now.Add(-time.Hour)},
-		Internal: agent.InternalStats{Flows: 250000, Version: 1234567890, Upserts: 1111111111, Deletes: 123456000, LogLen: 65536},
-		External: []cache.OriginStats{
+		Internal: stats.Internal{Flows: 250000, Version: 1234567890, Upserts: 1111111111, Deletes: 123456000, LogLen: 65536},
+		External: []stats.Origin{
 			{Origin: "fw-b", Flows: 180000, Epoch: 18446744073709551557, Synced: true, Applied: 123456789, Stale: 12, Expired: 345, Snapshots: 4, VouchedAge: 0.734567},
 			{Origin: "fw-c", Flows: 170000, Epoch: 9223372036854775807, Applied: 23456789, Stale: 1, Expired: 45, Snapshots: 2, VouchedAge: 45.678},
 		},
-		Commit: agent.CommitStats{Commits: 2, Committed: 123357, Failed: 2, Skipped: 4, Last: commit, LastAt: now.Add(-5 * time.Minute)},
-		Gate:   agent.GateStats{Enabled: true, Dropped: 12345, LastSeconds: 0.3456789},
-		Sync: syncstats.Stats{Node: "fw-a", Epoch: 18446744073709551615, Members: 3, AuthFailures: 2,
-			Peers: []syncstats.PeerStats{peer("fw-b", "10.0.3.2:7946", true), peer("fw-c", "[2001:db8:3::3]:7946", false)}},
+		Commit: stats.Commit{Commits: 2, Committed: 123357, Failed: 2, Skipped: 4, Last: commit, LastAt: now.Add(-5 * time.Minute)},
+		Gate:   stats.Gate{Enabled: true, Dropped: 12345, LastSeconds: 0.3456789},
+		Sync: stats.Sync{Node: "fw-a", Epoch: 18446744073709551615, Members: 3, AuthFailures: 2,
+			Peers: []stats.Peer{peer("fw-b", "10.0.3.2:7946", true), peer("fw-c", "[2001:db8:3::3]:7946", false)}},
 		Transitions: 3,
-		LastNotify: &control.NotifyResult{State: "master", Commit: commit, Steps: []control.NotifyStep{
+		LastNotify: &stats.NotifyResult{State: "master", Commit: commit, Steps: []stats.NotifyStep{
 			{Name: "commit", Seconds: 0.2534567, Detail: "120345 created, 3012 replaced, 4 skipped (refused by this node), 1 kept local, 2 failed"},
 			{Name: "lift commit gate", Seconds: 0.0012345}}},
 		LastNotifyAt: now.Add(-5 * time.Minute),

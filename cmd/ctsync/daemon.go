@@ -16,6 +16,7 @@ import (
 	"github.com/ctsync/ctsync/config"
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/metrics"
+	"github.com/ctsync/ctsync/stats"
 	"github.com/spf13/cobra"
 )
 
@@ -95,7 +96,7 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 		return err
 	}
 	if ms != nil {
-		defer shutdownMetrics(ms, log)
+		defer ms.Close()
 	}
 
 	bi := currentBuildInfo()
@@ -115,13 +116,16 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, a, log) }()
 	go notifyWhenReady(ctx, a, log)
-	if ms != nil {
-		go func() {
-			if err := ms.Serve(statsSource(a), log); err != nil {
-				log.Error("metrics endpoint stopped", "err", err)
-			}
-		}()
-	}
+	metricsDone := make(chan struct{})
+	go func() {
+		defer close(metricsDone)
+		if ms == nil {
+			return
+		}
+		if err := ms.Serve(ctx, statsSource(a, srv), log); err != nil {
+			log.Error("metrics endpoint stopped", "err", err)
+		}
+	}()
 
 	logArgs := []any{"version", version, "cluster", a.Addr(), "control", cfg.Control.Socket}
 	if ms != nil {
@@ -134,6 +138,7 @@ func runDaemon(ctx context.Context, path string, stderr io.Writer) error {
 	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr
 	}
+	<-metricsDone // scrapes in flight end within metrics' grace
 	log.Info("ctsync daemon stopped")
 	return err
 }
@@ -184,15 +189,6 @@ func listenMetrics(cfg *config.Config) (*metrics.Server, error) {
 	return ms, nil
 }
 
-// shutdownMetrics stops the metrics endpoint, waiting at most 5 seconds.
-func shutdownMetrics(ms *metrics.Server, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := ms.Shutdown(ctx); err != nil {
-		log.Warn("metrics endpoint shutdown", "err", err)
-	}
-}
-
 // reloadOnHUP reloads the configuration on every SIGHUP until ctx is done;
 // a configuration with problems is refused and the running one kept.
 func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, a *agent.Agent, level *slog.LevelVar, log *slog.Logger) {
@@ -214,20 +210,10 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, path string, a *agen
 	}
 }
 
-// statsSource adapts the agent's control.Backend Stats (an any) to the
-// metrics endpoint.
-func statsSource(a *agent.Agent) metrics.Source {
-	return func(ctx context.Context) (agent.Stats, error) {
-		v, err := a.Stats(ctx)
-		if err != nil {
-			return agent.Stats{}, err
-		}
-		s, ok := v.(agent.Stats)
-		if !ok {
-			return agent.Stats{}, fmt.Errorf("agent stats: unexpected type %T", v)
-		}
-		return s, nil
-	}
+// statsSource is what the metrics endpoint reads: the agent's statistics
+// with the control socket's, as `ctsync stats` shows them.
+func statsSource(a *agent.Agent, srv *control.Server) metrics.Source {
+	return func(ctx context.Context) (stats.Stats, error) { return srv.Stats(ctx, a) }
 }
 
 // notifyWhenReady tells systemd READY=1 once the agent has loaded the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // DefaultPurge is the delay Purge reports for after == 0, standing in for
@@ -40,7 +41,7 @@ type Backend struct {
 	Peers        int                  // ResyncPeers and SendBulk
 	Internal     []Flow               // Cache("internal")
 	External     []Flow               // Cache("external"), filtered by q.Origin
-	StatsValue   any                  // Stats
+	StatsValue   stats.Stats          // Stats
 	MemberList   []control.Member     // Members
 	NotifyResult control.NotifyResult // Notify (State is set to the state asked)
 	HealthResult control.HealthResult // Health
@@ -164,7 +165,7 @@ func (b *Backend) Cache(ctx context.Context, q control.CacheQuery, fn func(strin
 	return nil
 }
 
-func (b *Backend) Stats(context.Context) (any, error) {
+func (b *Backend) Stats(context.Context) (stats.Stats, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.StatsValue, b.record("Stats", nil)

@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ctsync/ctsync/agent"
 	"github.com/ctsync/ctsync/control"
 	"github.com/ctsync/ctsync/flow"
+	"github.com/ctsync/ctsync/stats"
 )
 
 // daemon is one replication daemon under test, on both nodes of the lab.
@@ -164,8 +164,8 @@ func (d *ctsyncd) dropClient(i int) {
 	}
 }
 
-func (d *ctsyncd) stats(i int) (agent.Stats, error) {
-	var s agent.Stats
+func (d *ctsyncd) stats(i int) (stats.Stats, error) {
+	var s stats.Stats
 	err := d.client(i).Stats(context.Background(), &s)
 	return s, err
 }

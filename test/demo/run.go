@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ctsync/ctsync/agent"
 	"github.com/ctsync/ctsync/control"
+	ctstats "github.com/ctsync/ctsync/stats"
 	"github.com/vishvananda/netns"
 )
 
@@ -509,15 +509,15 @@ func (s *session) report(from, t time.Time) (alive bool, stall time.Duration, er
 	return last.After(t), stall, s.err
 }
 
-func stats(sock string) (agent.Stats, error) {
-	var s agent.Stats
+func stats(sock string) (ctstats.Stats, error) {
+	var s ctstats.Stats
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := control.Dial(sock).Stats(ctx, &s)
 	return s, err
 }
 
-func count(st agent.Stats, origin string) int {
+func count(st ctstats.Stats, origin string) int {
 	n := 0
 	for _, o := range st.External {
 		if origin == "" || o.Origin == origin {
@@ -565,8 +565,8 @@ func (l *lab) waitTakeover(candidates []string, d time.Duration) (string, error)
 
 // waitSynced waits until every backup's external cache holds at least want
 // flows from master, and returns the backups' stats.
-func (l *lab) waitSynced(master string, backups []string, want int, d time.Duration) (map[string]agent.Stats, error) {
-	got := map[string]agent.Stats{}
+func (l *lab) waitSynced(master string, backups []string, want int, d time.Duration) (map[string]ctstats.Stats, error) {
+	got := map[string]ctstats.Stats{}
 	err := waitEvery(d, 200*time.Millisecond, func() bool {
 		for _, fw := range backups {
 			s, err := stats(l.sock(fw))
@@ -956,7 +956,7 @@ func run(l *lab) (res result, err error) {
 	held := l.connFlows(taker)
 	if withCtsync {
 		// The takeover's own account, once its transition is done.
-		var st agent.Stats
+		var st ctstats.Stats
 		waitEvery(30*time.Second, 100*time.Millisecond, func() bool {
 			s, err := stats(l.sock(taker))
 			if err != nil {
