@@ -124,7 +124,7 @@ func fromPeer(t *testing.T, a *Agent, flows []flow.Flow) {
 	t.Helper()
 	a.ext.BeginSnapshot("fw-a", 1)
 	for i := range flows {
-		if !a.ext.Apply("fw-a", 1, &cache.Entry{Version: uint64(i + 1), Flow: flows[i]}) {
+		if a.ext.ApplyBatch("fw-a", 1, []cache.Entry{{Version: uint64(i + 1), Flow: flows[i]}}) != 0 {
 			t.Fatalf("flow %d refused by the external cache", i)
 		}
 	}

@@ -121,24 +121,10 @@ func (e *External) EndSnapshot(name string, epoch uint64) int {
 	return len(stale)
 }
 
-// Apply stores one entry from origin. Entries from another epoch, or older
-// than what is held, are refused (false) and counted as stale.
-func (e *External) Apply(name string, epoch uint64, en *Entry) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	o := e.originLocked(name)
-	if o.epoch != epoch {
-		o.stats.Stale++
-		return false
-	}
-	if !en.Deleted {
-		en.Key = KeyOf(&en.Flow)
-	}
-	return e.applyLocked(o, en, o.t.idx.hash(&en.Key), e.opts.Clock())
-}
-
-// ApplyBatch is Apply for a run of entries in order, under one lock and
-// one reading of the clock; it returns how many were refused. It rewrites
+// ApplyBatch stores a run of entries from origin in order, under one lock
+// and one reading of the clock. Entries from another epoch, or older than
+// what is held, are refused and counted as stale; it returns how many were
+// refused. It rewrites
 // the entries' keys (a sender's key is only a hint; the flow is the truth).
 func (e *External) ApplyBatch(name string, epoch uint64, ens []Entry) (stale int) {
 	e.mu.Lock()

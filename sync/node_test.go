@@ -183,10 +183,10 @@ func TestRepairsLoss(t *testing.T) {
 	// Corrupt b's copy behind the stream's back: delete and add entries.
 	for i := 0; i < 100; i++ {
 		f := tflow(i)
-		b.ext.Apply("a", a.Epoch(), &cache.Entry{Key: cache.KeyOf(&f), Version: 1 << 40, Deleted: true})
+		b.ext.ApplyBatch("a", a.Epoch(), []cache.Entry{{Key: cache.KeyOf(&f), Version: 1 << 40, Deleted: true}})
 	}
 	g := tflow(999999)
-	b.ext.Apply("a", a.Epoch(), &cache.Entry{Key: cache.KeyOf(&g), Version: 1, Flow: g})
+	b.ext.ApplyBatch("a", a.Epoch(), []cache.Entry{{Key: cache.KeyOf(&g), Version: 1, Flow: g}})
 	wait.For(t, "repair", 10*time.Second, func() bool { return inSync(a, b, "a") })
 	if b.ext.Len("a") != 1000 {
 		t.Fatalf("b holds %d after repair, want 1000", b.ext.Len("a"))

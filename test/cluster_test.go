@@ -239,10 +239,12 @@ func TestClusterPurgeAndCancel(t *testing.T) {
 	if _, err := a.agent.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// That nothing happens cannot be waited on: let the cancelled purge's
-	// time pass (200ms) with margin. An injected agent clock would remove
-	// this sleep.
-	time.Sleep(400 * time.Millisecond)
+	// The commit disarmed the purge: none is pending, so none can run
+	// (that a timer firing after its cancel does nothing is
+	// agent.TestPurgeScheduleAndCancel's, on a fake clock).
+	if p := agentStats(t, a).Purge; p.Pending != nil || p.Runs != 0 {
+		t.Fatalf("after the commit a purge is still pending (%v) or ran (%d)", p.Pending, p.Runs)
+	}
 	if a.kern.Len() != 11 {
 		t.Fatalf("cancelled purge deleted flows: %d left", a.kern.Len())
 	}
