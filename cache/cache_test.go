@@ -72,9 +72,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
-func newInternal(max int) (*Internal, *fakeClock) {
+func newInternal(limit int) (*Internal, *fakeClock) {
 	clk := &fakeClock{ns: 1}
-	return NewInternal(InternalOptions{MaxFlows: max, Clock: clk.now}), clk
+	return NewInternal(InternalOptions{MaxFlows: limit, Clock: clk.now}), clk
 }
 
 func TestInternalVersions(t *testing.T) {

@@ -228,15 +228,15 @@ func (c *Internal) Hold(hold bool) {
 
 // trimLocked drops log entries every reader has read.
 func (c *Internal) trimLocked() {
-	min := c.logStart + uint64(len(c.log))
+	oldest := c.logStart + uint64(len(c.log))
 	for r := range c.readers {
-		if !r.lost && r.cursor < min {
-			min = r.cursor
+		if !r.lost && r.cursor < oldest {
+			oldest = r.cursor
 		}
 	}
-	if n := int(min - c.logStart); n > 0 && n >= len(c.log)/2 {
+	if n := int(oldest - c.logStart); n > 0 && n >= len(c.log)/2 {
 		c.log = compact(c.log, n)
-		c.logStart = min
+		c.logStart = oldest
 	}
 }
 
@@ -340,10 +340,10 @@ func (r *Reader) Lost() bool {
 	return r.lost
 }
 
-// Next calls fn for up to max changes after the reader's cursor, each
+// Next calls fn for up to limit changes after the reader's cursor, each
 // flow's current state (or deletion) once: a change superseded by a later
 // one is skipped. It returns how many entries fn got, or ErrLost.
-func (r *Reader) Next(max int, fn func(e *Entry)) (int, error) {
+func (r *Reader) Next(limit int, fn func(e *Entry)) (int, error) {
 	c := r.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -356,7 +356,7 @@ func (r *Reader) Next(max int, fn func(e *Entry)) (int, error) {
 	var e Entry
 	n := 0
 	end := c.logStart + uint64(len(c.log))
-	for r.cursor < end && n < max {
+	for r.cursor < end && n < limit {
 		ch := &c.log[r.cursor-c.logStart]
 		r.cursor++
 		s := c.t.get(&ch.k)
@@ -416,7 +416,7 @@ func (r *Reader) Snapshot() *Snapshot {
 }
 
 // Next calls fn for up to max flows and reports whether more remain.
-func (s *Snapshot) Next(max int, fn func(e *Entry)) bool {
+func (s *Snapshot) Next(limit int, fn func(e *Entry)) bool {
 	if s.done {
 		return false
 	}
@@ -424,7 +424,7 @@ func (s *Snapshot) Next(max int, fn func(e *Entry)) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var e Entry
-	next := c.t.walk(uint32(s.pos), max, func(sl *slot) {
+	next := c.t.walk(uint32(s.pos), limit, func(sl *slot) {
 		e = Entry{Key: sl.k, Version: sl.r.version}
 		decode(sl.k, &sl.r, c.t.extras[sl.k], &e.Flow)
 		fn(&e)
