@@ -415,7 +415,7 @@ func (r *Reader) Snapshot() *Snapshot {
 	return &Snapshot{r: r, size: c.t.len()}
 }
 
-// Next calls fn for up to max flows and reports whether more remain.
+// Next calls fn for up to limit flows and reports whether more remain.
 func (s *Snapshot) Next(limit int, fn func(e *Entry)) bool {
 	if s.done {
 		return false
