@@ -1,10 +1,11 @@
 package main
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ctsync/ctsync/cmd/ctsync/table"
 )
 
 // Fuzz targets for the command-line parsers of cmd/ctsync: conntrackd's
@@ -26,7 +27,7 @@ func blankFields(s string) []string {
 // one line.
 func checkUsageError(t *testing.T, what string, err error) {
 	t.Helper()
-	if _, ok := errors.AsType[*usageError](err); !ok {
+	if !table.IsUsageError(err) {
 		t.Fatalf("%s: error %q (%T) is not a usage error", what, err, err)
 	}
 	if msg := err.Error(); msg == "" || strings.ContainsAny(msg, "\n\r") {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +43,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "ctsync: %v\n", err)
-	if _, ok := errors.AsType[*usageError](err); ok || table.IsUsageError(err) {
+	if table.IsUsageError(err) {
 		if cmd == nil {
 			cmd = root
 		}

@@ -22,20 +22,10 @@ type streams struct {
 	err io.Writer
 }
 
-// usageError marks an error in the command line itself (unknown command or
-// flag, bad flag value, wrong positional arguments). run prints it with a
-// hint to --help and exits 2. Everything else is an operational failure
-// (exit 1).
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-// usageErrorf returns a usage error (exit status 2). Commands return it for
-// command lines that are wrong on their face, before doing any work.
-func usageErrorf(format string, args ...any) error {
-	return &usageError{err: fmt.Errorf(format, args...)}
-}
+// usageErrorf returns a usage error (exit status 2; table.UsageError).
+// Commands return it for command lines that are wrong on their face, before
+// doing any work.
+func usageErrorf(format string, args ...any) error { return table.UsageErrorf(format, args...) }
 
 // newRootCmd builds the whole command tree. It holds no state outside the
 // returned tree, so every call (every test) gets a fresh one.
@@ -59,7 +49,7 @@ manages the local kernel conntrack table with conntrack(8) semantics.`,
 	// A template without actions: the text itself (braces escaped).
 	root.SetVersionTemplate(strings.NewReplacer("{{", `{{"{{"}}`).Replace(versionText()))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &usageError{err: err}
+		return table.UsageError(err)
 	})
 
 	// --config/-c is on every command (docs/interface.md, "Configuration
@@ -107,7 +97,7 @@ func enforceUsageErrors(cmd *cobra.Command) {
 				if !strings.Contains(err.Error(), cmd.CommandPath()) {
 					err = fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())
 				}
-				return &usageError{err: err}
+				return table.UsageError(err)
 			}
 			return nil
 		}
@@ -137,7 +127,7 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 	if suggestions := cmd.SuggestionsFor(args[0]); len(suggestions) > 0 {
 		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(suggestions, " or "))
 	}
-	return &usageError{err: fmt.Errorf("%s", msg)}
+	return usageErrorf("%s", msg)
 }
 
 // dropPowerShell removes cobra's `completion powershell`: ctsync runs on

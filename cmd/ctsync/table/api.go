@@ -19,8 +19,10 @@ type streams struct {
 	err io.Writer
 }
 
-// usageError marks an error in the command line itself (bad option, value
-// or argument): cmd/ctsync prints it with a hint to --help and exits 2.
+// usageError marks an error in the command line itself (unknown command or
+// flag, bad option, value or argument): cmd/ctsync prints it with a hint to
+// --help and exits 2. Everything else is an operational failure (exit 1).
+// The table commands and cmd/ctsync's own share it.
 type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
@@ -32,8 +34,14 @@ func usageErrorf(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
+// UsageError marks err as a usage error (exit status 2).
+func UsageError(err error) error { return &usageError{err: err} }
+
+// UsageErrorf is usageErrorf for cmd/ctsync's commands.
+func UsageErrorf(format string, args ...any) error { return usageErrorf(format, args...) }
+
 // IsUsageError reports whether err, or an error it wraps, is a usage error
-// of this package's grammar (exit status 2).
+// (exit status 2).
 func IsUsageError(err error) bool {
 	_, ok := errors.AsType[*usageError](err)
 	return ok
