@@ -80,28 +80,7 @@ next:
 // logger of the test's choosing.
 func startNodeWith(t *testing.T, name string, key []byte, label string, log *slog.Logger, join ...string) *testNode {
 	t.Helper()
-	tn := &testNode{
-		in:  cache.NewInternal(cache.InternalOptions{Clock: monoClock}),
-		ext: cache.NewExternal(cache.ExternalOptions{Clock: monoClock}),
-	}
-	if log == nil {
-		log = testLogger(t, name)
-	}
-	n, err := New(Config{
-		Node: name, Bind: "127.0.0.1:0", Join: join, Keys: [][]byte{key}, Label: label,
-		Internal: tn.in, External: tn.ext, DigestEvery: 100 * time.Millisecond,
-		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: log,
-	})
-	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	tn.Node = n
-	ctx, cancel := context.WithCancel(context.Background())
-	tn.cancel = cancel
-	tn.done = make(chan error, 1)
-	go func() { tn.done <- n.Run(ctx) }()
-	t.Cleanup(tn.stop)
-	return tn
+	return startNodeConfig(t, Config{Node: name, Join: join, Keys: [][]byte{key}, Label: label, Logger: log}, cache.ExternalOptions{})
 }
 
 // TestMemberlistTableReadable: memberlist's own view of the nodes can be

@@ -44,25 +44,7 @@ func (h countingHandler) WithGroup(string) slog.Handler      { return h }
 // startNodeLogger is startNode with a logger of the test's choosing.
 func startNodeLogger(t *testing.T, name string, key []byte, log *slog.Logger) *testNode {
 	t.Helper()
-	tn := &testNode{
-		in:  cache.NewInternal(cache.InternalOptions{Clock: monoClock}),
-		ext: cache.NewExternal(cache.ExternalOptions{Clock: monoClock}),
-	}
-	n, err := New(Config{
-		Node: name, Bind: "127.0.0.1:0", Keys: [][]byte{key}, Label: "test",
-		Internal: tn.in, External: tn.ext, DigestEvery: 100 * time.Millisecond,
-		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: log,
-	})
-	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	tn.Node = n
-	ctx, cancel := context.WithCancel(context.Background())
-	tn.cancel = cancel
-	tn.done = make(chan error, 1)
-	go func() { tn.done <- n.Run(ctx) }()
-	t.Cleanup(tn.stop)
-	return tn
+	return startNodeConfig(t, Config{Node: name, Keys: [][]byte{key}, Logger: log}, cache.ExternalOptions{})
 }
 
 // TestJunkUDPRateLimitedAndCounted: junk datagrams on the cluster port

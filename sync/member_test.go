@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"runtime"
@@ -254,20 +253,5 @@ func TestDigestLoopStops(t *testing.T) {
 // startNodeExt is startNode with b's external cache made with opts.
 func startNodeExt(t *testing.T, name string, key []byte, opts cache.ExternalOptions, join ...string) *testNode {
 	t.Helper()
-	tn := &testNode{in: cache.NewInternal(cache.InternalOptions{Clock: monoClock}), ext: cache.NewExternal(opts)}
-	n, err := New(Config{
-		Node: name, Bind: "127.0.0.1:0", Join: join, Keys: [][]byte{key}, Label: "test",
-		Internal: tn.in, External: tn.ext, DigestEvery: 100 * time.Millisecond,
-		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: testLogger(t, name),
-	})
-	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	tn.Node = n
-	ctx, cancel := context.WithCancel(context.Background())
-	tn.cancel = cancel
-	tn.done = make(chan error, 1)
-	go func() { tn.done <- n.Run(ctx) }()
-	t.Cleanup(tn.stop)
-	return tn
+	return startNodeConfig(t, Config{Node: name, Join: join, Keys: [][]byte{key}}, opts)
 }

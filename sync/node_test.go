@@ -61,22 +61,36 @@ func newKey(t *testing.T) []byte {
 
 func startNode(t *testing.T, name string, key []byte, join ...string) *testNode {
 	t.Helper()
-	tn := &testNode{
-		in:  cache.NewInternal(cache.InternalOptions{Clock: monoClock}),
-		ext: cache.NewExternal(cache.ExternalOptions{Clock: monoClock}),
-		net: netfake.New(),
-	}
 	var keys [][]byte
 	if key != nil {
 		keys = [][]byte{key}
 	}
-	n, err := New(Config{
-		Node: name, Bind: "127.0.0.1:0", Join: join, Keys: keys, Label: "test",
-		Internal: tn.in, External: tn.ext, DigestEvery: 100 * time.Millisecond,
-		JoinEvery: 200 * time.Millisecond, LocalTimings: true, Logger: testLogger(t, name), Network: tn.net,
-	})
+	return startNodeConfig(t, Config{Node: name, Join: join, Keys: keys, Network: netfake.New()}, cache.ExternalOptions{})
+}
+
+// startNodeConfig starts a node of cfg on 127.0.0.1 with the tests'
+// timings, fresh caches (the external one with ext's options, on the tests'
+// monotonic clock unless ext names one), label
+// "test" and a logger into the test's log unless cfg names them, and stops
+// it when the test ends.
+func startNodeConfig(t *testing.T, cfg Config, ext cache.ExternalOptions) *testNode {
+	t.Helper()
+	if ext.Clock == nil {
+		ext.Clock = monoClock
+	}
+	tn := &testNode{in: cache.NewInternal(cache.InternalOptions{Clock: monoClock}), ext: cache.NewExternal(ext)}
+	tn.net, _ = cfg.Network.(*netfake.Network)
+	cfg.Bind, cfg.Internal, cfg.External = "127.0.0.1:0", tn.in, tn.ext
+	cfg.DigestEvery, cfg.JoinEvery, cfg.LocalTimings = 100*time.Millisecond, 200*time.Millisecond, true
+	if cfg.Label == "" {
+		cfg.Label = "test"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t, cfg.Node)
+	}
+	n, err := New(cfg)
 	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		t.Fatalf("start %s: %v", cfg.Node, err)
 	}
 	tn.Node = n
 	ctx, cancel := context.WithCancel(context.Background())
